@@ -1,0 +1,219 @@
+//! The command line: clap definitions and their translation into [`Config`].
+//!
+//! This is the only module that knows clap. Every value is checked here, so
+//! a bad one ends in clap's one-line `error: invalid value …` and exit code
+//! 2 before anything is bound or logged.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use clap::Parser;
+use log::LevelFilter;
+
+use crate::config::Config;
+use crate::units::{parse_seconds, parse_size};
+
+/// Smallest and largest accepted `--buffer-size`.
+const BUFFER_SIZES: RangeInclusive<usize> = 1..=16 << 20;
+/// Accepted `--max-connections`: connection tokens hold the slab key in 32
+/// bits, and a million is far beyond any descriptor limit in practice.
+const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
+
+/// TCP echo server for network diagnostics: every byte a client sends comes
+/// back, in order, on one event-loop thread.
+///
+/// Try it with `nc 127.0.0.1 7878` or `telnet 127.0.0.1 7878`.
+/// Exit codes: 0 stopped cleanly, 1 could not start, 2 bad command line,
+/// 130 stopped at once by a second Ctrl+C.
+#[derive(Debug, Parser)]
+#[command(name = "echo-server", version, about, long_about = None)]
+pub struct Cli {
+    /// Port to listen on; 0 lets the kernel pick a free one (the banner shows it).
+    #[arg(short, long, default_value_t = 7878, allow_negative_numbers = true)]
+    pub port: u16,
+
+    /// Address to listen on: 0.0.0.0 for all IPv4 interfaces, :: for IPv6
+    /// and IPv4, or one address of this host such as 127.0.0.1 or ::1.
+    #[arg(short, long, default_value = "0.0.0.0", value_name = "ADDR")]
+    pub bind: IpAddr,
+
+    /// Length of the queue of connections waiting to be accepted (the kernel
+    /// caps it at net.core.somaxconn).
+    #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub backlog: u32,
+
+    /// Most bytes held per connection while its client is not reading (the
+    /// server then stops reading from it); also the read size. Accepts K and
+    /// M suffixes.
+    #[arg(long, default_value = "64K", value_name = "BYTES", allow_negative_numbers = true, value_parser = buffer_size)]
+    pub buffer_size: usize,
+
+    /// Close a connection after this many seconds without a byte in either
+    /// direction; 0 never does. Decimals allowed.
+    #[arg(long, default_value = "300", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+
+    /// Most connections served at once; more are accepted, closed and logged
+    /// as REJECT.
+    #[arg(long, default_value_t = 10_000, value_name = "N", allow_negative_numbers = true, value_parser = max_connections)]
+    pub max_connections: usize,
+
+    /// On Ctrl+C or SIGTERM, how many seconds to spend flushing pending echoes
+    /// before closing anyway.
+    #[arg(long, default_value = "5", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub shutdown_timeout: Duration,
+
+    /// Log a STATS line every this many seconds; 0 turns it off.
+    #[arg(long, default_value = "60", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub stats_interval: Duration,
+
+    /// Also log a DATA line for every burst of bytes received and echoed.
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Log errors only (the banner and the final summary are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn buffer_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    if BUFFER_SIZES.contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!(
+            "must be between {} byte and {} MiB",
+            BUFFER_SIZES.start(),
+            BUFFER_SIZES.end() >> 20
+        ))
+    }
+}
+
+fn max_connections(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| "expected a whole number such as 10000".to_string())?;
+    if MAX_CONNECTIONS.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "must be between {} and {}",
+            MAX_CONNECTIONS.start(),
+            MAX_CONNECTIONS.end()
+        ))
+    }
+}
+
+/// Zero means "off" for the optional intervals.
+fn nonzero(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
+}
+
+impl Cli {
+    /// The checked settings these arguments ask for.
+    pub fn into_config(self) -> Config {
+        let log_level = if self.quiet {
+            LevelFilter::Error
+        } else if self.verbose {
+            LevelFilter::Debug
+        } else {
+            LevelFilter::Info
+        };
+        Config {
+            listen: SocketAddr::new(self.bind, self.port),
+            backlog: self.backlog,
+            buffer_size: self.buffer_size,
+            idle_timeout: nonzero(self.idle_timeout),
+            max_connections: self.max_connections,
+            shutdown_timeout: self.shutdown_timeout,
+            stats_interval: nonzero(self.stats_interval),
+            log_level,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let argv = std::iter::once("echo-server").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map(Cli::into_config)
+    }
+
+    // clap's own consistency checks on the whole definition.
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    // No arguments gives the specification's defaults (FR-1, FR-10).
+    #[test]
+    fn defaults_match_the_documented_config() {
+        assert_eq!(parse(&[]).unwrap(), Config::default());
+    }
+
+    // Every flag reaches the config, short forms included.
+    #[test]
+    fn flags_reach_the_config() {
+        let config = parse(&[
+            "-p",
+            "0",
+            "-b",
+            "::1",
+            "--backlog",
+            "64",
+            "--buffer-size",
+            "16K",
+            "--idle-timeout",
+            "0.5",
+            "--max-connections",
+            "3",
+            "--shutdown-timeout",
+            "1",
+            "--stats-interval",
+            "0",
+            "-v",
+        ])
+        .unwrap();
+        assert_eq!(config.listen, "[::1]:0".parse().unwrap());
+        assert_eq!(config.backlog, 64);
+        assert_eq!(config.buffer_size, 16384);
+        assert_eq!(config.idle_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(config.max_connections, 3);
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(1));
+        assert_eq!(config.stats_interval, None);
+        assert_eq!(config.log_level, LevelFilter::Debug);
+        assert_eq!(parse(&["-q"]).unwrap().log_level, LevelFilter::Error);
+        assert_eq!(parse(&["--idle-timeout", "0"]).unwrap().idle_timeout, None);
+    }
+
+    // Out-of-range and malformed values are usage errors naming the flag.
+    #[test]
+    fn bad_values_are_rejected() {
+        for args in [
+            &["--port", "70000"][..],
+            &["--port", "abc"],
+            &["--bind", "localhost:1"],
+            &["--backlog", "0"],
+            &["--buffer-size", "0"],
+            &["--buffer-size", "17M"],
+            &["--idle-timeout", "-1"],
+            &["--max-connections", "0"],
+            &["--max-connections", "2000000"],
+            &["--stats-interval", "soon"],
+            &["-v", "-q"],
+        ] {
+            let error = parse(args).expect_err(&format!("{args:?} accepted"));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            let text = error.to_string();
+            assert!(
+                text.contains(args[0]) || args[0] == "-v",
+                "{args:?}: {text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The server's settings as plain, already validated values.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use log::LevelFilter;
+
+/// Everything the server needs to know from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address and port to listen on (port 0: the kernel picks one).
+    pub listen: SocketAddr,
+    /// Length of the kernel's queue of connections not yet accepted; a
+    /// longer queue absorbs bigger bursts of connects.
+    pub backlog: u32,
+    /// Most bytes a connection may hold read but not yet echoed; also the
+    /// size of each read. When a peer stops reading, this is where the
+    /// server stops reading from it.
+    pub buffer_size: usize,
+    /// Close connections that move no byte for this long; `None` never does.
+    pub idle_timeout: Option<Duration>,
+    /// Connections served at once; further ones are accepted and closed.
+    pub max_connections: usize,
+    /// How long a stop may spend flushing echoes before closing anyway.
+    pub shutdown_timeout: Duration,
+    /// How often to log a STATS line; `None` never does.
+    pub stats_interval: Option<Duration>,
+    /// The most detailed log level to print.
+    pub log_level: LevelFilter,
+}
+
+impl Default for Config {
+    /// The documented defaults (FR-1: port 7878 on all IPv4 interfaces).
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7878)),
+            backlog: 1024,
+            buffer_size: 64 * 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
+            max_connections: 10_000,
+            shutdown_timeout: Duration::from_secs(5),
+            stats_interval: Some(Duration::from_secs(60)),
+            log_level: LevelFilter::Info,
+        }
+    }
+}

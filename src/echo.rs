@@ -1,0 +1,601 @@
+//! The echo state machine of one connection, over any byte stream.
+//!
+//! [`Echo::pump`] is called whenever the connection may be able to make
+//! progress (a readiness event, or the server resuming it after its turn
+//! ran out). It moves bytes from the stream back to the stream, oldest
+//! first, until the stream would block, and says what should happen next.
+//! It knows nothing of sockets, polls or clocks, so tests and fuzzers drive
+//! it with scripted streams.
+//!
+//! Rules it follows, because the event source is edge-triggered:
+//! - A read that fills less than it asked for means the kernel's queue is
+//!   empty, so it stops without spending a syscall on the `WouldBlock` read;
+//!   new data raises a new edge. The exception is a peer that has hung up
+//!   ([`Echo::note_peer_hangup`]): its EOF raises no further edge, so then
+//!   it reads until `Ok(0)` or `WouldBlock`.
+//! - A write that takes less than it was given means the send buffer is
+//!   full; the stream becomes writable again with a new edge.
+//! - When it stops reading because its buffer is full, nothing tells it to
+//!   start again except its own state: the next pump (after a writable
+//!   edge) flushes and then reads, because the buffer has room again.
+
+use std::fmt;
+use std::io::{self, ErrorKind, Read, Write};
+
+use crate::buffer::PendingBuffer;
+
+/// A byte stream the echo logic can read, write and half-close.
+pub trait Transport: Read + Write {
+    /// Sends FIN: the peer reads EOF after the bytes already written.
+    fn shutdown_write(&mut self) -> io::Result<()>;
+}
+
+impl Transport for mio::net::TcpStream {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading and echoing.
+    Echoing,
+    /// The peer shut its write side (read returned 0): flush the rest of
+    /// its echo, then close.
+    PeerDone,
+    /// The server is stopping: echo what the peer has already sent (until
+    /// a read finds nothing queued), then send FIN.
+    Draining,
+    /// FIN sent during shutdown: read and discard until the peer closes, so
+    /// that closing never turns unread input into an RST that would destroy
+    /// echo bytes still in flight.
+    Lingering,
+}
+
+/// Why a connection ended, as the DISCONNECT log line says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed its side and got its whole echo.
+    PeerClosed,
+    /// The peer reset the connection (RST, killed process, broken pipe).
+    Reset,
+    /// Nothing moved for the idle timeout.
+    IdleTimeout,
+    /// The server stopped.
+    Shutdown,
+    /// Any other I/O error, with its text.
+    Error(String),
+}
+
+impl CloseReason {
+    /// Classifies an I/O error that ended a connection.
+    pub fn from_io(error: &io::Error) -> Self {
+        match error.kind() {
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+                Self::Reset
+            }
+            _ => Self::Error(error.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PeerClosed => f.write_str("peer closed"),
+            Self::Reset => f.write_str("reset by peer"),
+            Self::IdleTimeout => f.write_str("idle timeout"),
+            Self::Shutdown => f.write_str("shutdown"),
+            Self::Error(text) => write!(f, "error: {text}"),
+        }
+    }
+}
+
+/// What the caller should do after a pump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing more can happen until the stream signals readiness.
+    Wait,
+    /// The turn's read budget ran out while the stream may still have
+    /// data: call `pump` again soon, after other connections had a turn.
+    Resume,
+    /// Close the connection.
+    Close(CloseReason),
+}
+
+/// The result of one [`Echo::pump`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes read from the peer in this turn (not counting discarded ones).
+    pub received: usize,
+    /// Bytes written back to the peer in this turn.
+    pub echoed: usize,
+    /// What to do next.
+    pub next: Next,
+}
+
+impl Progress {
+    /// True if any byte moved, which is what resets the idle timer.
+    pub fn moved_bytes(&self) -> bool {
+        self.received > 0 || self.echoed > 0
+    }
+}
+
+/// The echo state of one connection: its pending bytes, phase and counters.
+///
+/// Invariant: `received == echoed + pending.len()`, so the bytes written
+/// back are always a prefix of the bytes read.
+#[derive(Debug)]
+pub struct Echo {
+    pending: PendingBuffer,
+    phase: Phase,
+    received: u64,
+    echoed: u64,
+    discarded: u64,
+    peer_hung_up: bool,
+}
+
+/// How a single read or write attempt ended.
+enum Attempt {
+    Moved(usize),
+    WouldBlock,
+    Failed(io::Error),
+}
+
+fn attempt(result: io::Result<usize>) -> Attempt {
+    match result {
+        Ok(n) => Attempt::Moved(n),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Attempt::WouldBlock,
+        Err(e) => Attempt::Failed(e),
+    }
+}
+
+/// Retries a syscall interrupted by a signal; the loop is bounded because
+/// the self-pipe signal handler returns at once.
+fn retry_interrupted(mut op: impl FnMut() -> io::Result<usize>) -> Attempt {
+    loop {
+        match op() {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            result => return attempt(result),
+        }
+    }
+}
+
+impl Echo {
+    /// A new connection that buffers at most `capacity` unechoed bytes.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            pending: PendingBuffer::new(capacity),
+            phase: Phase::Echoing,
+            received: 0,
+            echoed: 0,
+            discarded: 0,
+            peer_hung_up: false,
+        }
+    }
+
+    /// Current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Total bytes read from the peer (and so owed back to it).
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Total bytes written back to the peer.
+    pub fn echoed(&self) -> u64 {
+        self.echoed
+    }
+
+    /// Bytes read after the shutdown FIN and thrown away.
+    pub fn discarded(&self) -> u64 {
+        self.discarded
+    }
+
+    /// Bytes read but not yet written back.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Records that the event source reported the peer's hang-up (EPOLLRDHUP
+    /// or an error), so reads must continue until they see it.
+    pub fn note_peer_hangup(&mut self) {
+        self.peer_hung_up = true;
+    }
+
+    /// Switches to [`Phase::Draining`]; the caller must pump soon after,
+    /// since no event will announce the change.
+    pub fn begin_shutdown(&mut self) {
+        if self.phase == Phase::Echoing {
+            self.phase = Phase::Draining;
+        }
+    }
+
+    /// Moves bytes until the stream would block, at most `max_reads` reads.
+    ///
+    /// `scratch` is shared by all connections: the fast path reads into it
+    /// and writes straight back, so only bytes the socket refuses to take
+    /// are copied into this connection's own buffer.
+    pub fn pump<T: Transport>(
+        &mut self,
+        stream: &mut T,
+        scratch: &mut [u8],
+        max_reads: usize,
+    ) -> Progress {
+        let mut progress = Progress {
+            received: 0,
+            echoed: 0,
+            next: Next::Wait,
+        };
+        progress.next = self.run(stream, scratch, max_reads, &mut progress);
+        debug_assert_eq!(
+            self.received,
+            self.echoed + self.pending.len() as u64,
+            "echo accounting broken"
+        );
+        progress
+    }
+
+    fn run<T: Transport>(
+        &mut self,
+        stream: &mut T,
+        scratch: &mut [u8],
+        max_reads: usize,
+        progress: &mut Progress,
+    ) -> Next {
+        let mut reads = 0;
+        // Set when a read showed the kernel's receive queue empty.
+        let mut drained = false;
+        // Set when a write showed the kernel's send buffer full.
+        let mut write_blocked = false;
+        loop {
+            // Waiting bytes go first: echo order is the contract.
+            if !write_blocked && !self.pending.is_empty() {
+                let chunk = self.pending.readable();
+                let want = chunk.len();
+                match retry_interrupted(|| stream.write(chunk)) {
+                    Attempt::Moved(0) => {
+                        return Next::Close(CloseReason::Error("write returned 0".into()))
+                    }
+                    Attempt::Moved(n) => {
+                        self.pending.consume(n);
+                        self.echoed += n as u64;
+                        progress.echoed += n;
+                        write_blocked = n < want;
+                        // Loop: the ring may hold a second, wrapped part.
+                        continue;
+                    }
+                    Attempt::WouldBlock => write_blocked = true,
+                    Attempt::Failed(e) => return Next::Close(CloseReason::from_io(&e)),
+                }
+            }
+
+            if self.pending.is_empty() {
+                match self.phase {
+                    Phase::PeerDone => return Next::Close(CloseReason::PeerClosed),
+                    Phase::Draining if drained => {
+                        if let Err(e) = stream.shutdown_write() {
+                            return Next::Close(CloseReason::from_io(&e));
+                        }
+                        self.phase = Phase::Lingering;
+                    }
+                    _ => {}
+                }
+            }
+            if self.phase == Phase::Lingering {
+                return self.discard(stream, scratch, max_reads - reads.min(max_reads));
+            }
+            if self.phase == Phase::PeerDone || drained || self.pending.is_full() {
+                return Next::Wait;
+            }
+            if reads == max_reads {
+                return Next::Resume;
+            }
+            reads += 1;
+
+            let (want, outcome) = if self.pending.is_empty() {
+                let want = scratch.len().min(self.pending.capacity());
+                (
+                    want,
+                    retry_interrupted(|| stream.read(&mut scratch[..want])),
+                )
+            } else {
+                let space = self.pending.writable();
+                let want = space.len();
+                let outcome = retry_interrupted(|| stream.read(space));
+                if let Attempt::Moved(n) = outcome {
+                    self.pending.commit(n);
+                }
+                (want, outcome)
+            };
+            match outcome {
+                Attempt::Moved(0) => self.phase = Phase::PeerDone,
+                Attempt::Moved(n) => {
+                    self.received += n as u64;
+                    progress.received += n;
+                    drained = n < want && !self.peer_hung_up;
+                    if self.pending.is_empty() {
+                        // Fast path: the bytes are in `scratch`, echo them now.
+                        let data = &scratch[..n];
+                        if let Err(reason) =
+                            self.echo_from_scratch(stream, data, progress, &mut write_blocked)
+                        {
+                            return Next::Close(reason);
+                        }
+                    }
+                }
+                Attempt::WouldBlock => drained = true,
+                Attempt::Failed(e) => return Next::Close(CloseReason::from_io(&e)),
+            }
+        }
+    }
+
+    /// Writes freshly read bytes straight back; whatever the socket does not
+    /// take waits in the pending buffer (it fits: it is at most one read).
+    fn echo_from_scratch<T: Transport>(
+        &mut self,
+        stream: &mut T,
+        data: &[u8],
+        progress: &mut Progress,
+        write_blocked: &mut bool,
+    ) -> Result<(), CloseReason> {
+        let written = match retry_interrupted(|| stream.write(data)) {
+            Attempt::Moved(n) => n,
+            Attempt::WouldBlock => 0,
+            Attempt::Failed(e) => {
+                // The bytes stay owed, so the counters still add up.
+                self.pending.push(data);
+                return Err(CloseReason::from_io(&e));
+            }
+        };
+        self.echoed += written as u64;
+        progress.echoed += written;
+        if written < data.len() {
+            *write_blocked = true;
+            let kept = self.pending.push(&data[written..]);
+            debug_assert_eq!(kept, data.len() - written, "one read always fits");
+        }
+        Ok(())
+    }
+
+    /// After the shutdown FIN: reads and drops input until the peer closes.
+    fn discard<T: Transport>(&mut self, stream: &mut T, scratch: &mut [u8], reads: usize) -> Next {
+        for _ in 0..reads {
+            match retry_interrupted(|| stream.read(scratch)) {
+                Attempt::Moved(0) => return Next::Close(CloseReason::Shutdown),
+                Attempt::Moved(n) => self.discarded += n as u64,
+                Attempt::WouldBlock => return Next::Wait,
+                Attempt::Failed(e) => return Next::Close(CloseReason::from_io(&e)),
+            }
+        }
+        Next::Resume
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket stand-in: `inbound` is what the kernel has queued, `room` is
+    /// how many more bytes the send buffer accepts before `WouldBlock`.
+    #[derive(Default)]
+    struct MockStream {
+        inbound: Vec<u8>,
+        eof: bool,
+        read_error: Option<ErrorKind>,
+        room: usize,
+        output: Vec<u8>,
+        reads: usize,
+        writes: usize,
+        fin_sent: bool,
+    }
+
+    impl Read for MockStream {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if let Some(kind) = self.read_error {
+                return Err(kind.into());
+            }
+            if self.inbound.is_empty() {
+                return if self.eof {
+                    Ok(0)
+                } else {
+                    Err(ErrorKind::WouldBlock.into())
+                };
+            }
+            let n = buf.len().min(self.inbound.len());
+            buf[..n].copy_from_slice(&self.inbound[..n]);
+            self.inbound.drain(..n);
+            Ok(n)
+        }
+    }
+
+    impl Write for MockStream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.writes += 1;
+            assert!(!self.fin_sent, "write after FIN");
+            if self.room == 0 {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.output.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Transport for MockStream {
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            self.fin_sent = true;
+            Ok(())
+        }
+    }
+
+    fn stream(inbound: &[u8], room: usize) -> MockStream {
+        MockStream {
+            inbound: inbound.to_vec(),
+            room,
+            ..MockStream::default()
+        }
+    }
+
+    // Ping-pong costs exactly one read and one write: the short read stops
+    // the turn without a WouldBlock syscall.
+    #[test]
+    fn ping_pong_is_one_read_one_write() {
+        let mut echo = Echo::new(1024);
+        let mut io = stream(b"hello", usize::MAX);
+        let mut scratch = vec![0; 1024];
+        let progress = echo.pump(&mut io, &mut scratch, 16);
+        assert_eq!(progress.next, Next::Wait);
+        assert_eq!(io.output, b"hello");
+        assert_eq!((io.reads, io.writes), (1, 1));
+        assert_eq!((progress.received, progress.echoed), (5, 5));
+        assert_eq!(echo.pending(), 0);
+    }
+
+    // A peer that does not read fills at most `capacity` bytes, then the
+    // connection stops reading; it resumes by itself once the peer drains.
+    #[test]
+    fn backpressure_stops_reading_and_resumes() {
+        let input: Vec<u8> = (0..100u8).collect();
+        let mut echo = Echo::new(16);
+        let mut io = stream(&input, 0);
+        let mut scratch = vec![0; 16];
+        let progress = echo.pump(&mut io, &mut scratch, 16);
+        assert_eq!(progress.next, Next::Wait);
+        assert_eq!(echo.pending(), 16);
+        assert_eq!(io.inbound.len(), 84, "read past the cap");
+
+        // A writable event with nothing new to read: state alone resumes it.
+        let reads_before = io.reads;
+        let progress = echo.pump(&mut io, &mut scratch, 16);
+        assert_eq!(progress.next, Next::Wait);
+        assert_eq!(io.reads, reads_before, "read while the buffer was full");
+
+        io.room = usize::MAX;
+        for _ in 0..100 {
+            echo.pump(&mut io, &mut scratch, 2);
+            if io.inbound.is_empty() && echo.pending() == 0 {
+                break;
+            }
+        }
+        assert_eq!(io.output, input);
+    }
+
+    // Half-close: after EOF the whole echo is flushed, then it closes.
+    #[test]
+    fn eof_flushes_then_closes() {
+        let mut echo = Echo::new(64);
+        let mut io = stream(b"abcdef", 2);
+        io.eof = true;
+        echo.note_peer_hangup();
+        let mut scratch = vec![0; 64];
+        assert_eq!(echo.pump(&mut io, &mut scratch, 16).next, Next::Wait);
+        assert_eq!(echo.phase(), Phase::PeerDone);
+        io.room = 3;
+        assert_eq!(echo.pump(&mut io, &mut scratch, 16).next, Next::Wait);
+        io.room = 100;
+        let progress = echo.pump(&mut io, &mut scratch, 16);
+        assert_eq!(progress.next, Next::Close(CloseReason::PeerClosed));
+        assert_eq!(io.output, b"abcdef");
+    }
+
+    // Without the hang-up hint a short read ends the turn; with it, the
+    // pump keeps reading and sees the EOF that will raise no new edge.
+    #[test]
+    fn hangup_hint_makes_eof_visible() {
+        let mut scratch = vec![0; 64];
+        let mut echo = Echo::new(64);
+        let mut io = stream(b"bye", 100);
+        io.eof = true;
+        assert_eq!(echo.pump(&mut io, &mut scratch, 16).next, Next::Wait);
+
+        let mut echo = Echo::new(64);
+        let mut io = stream(b"bye", 100);
+        io.eof = true;
+        echo.note_peer_hangup();
+        let progress = echo.pump(&mut io, &mut scratch, 16);
+        assert_eq!(progress.next, Next::Close(CloseReason::PeerClosed));
+        assert_eq!(io.output, b"bye");
+    }
+
+    // A reset is reported as such, not as a generic error.
+    #[test]
+    fn reset_closes_with_reason() {
+        let mut echo = Echo::new(64);
+        let mut io = stream(b"", 100);
+        io.read_error = Some(ErrorKind::ConnectionReset);
+        let progress = echo.pump(&mut io, &mut [0; 64], 16);
+        assert_eq!(progress.next, Next::Close(CloseReason::Reset));
+        assert_eq!(CloseReason::Reset.to_string(), "reset by peer");
+    }
+
+    // A flooding peer gets at most `max_reads` reads per turn, then yields.
+    #[test]
+    fn read_budget_yields() {
+        let mut echo = Echo::new(8);
+        let mut io = stream(&[7; 1000], usize::MAX);
+        let progress = echo.pump(&mut io, &mut [0; 8], 3);
+        assert_eq!(progress.next, Next::Resume);
+        assert_eq!(progress.received, 24);
+        assert_eq!(io.output.len(), 24);
+    }
+
+    // Shutdown: echo what was queued, send FIN, drop late input, close on EOF.
+    #[test]
+    fn drain_then_fin_then_linger() {
+        let mut echo = Echo::new(64);
+        let mut io = stream(b"last words", 100);
+        let mut scratch = vec![0; 64];
+        echo.begin_shutdown();
+        assert_eq!(echo.pump(&mut io, &mut scratch, 16).next, Next::Wait);
+        assert_eq!(io.output, b"last words");
+        assert!(io.fin_sent);
+        assert_eq!(echo.phase(), Phase::Lingering);
+        io.inbound = b"late".to_vec();
+        io.eof = true;
+        let progress = echo.pump(&mut io, &mut scratch, 16);
+        assert_eq!(progress.next, Next::Close(CloseReason::Shutdown));
+        assert_eq!(echo.discarded(), 4);
+        assert_eq!(echo.received(), 10);
+    }
+
+    // Random chunking of input and of socket room never reorders, loses or
+    // invents a byte, and the buffer never exceeds its cap.
+    #[test]
+    fn random_schedules_echo_exactly() {
+        let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = move |bound: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % bound
+        };
+        for capacity in [1usize, 5, 64] {
+            let mut echo = Echo::new(capacity);
+            let mut io = MockStream::default();
+            let mut scratch = vec![0; capacity];
+            let mut sent = Vec::new();
+            for step in 0..3_000u32 {
+                let chunk = next(3 * capacity as u64 + 2) as usize;
+                sent.extend((0..chunk).map(|i| (step as usize + i) as u8));
+                io.inbound.extend(&sent[sent.len() - chunk..]);
+                io.room += next(2 * capacity as u64 + 1) as usize;
+                let progress = echo.pump(&mut io, &mut scratch, 1 + next(4) as usize);
+                assert!(!matches!(progress.next, Next::Close(_)));
+                assert!(echo.pending() <= capacity);
+                assert_eq!(io.output[..], sent[..io.output.len()]);
+            }
+            io.room = usize::MAX;
+            while echo.pump(&mut io, &mut scratch, 16).next == Next::Resume {}
+            assert_eq!(io.output, sent);
+        }
+    }
+}

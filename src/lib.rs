@@ -1,0 +1,41 @@
+//! # echo-server
+//!
+//! A TCP echo server for network diagnostics: every byte a client sends
+//! comes back, in order, from one thread running one mio `Poll` loop.
+//!
+//! ## Layout
+//! - [`cli`]: the command line (clap) turned into a checked [`Config`].
+//! - [`listener`]: binding the listening socket, with clear errors.
+//! - [`limits`]: raising the open-file limit at start.
+//! - [`signal`]: SIGINT/SIGTERM as readable pipes in the `Poll`.
+//! - [`server`]: the event loop: accept, dispatch by token, resume, expire
+//!   idle connections, stop.
+//! - [`connection`]: one client as the loop holds it (socket, peer, timer).
+//! - [`echo`]: the echo state machine over any byte stream (pure).
+//! - [`buffer`]: the bounded, on-demand buffer of unechoed bytes (pure).
+//! - [`timer`]: the hashed timing wheel and tick clock (pure).
+//! - [`token`]: connection tokens that survive slab key reuse.
+//! - [`stats`], [`logging`], [`units`]: counters, log setup, value parsers.
+//!
+//! See ARCHITECTURE.md for the state machine and the invariants.
+
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms)]
+
+pub mod buffer;
+pub mod cli;
+pub mod config;
+pub mod connection;
+pub mod echo;
+pub mod limits;
+pub mod listener;
+pub mod logging;
+pub mod server;
+pub mod signal;
+pub mod stats;
+pub mod timer;
+pub mod token;
+pub mod units;
+
+pub use config::Config;
+pub use server::{Server, Stop};

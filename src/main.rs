@@ -1,0 +1,76 @@
+//! `echo-server`: parses the command line, binds, and runs the event loop.
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use clap::Parser;
+use log::{info, warn};
+
+use echo_server::cli::Cli;
+use echo_server::limits::{raise_open_file_limit, FileLimit};
+use echo_server::signal::StopSignals;
+use echo_server::{listener, logging, Config, Server, Stop};
+
+/// Exit code for "could not start" (2 is clap's, for a bad command line).
+const EXIT_CANNOT_START: u8 = 1;
+/// Exit code after a second stop signal: 128 + SIGINT, as shells report it.
+const EXIT_ABANDONED: u8 = 130;
+/// Descriptors the process needs besides connections: stdio, listener,
+/// poll, signal pipes, and one spare for the accept that gets rejected.
+const RESERVED_FDS: u64 = 10;
+
+fn main() -> ExitCode {
+    let config = Cli::parse().into_config();
+    match run(config) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_CANNOT_START)
+        }
+    }
+}
+
+fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
+    logging::init(config.log_level)?;
+    let limit = raise_open_file_limit();
+    let listener = listener::bind(config.listen, config.backlog)?;
+    let signals = StopSignals::install()?;
+    let max_connections = config.max_connections;
+    let mut server = Server::new(listener, config, signals)?;
+
+    println!("Echo Server v{}", env!("CARGO_PKG_VERSION"));
+    println!("Listening on {}", server.local_addr());
+    println!("Press Ctrl+C to stop");
+    log_file_limit(limit, max_connections);
+
+    let stop = server.run()?;
+    println!("{}", server.stats().summary());
+    Ok(match stop {
+        Stop::Clean => ExitCode::SUCCESS,
+        Stop::Abandoned => ExitCode::from(EXIT_ABANDONED),
+    })
+}
+
+fn log_file_limit(limit: FileLimit, max_connections: usize) {
+    let show = |n: Option<u64>| n.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    if limit.before == limit.after {
+        info!(target: "LIMIT", "open file limit is {}", show(limit.after));
+    } else {
+        info!(
+            target: "LIMIT",
+            "open file limit raised from {} to {}",
+            show(limit.before),
+            show(limit.after)
+        );
+    }
+    if let Some(after) = limit.after {
+        let usable = after.saturating_sub(RESERVED_FDS);
+        if usable < max_connections as u64 {
+            warn!(
+                target: "LIMIT",
+                "the open file limit allows about {usable} connections, fewer than \
+                 --max-connections {max_connections}; raise it with `ulimit -n`"
+            );
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! The event loop: one `Poll` on one thread owns the listener, every
+//! connection, the signal pipes and the idle-timer wheel.
+//!
+//! The flow of one byte: a readable edge for a connection's token →
+//! [`Server::service`] finds the connection (checking the token's
+//! generation) → [`Connection::pump`] reads it and writes it straight back →
+//! what happens next is decided from the connection's state (wait for an
+//! edge, resume after others had a turn, or close).
+//!
+//! Error boundary: an error of one connection closes that connection and is
+//! logged in its DISCONNECT line; it never reaches the loop. Only a failure
+//! of `poll` itself ends [`Server::run`] with an error.
+
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use rustix::io::Errno;
+use slab::Slab;
+
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::echo::{CloseReason, Next};
+use crate::signal::StopSignals;
+use crate::stats::Stats;
+use crate::timer::{TickClock, TimerWheel};
+use crate::token::{self, LISTENER, SIGNALS};
+
+/// Resolution of the idle timers: a connection closes at most this much
+/// after its timeout.
+pub const TICK: Duration = Duration::from_millis(100);
+/// 512 slots of 100 ms: one revolution is 51.2 s, so the default 300 s
+/// timeout goes round about six times before firing, which costs a glance
+/// per revolution.
+const WHEEL_SLOT_BITS: u32 = 9;
+/// How long to wait before retrying `accept` after it failed for lack of
+/// descriptors or memory: short enough to pick up a freed descriptor
+/// promptly, long enough that a full process does not spin.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// At most one REJECT line per this interval; the rest are counted.
+const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Readiness events taken from the kernel per `poll`.
+const EVENTS_PER_POLL: usize = 1024;
+
+/// How [`Server::run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// A stop signal arrived and every connection was flushed and closed,
+    /// or the shutdown timeout closed the rest.
+    Clean,
+    /// A second stop signal arrived before that: connections were dropped.
+    Abandoned,
+}
+
+/// The echo server: listener, connections, timers and counters.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    poll: Poll,
+    /// `None` once stopping: dropping it makes new connects fail at once.
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    signals: StopSignals,
+    connections: Slab<Connection>,
+    /// Bumped for every accepted connection; part of its token.
+    generation: u32,
+    /// Connections whose turn ended with data possibly still waiting. No
+    /// edge will come for that data, so the loop resumes them itself.
+    resume: VecDeque<Token>,
+    clock: TickClock,
+    /// Idle timers, keyed by connection token.
+    wheel: TimerWheel<Token>,
+    /// Reused buffer for timers fired by one advance.
+    fired: Vec<Token>,
+    /// The one read buffer all connections share: echoes that the socket
+    /// takes at once never touch per-connection memory.
+    scratch: Box<[u8]>,
+    stats: Stats,
+    /// Set while accepting is paused after a failure; the loop retries then.
+    accept_retry_at: Option<Instant>,
+    /// Start of the current episode of failing accepts, logged once.
+    accept_failing_since: Option<Instant>,
+    last_reject_report: Option<Instant>,
+    rejects_unreported: u64,
+    next_stats: Option<Instant>,
+    /// Set once stopping: when to give up flushing.
+    stop_deadline: Option<Instant>,
+}
+
+impl Server {
+    /// Takes over a bound listener and the installed stop signals.
+    pub fn new(
+        listener: std::net::TcpListener,
+        config: Config,
+        mut signals: StopSignals,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        signals.register(poll.registry(), SIGNALS)?;
+        let now = Instant::now();
+        Ok(Self {
+            poll,
+            listener: Some(listener),
+            local_addr,
+            signals,
+            connections: Slab::new(),
+            generation: 0,
+            resume: VecDeque::new(),
+            clock: TickClock::new(now, TICK),
+            wheel: TimerWheel::new(WHEEL_SLOT_BITS),
+            fired: Vec::new(),
+            scratch: vec![0; config.buffer_size].into_boxed_slice(),
+            stats: Stats::default(),
+            accept_retry_at: None,
+            accept_failing_since: None,
+            last_reject_report: None,
+            rejects_unreported: 0,
+            next_stats: config.stats_interval.map(|every| now + every),
+            stop_deadline: None,
+            config,
+        })
+    }
+
+    /// The address actually bound (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Counters so far; after [`run`](Self::run), the final ones.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Serves until a stop signal; see [`Stop`].
+    pub fn run(&mut self) -> io::Result<Stop> {
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                // A signal interrupted the wait; its pipe is readable now
+                // and is seen on the next poll.
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                if let Some(stop) = self.dispatch(event) {
+                    return Ok(stop);
+                }
+            }
+            self.resume_queued();
+
+            let now = Instant::now();
+            self.expire_idle(now);
+            if self.accept_retry_at.is_some_and(|at| at <= now) {
+                self.accept_retry_at = None;
+                self.accept_connections();
+            }
+            self.report_stats(now);
+            if let Some(deadline) = self.stop_deadline {
+                if self.connections.is_empty() {
+                    return Ok(Stop::Clean);
+                }
+                if now >= deadline {
+                    self.close_all_at_deadline();
+                    return Ok(Stop::Clean);
+                }
+            }
+        }
+    }
+
+    /// How long `poll` may sleep: until the earliest thing the loop itself
+    /// must do, or not at all while connections wait to be resumed.
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.resume.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let idle = self
+            .wheel
+            .next_wakeup()
+            .map(|tick| self.clock.instant_of(tick));
+        [
+            idle,
+            self.accept_retry_at,
+            self.next_stats,
+            self.stop_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|at| at.saturating_duration_since(now))
+    }
+
+    /// Routes one readiness event; returns a stop if it was a signal that
+    /// ends the loop at once.
+    fn dispatch(&mut self, event: &Event) -> Option<Stop> {
+        let token = event.token();
+        if token == LISTENER {
+            self.accept_connections();
+            return None;
+        }
+        if let Some((name, count)) = self.signals.take(SIGNALS, token) {
+            return self.on_signal(name, count);
+        }
+        // EPOLLRDHUP or an error: the peer's EOF raises no further edge,
+        // so this turn must read until it sees it.
+        let hangup = event.is_read_closed() || event.is_error();
+        self.service(token, hangup);
+        None
+    }
+
+    /// Gives a connection its turn: move bytes, then wait, queue or close.
+    fn service(&mut self, token: Token, hangup: bool) {
+        let key = token::key(token);
+        let Some(conn) = live(&mut self.connections, token) else {
+            // Spurious, or for a connection already closed (its key maybe
+            // reused): nothing to do.
+            return;
+        };
+        if hangup {
+            conn.echo.note_peer_hangup();
+        }
+        let progress = conn.pump(&mut self.scratch);
+        if progress.moved_bytes() {
+            conn.last_active = Instant::now();
+            self.stats.bytes_in += progress.received as u64;
+            self.stats.bytes_out += progress.echoed as u64;
+            debug!(
+                target: "DATA",
+                "{} RX: {} bytes, TX: {} bytes",
+                conn.peer, progress.received, progress.echoed
+            );
+        }
+        match progress.next {
+            Next::Wait => {}
+            Next::Resume => {
+                if !conn.queued {
+                    conn.queued = true;
+                    self.resume.push_back(token);
+                }
+            }
+            Next::Close(reason) => self.close(key, reason),
+        }
+    }
+
+    /// Gives every connection queued before this call one more turn; those
+    /// that queue themselves again wait for the next loop iteration, after
+    /// fresh events.
+    fn resume_queued(&mut self) {
+        for _ in 0..self.resume.len() {
+            let Some(token) = self.resume.pop_front() else {
+                break;
+            };
+            if let Some(conn) = live(&mut self.connections, token) {
+                conn.queued = false;
+                self.service(token, false);
+            }
+        }
+    }
+
+    /// Accepts until the queue is empty (the listener is edge-triggered),
+    /// unless accepting is paused after a failure.
+    fn accept_connections(&mut self) {
+        if self.accept_retry_at.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    self.end_accept_failures();
+                    self.admit(stream, peer);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // That one connection died in the queue; the others wait.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    self.pause_accepting(&e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// After `accept` failed (typically EMFILE): the connection stays in the
+    /// kernel's queue, so retrying at once would spin. Serve the existing
+    /// connections and retry on a timer, or as soon as one closes.
+    fn pause_accepting(&mut self, e: &io::Error) {
+        let now = Instant::now();
+        self.accept_retry_at = Some(now + ACCEPT_RETRY);
+        if self.accept_failing_since.is_some() {
+            return;
+        }
+        self.accept_failing_since = Some(now);
+        let retry_ms = ACCEPT_RETRY.as_millis();
+        let errno = Errno::from_io_error(e);
+        if errno == Some(Errno::MFILE) || errno == Some(Errno::NFILE) {
+            error!(
+                target: "ERROR",
+                "accept failed: {e}; out of file descriptors, serving existing connections \
+                 and retrying every {retry_ms} ms"
+            );
+        } else {
+            error!(
+                target: "ERROR",
+                "accept failed: {e}; serving existing connections and retrying every {retry_ms} ms"
+            );
+        }
+    }
+
+    fn end_accept_failures(&mut self) {
+        if let Some(since) = self.accept_failing_since.take() {
+            info!(
+                target: "ACCEPT",
+                "accepting connections again after {} ms",
+                since.elapsed().as_millis()
+            );
+        }
+    }
+
+    /// Takes a freshly accepted socket into service, or turns it away.
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        // Clients of a `::` listener show as ::ffff:a.b.c.d; log them as IPv4.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        if self.connections.len() >= self.config.max_connections {
+            self.reject(peer);
+            return;
+        }
+        // Without it, small echoes wait for delayed ACKs and RTTs show 40 ms.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(target: "ERROR", "{peer}: cannot set TCP_NODELAY: {e}");
+        }
+        self.generation = self.generation.wrapping_add(1);
+        let entry = self.connections.vacant_entry();
+        let token = token::connection(entry.key(), self.generation);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
+            error!(target: "ERROR", "{peer}: cannot watch the connection, closing it: {e}");
+            return;
+        }
+        let now = Instant::now();
+        let mut conn = Connection::new(stream, peer, token, self.config.buffer_size, now);
+        if let Some(idle) = self.config.idle_timeout {
+            let deadline = self.clock.ceil(now + idle);
+            self.wheel.insert(deadline, token);
+            conn.timer = Some(deadline);
+        }
+        entry.insert(conn);
+        self.stats.opened();
+        info!(target: "CONNECT", "{peer}");
+    }
+
+    /// Counts a connection over the limit (already closed by the caller
+    /// dropping it) and logs at most one line per second about such.
+    fn reject(&mut self, peer: SocketAddr) {
+        self.stats.rejected += 1;
+        let now = Instant::now();
+        if self
+            .last_reject_report
+            .is_some_and(|last| now.duration_since(last) < REJECT_REPORT_INTERVAL)
+        {
+            self.rejects_unreported += 1;
+            return;
+        }
+        let max = self.config.max_connections;
+        let unreported = std::mem::take(&mut self.rejects_unreported);
+        if unreported > 0 {
+            warn!(
+                target: "REJECT",
+                "{peer} over the connection limit of {max} \
+                 ({unreported} more rejected since the last report)"
+            );
+        } else {
+            warn!(target: "REJECT", "{peer} over the connection limit of {max}");
+        }
+        self.last_reject_report = Some(now);
+    }
+
+    /// Fires due idle timers: a timer whose connection moved bytes since it
+    /// was armed is re-armed from the last activity instead.
+    fn expire_idle(&mut self, now: Instant) {
+        let Some(idle) = self.config.idle_timeout else {
+            return;
+        };
+        let tick = self.clock.floor(now);
+        let mut fired = std::mem::take(&mut self.fired);
+        self.wheel.advance(tick, &mut fired);
+        for token in fired.drain(..) {
+            let Some(conn) = live(&mut self.connections, token) else {
+                continue;
+            };
+            conn.timer = None;
+            // Rounded up: never close before `idle` has fully passed.
+            let due = self.clock.ceil(conn.last_active + idle);
+            if due <= tick {
+                info!(
+                    target: "TIMEOUT",
+                    "{} idle for {:.1}s",
+                    conn.peer,
+                    now.duration_since(conn.last_active).as_secs_f64()
+                );
+                self.close(token::key(token), CloseReason::IdleTimeout);
+            } else {
+                self.wheel.insert(due, token);
+                conn.timer = Some(due);
+            }
+        }
+        self.fired = fired;
+    }
+
+    fn report_stats(&mut self, now: Instant) {
+        let (Some(at), Some(every)) = (self.next_stats, self.config.stats_interval) else {
+            return;
+        };
+        if now >= at {
+            info!(target: "STATS", "{}", self.stats.report());
+            self.next_stats = Some(now + every);
+        }
+    }
+
+    /// First signal: stop accepting and drain. Again: stop at once.
+    fn on_signal(&mut self, name: &str, count: usize) -> Option<Stop> {
+        if count == 0 {
+            return None;
+        }
+        if self.stop_deadline.is_none() {
+            self.begin_stop(name);
+            if count == 1 {
+                return None;
+            }
+        }
+        let owed: usize = self.connections.iter().map(|(_, c)| c.echo.pending()).sum();
+        warn!(
+            target: "SHUTDOWN",
+            "{name} received again: exiting now, dropping {} connection(s) with {owed} bytes not echoed",
+            self.connections.len()
+        );
+        Some(Stop::Abandoned)
+    }
+
+    fn begin_stop(&mut self, name: &str) {
+        if let Some(mut listener) = self.listener.take() {
+            // Closing it (on drop) makes new connects fail at once.
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.accept_retry_at = None;
+        let timeout = self.config.shutdown_timeout;
+        self.stop_deadline = Some(Instant::now() + timeout);
+        info!(
+            target: "SHUTDOWN",
+            "{name} received: no longer accepting; flushing {} connection(s) for up to {:.1}s \
+             (send it again to exit at once)",
+            self.connections.len(),
+            timeout.as_secs_f64()
+        );
+        // No event will announce the new phase: queue everyone for a turn.
+        for (_, conn) in self.connections.iter_mut() {
+            conn.echo.begin_shutdown();
+            if !conn.queued {
+                conn.queued = true;
+                self.resume.push_back(conn.token);
+            }
+        }
+    }
+
+    fn close_all_at_deadline(&mut self) {
+        let owed: usize = self.connections.iter().map(|(_, c)| c.echo.pending()).sum();
+        warn!(
+            target: "SHUTDOWN",
+            "shutdown timeout reached: closing {} connection(s) with {owed} bytes not echoed",
+            self.connections.len()
+        );
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close(key, CloseReason::Shutdown);
+        }
+    }
+
+    /// Ends a connection: cancels its timer, counts and logs it, and closes
+    /// the socket (which also removes it from the poll).
+    fn close(&mut self, key: usize, reason: CloseReason) {
+        let conn = self.connections.remove(key);
+        if let Some(deadline) = conn.timer {
+            self.wheel.remove(deadline, |token| *token == conn.token);
+        }
+        self.stats.closed();
+        if reason == CloseReason::IdleTimeout {
+            self.stats.timed_out += 1;
+        }
+        let discarded = conn.echo.discarded();
+        let late = if discarded > 0 {
+            format!(", {discarded} bytes after shutdown dropped")
+        } else {
+            String::new()
+        };
+        info!(
+            target: "DISCONNECT",
+            "{} ({:.3}s connected, RX: {} bytes, TX: {} bytes, reason: {reason}{late})",
+            conn.peer,
+            conn.connected_at.elapsed().as_secs_f64(),
+            conn.echo.received(),
+            conn.echo.echoed()
+        );
+        // A descriptor just came free: if accepting is paused, retry now.
+        if self.accept_retry_at.is_some() {
+            self.accept_retry_at = Some(Instant::now());
+        }
+    }
+}
+
+/// The connection an event's token refers to, if it is still that one.
+fn live(connections: &mut Slab<Connection>, token: Token) -> Option<&mut Connection> {
+    connections
+        .get_mut(token::key(token))
+        .filter(|conn| conn.token == token)
+}

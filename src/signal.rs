@@ -1,0 +1,65 @@
+//! SIGINT and SIGTERM delivered as readable events in the server's `Poll`.
+//!
+//! signal-hook's handler writes one byte into a socket pair per signal (the
+//! self-pipe pattern), so the event loop learns of a signal like any other
+//! readiness and acts on it outside the handler. A signal that interrupts
+//! `poll` makes it return EINTR; the loop just polls again and finds the
+//! pipe readable.
+
+use std::io::{self, ErrorKind, Read};
+
+use mio::net::UnixStream;
+use mio::{Interest, Registry, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::low_level::pipe;
+
+/// The stop signals the server handles, and their names for the log.
+const STOP_SIGNALS: [(i32, &str); 2] = [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")];
+
+/// One self-pipe per stop signal, so the log can name the one that arrived.
+#[derive(Debug)]
+pub struct StopSignals {
+    pipes: Vec<(&'static str, UnixStream)>,
+}
+
+impl StopSignals {
+    /// Installs the handlers. From now on SIGINT and SIGTERM no longer kill
+    /// the process: they only make the pipes readable.
+    pub fn install() -> io::Result<Self> {
+        let mut pipes = Vec::with_capacity(STOP_SIGNALS.len());
+        for (signal, name) in STOP_SIGNALS {
+            let (reader, writer) = UnixStream::pair()?;
+            pipe::register(signal, writer)?;
+            pipes.push((name, reader));
+        }
+        Ok(Self { pipes })
+    }
+
+    /// Registers the read ends with tokens `first`, `first - 1`, ….
+    pub fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
+        for (i, (_, reader)) in self.pipes.iter_mut().enumerate() {
+            registry.register(reader, Token(first.0 - i), Interest::READABLE)?;
+        }
+        Ok(())
+    }
+
+    /// If `token` is one of ours, drains its pipe and returns the signal's
+    /// name with how many times it arrived (0 for a spurious wake-up).
+    pub fn take(&mut self, first: Token, token: Token) -> Option<(&'static str, usize)> {
+        let index = first.0.checked_sub(token.0)?;
+        let (name, reader) = self.pipes.get_mut(index)?;
+        let mut count = 0;
+        let mut bytes = [0u8; 16];
+        loop {
+            match reader.read(&mut bytes) {
+                Ok(0) => break,
+                Ok(n) => count += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // WouldBlock: drained. Anything else cannot be acted on
+                // better than by treating what was read so far as the news.
+                Err(_) => break,
+            }
+        }
+        Some((name, count))
+    }
+}

@@ -1,0 +1,59 @@
+//! Which socket an event is for, safe against slab key reuse.
+//!
+//! slab hands the most recently freed key to the next insert, so a
+//! connection closed while handling one event of a batch can have its key
+//! taken by a connection accepted later in the same batch; a stale event
+//! still in the batch would then act on the newcomer. A connection's token
+//! therefore carries a generation beside its key, and an event whose token
+//! is not the one stored in the slab entry is dropped.
+
+use mio::Token;
+
+/// The listening socket.
+pub const LISTENER: Token = Token(usize::MAX);
+/// The first signal pipe; the next ones count down from here.
+pub const SIGNALS: Token = Token(usize::MAX - 1);
+
+const KEY_BITS: u32 = 32;
+const KEY_MASK: usize = (1 << KEY_BITS) - 1;
+
+// Key and generation share one usize, so it needs 64 bits.
+const _: () = assert!(usize::BITS >= 64, "echo-server needs a 64-bit target");
+
+/// The token for the connection at slab `key` in its `generation`.
+///
+/// Keys stay far below 2³² (the CLI caps connections at a million), so
+/// connection tokens never reach the reserved ones at the top of the range.
+pub fn connection(key: usize, generation: u32) -> Token {
+    debug_assert!(key <= KEY_MASK, "slab key {key} does not fit a token");
+    Token(((generation as usize) << KEY_BITS) | key)
+}
+
+/// The slab key a connection token refers to.
+pub fn key(token: Token) -> usize {
+    token.0 & KEY_MASK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A reused key with a new generation gives a different token, so a stale
+    // event cannot be mistaken for the new connection's.
+    #[test]
+    fn reused_key_gets_a_new_token() {
+        let old = connection(5, 1);
+        let new = connection(5, 2);
+        assert_ne!(old, new);
+        assert_eq!(key(old), 5);
+        assert_eq!(key(new), 5);
+    }
+
+    // Connection tokens never collide with the reserved ones.
+    #[test]
+    fn reserved_tokens_are_out_of_reach() {
+        let highest = connection(1_000_000, u32::MAX);
+        assert!(highest.0 < SIGNALS.0 - 8);
+        assert_ne!(LISTENER, SIGNALS);
+    }
+}

@@ -1,0 +1,126 @@
+//! Parsers for the human-friendly values of the command line: byte sizes
+//! (`64K`, `1M`) and durations in seconds (`300`, `0.5`).
+//!
+//! They are pure functions of a string so that they can be tested and
+//! fuzzed on their own; their error texts end up verbatim after clap's
+//! `invalid value '…' for '--flag'`.
+
+use std::time::Duration;
+
+/// The largest duration accepted anywhere: a year is longer than any idle
+/// timeout or stats interval a diagnostics session needs, and keeps every
+/// later `Instant + Duration` far from overflow.
+pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
+
+/// Parses a byte count: digits with an optional binary suffix `K`/`KiB`
+/// (1024) or `M`/`MiB` (1024²), case-insensitive, e.g. `4096`, `16K`, `1M`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, suffix) = trimmed.split_at(split);
+    if trimmed.starts_with('-') {
+        return Err("must not be negative".into());
+    }
+    if digits.is_empty() {
+        return Err("expected a number of bytes such as 4096, 64K or 1M".into());
+    }
+    let multiplier: usize = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return Err(format!("unknown size suffix '{suffix}' (use K or M)")),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| "number too large".to_string())
+}
+
+/// Parses seconds as a non-negative decimal (`5`, `0.5`, `2.25`) of at most
+/// [`MAX_SECONDS`] and millisecond precision beyond that is kept as given.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('-') {
+        return Err("must not be negative".into());
+    }
+    let valid = !trimmed.is_empty()
+        && trimmed.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && trimmed.matches('.').count() <= 1
+        && trimmed != ".";
+    if !valid {
+        return Err("expected a number of seconds such as 5 or 0.5".into());
+    }
+    let (whole, fraction) = trimmed.split_once('.').unwrap_or((trimmed, ""));
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .map_err(|_| format!("at most {MAX_SECONDS} seconds"))?
+    };
+    if whole > MAX_SECONDS {
+        return Err(format!("at most {MAX_SECONDS} seconds"));
+    }
+    // Nanoseconds from up to nine fractional digits; more are ignored.
+    let mut nanos = 0u32;
+    for (i, digit) in fraction.bytes().take(9).enumerate() {
+        nanos += u32::from(digit - b'0') * 10u32.pow(8 - i as u32);
+    }
+    Ok(Duration::new(whole, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Sizes: plain bytes and binary suffixes, any case.
+    #[test]
+    fn sizes_with_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("64kib"), Ok(65536));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_size(" 2m "), Ok(2 << 20));
+        assert_eq!(parse_size("0"), Ok(0));
+    }
+
+    // Bad sizes are errors with a hint, never a panic or a wrong number.
+    #[test]
+    fn bad_sizes_are_rejected() {
+        assert!(parse_size("").is_err());
+        assert!(parse_size("K").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("12G").unwrap_err().contains("suffix"));
+        assert!(parse_size("1.5K").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+        assert!(parse_size("18014398509481984M").is_err());
+    }
+
+    // Seconds: integers and decimals, exact to the nanosecond.
+    #[test]
+    fn seconds_integer_and_decimal() {
+        assert_eq!(parse_seconds("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds(".25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_seconds("2."), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_seconds("1.000000001"), Ok(Duration::new(1, 1)));
+    }
+
+    // Negative, non-numeric and huge values are rejected.
+    #[test]
+    fn bad_seconds_are_rejected() {
+        for bad in ["", ".", "-1", "1e3", "abc", "1.2.3", "nan", "inf"] {
+            assert!(parse_seconds(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_seconds("31536001").is_err());
+        assert!(parse_seconds("99999999999999999999999").is_err());
+        assert_eq!(
+            parse_seconds("31536000"),
+            Ok(Duration::from_secs(MAX_SECONDS))
+        );
+    }
+}
