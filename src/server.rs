@@ -278,11 +278,12 @@ impl Server {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // Everyone who queued during a failure episode is in.
                     self.end_accept_failures();
-                    self.admit(stream, peer);
+                    return;
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // That one connection died in the queue; the others wait.
                 Err(e)
@@ -331,7 +332,7 @@ impl Server {
         if let Some(since) = self.accept_failing_since.take() {
             info!(
                 target: "ACCEPT",
-                "accepting connections again after {} ms",
+                "accepting connections again after {} ms; every queued connection is accepted",
                 since.elapsed().as_millis()
             );
         }
