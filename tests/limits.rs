@@ -1,0 +1,268 @@
+//! Connection limit and file-descriptor exhaustion.
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const LOG_WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn connections_over_the_limit_are_rejected_promptly() {
+    // Proves: with --max-connections 3 a 4th client is closed at once (REJECT logged) while the 3 keep echoing; a freed slot is reusable.
+    let srv = Server::start(&["--max-connections", "3"]);
+    let mut held: Vec<TcpStream> = (0..3).map(|_| connect(srv.addr())).collect();
+    for (i, c) in held.iter_mut().enumerate() {
+        echo_roundtrip(c, format!("held {i}").as_bytes());
+    }
+    let mut fourth = connect(srv.addr());
+    let f_addr = fourth.local_addr().unwrap();
+    let _ = fourth.write_all(b"let me in");
+    let t = Instant::now();
+    expect_closed(&mut fourth, Duration::from_secs(3));
+    eprintln!("4th connection closed after {:?}", t.elapsed());
+    let line = srv.wait_for(&format!("[REJECT] {f_addr} "), LOG_WAIT);
+    let log = parse_log(&line).unwrap();
+    assert_eq!(log.level, "WARN");
+    assert_eq!(
+        log.details,
+        format!("{f_addr} over the connection limit of 3")
+    );
+    for (i, c) in held.iter_mut().enumerate() {
+        echo_roundtrip(c, format!("still served {i}").as_bytes());
+    }
+    // Free a slot: a new client is served again.
+    let gone = held.pop().unwrap();
+    let gone_addr = gone.local_addr().unwrap();
+    drop(gone);
+    srv.wait_disconnect(gone_addr, LOG_WAIT);
+    let mut again = connect(srv.addr());
+    echo_roundtrip(&mut again, b"slot was freed");
+    assert_eq!(srv.count(|l| l.contains("[REJECT]")), 1);
+}
+
+/// Number of rejects one REJECT line stands for: itself plus the suppressed ones it reports.
+fn rejects_in(details: &str) -> u64 {
+    const SUFFIX: &str = " more rejected since the last report)";
+    if let Some(head) = details.strip_suffix(SUFFIX) {
+        let (_, k) = head
+            .rsplit_once(" (")
+            .unwrap_or_else(|| panic!("malformed REJECT line: {details:?}"));
+        1 + k
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("malformed REJECT count: {details:?}"))
+    } else {
+        1
+    }
+}
+
+#[test]
+fn reject_burst_is_rate_limited_but_fully_counted() {
+    // Proves: 40 rejects in a burst give only 1-2 REJECT lines, the next report accounts for the suppressed ones, and the Summary counts all.
+    let mut srv = Server::start(&["--max-connections", "1"]);
+    let mut held = connect(srv.addr());
+    echo_roundtrip(&mut held, b"the one allowed client");
+    let mut burst: Vec<TcpStream> = (0..40).map(|_| connect(srv.addr())).collect();
+    for c in burst.iter_mut() {
+        expect_closed(c, Duration::from_secs(5));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let burst_lines = srv.events("REJECT").len();
+    assert!(
+        (1..=2).contains(&burst_lines),
+        "40 rejects within a fraction of a second produced {burst_lines} REJECT lines (at most one per second)\n{}",
+        srv.dump()
+    );
+    // More than a second later, one more reject: its line reports the suppressed ones.
+    thread::sleep(Duration::from_millis(1500));
+    let mut late = connect(srv.addr());
+    expect_closed(&mut late, Duration::from_secs(5));
+    srv.wait_count(|l| l.contains("[REJECT]"), burst_lines + 1, LOG_WAIT);
+    let lines = srv.events("REJECT");
+    for l in &lines {
+        assert_eq!(l.level, "WARN");
+        assert!(
+            l.details.contains(" over the connection limit of 1"),
+            "{:?}",
+            l.details
+        );
+    }
+    let accounted: u64 = lines.iter().map(|l| rejects_in(&l.details)).sum();
+    assert_eq!(
+        accounted,
+        41,
+        "REJECT lines must account for every reject: {:?}",
+        lines.iter().map(|l| &l.details).collect::<Vec<_>>()
+    );
+    echo_roundtrip(&mut held, b"unaffected");
+    drop(held);
+    thread::sleep(Duration::from_millis(200));
+    let exit = srv.stop("INT", Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let s = summary_of(&exit);
+    assert_eq!((s.served, s.rejected, s.peak), (1, 41, 1), "{s:?}");
+}
+
+fn clock_ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}
+
+fn fd_message(i: usize) -> Vec<u8> {
+    format!("fd-client-{i:03}\n").into_bytes()
+}
+
+#[test]
+fn fd_exhaustion_is_survived_without_busy_loop() {
+    // Proves: out of fds (prlimit 64), the server logs once, does not spin, keeps serving, and accepts the queued clients when fds free up.
+    let test = "fd_exhaustion_is_survived_without_busy_loop";
+    if !require_tool(test, "prlimit") {
+        return;
+    }
+    const LIMIT: u64 = 64;
+    const TOTAL: usize = 80;
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={LIMIT}:{LIMIT}"))
+        .arg(BIN)
+        .args(LOOPBACK_ARGS);
+    let mut srv = Server::start_cmd(cmd);
+    assert_eq!(
+        srv.nofile_soft_limit(),
+        LIMIT,
+        "prlimit applied to the server"
+    );
+    let limit_line = srv.wait_for("[LIMIT]", LOG_WAIT);
+    assert_eq!(
+        parse_log(&limit_line).unwrap().details,
+        format!("open file limit is {LIMIT}"),
+        "hard limit {LIMIT} cannot be raised"
+    );
+
+    let mut clients: Vec<Option<TcpStream>> = Vec::new();
+    let mut by_addr = HashMap::new();
+    for i in 0..TOTAL {
+        let mut c = connect(srv.addr());
+        c.write_all(&fd_message(i)).unwrap();
+        by_addr.insert(c.local_addr().unwrap().to_string(), i);
+        clients.push(Some(c));
+    }
+    let err_line = srv.wait_for("[ERROR]", LOG_WAIT);
+    let err = parse_log(&err_line).unwrap();
+    assert_eq!(err.level, "ERROR");
+    assert!(
+        err.details.starts_with("accept failed: ")
+            && err.details.ends_with(
+                "; out of file descriptors, serving existing connections and retrying every 100 ms"
+            ),
+        "{err_line}"
+    );
+    thread::sleep(Duration::from_millis(500));
+
+    // No busy loop while saturated.
+    let hz = clock_ticks_per_second();
+    let c0 = srv.cpu_ticks();
+    thread::sleep(Duration::from_secs(2));
+    let used = srv.cpu_ticks() - c0;
+    assert!(
+        used * 2 < hz,
+        "server used {used} ticks ({hz}/s) of CPU in 2 s while out of fds: busy loop"
+    );
+    assert_eq!(
+        srv.count(|l| l.contains("[ERROR]")),
+        1,
+        "the fd-exhaustion error is logged once per episode\n{}",
+        srv.dump()
+    );
+
+    let accepted: Vec<usize> = srv
+        .events("CONNECT")
+        .iter()
+        .map(|l| {
+            *by_addr
+                .get(&l.details)
+                .unwrap_or_else(|| panic!("unknown client {}", l.details))
+        })
+        .collect();
+    let queued: Vec<usize> = (0..TOTAL).filter(|i| !accepted.contains(i)).collect();
+    eprintln!(
+        "{} accepted, {} queued at the fd limit",
+        accepted.len(),
+        queued.len()
+    );
+    assert!(
+        !queued.is_empty(),
+        "80 connections should exceed a 64-fd limit"
+    );
+    assert!(srv.is_running(), "server died out of fds\n{}", srv.dump());
+
+    // Accepted connections are still served.
+    for &i in &accepted {
+        let c = clients[i].as_mut().unwrap();
+        let got = read_exactly(c, fd_message(i).len());
+        assert_same(&got, &fd_message(i), &format!("accepted client {i}"));
+        echo_roundtrip(c, b"still served");
+    }
+    // Queued ones have not been served (nothing silently accepted-and-dropped).
+    {
+        let c = clients[queued[0]].as_mut().unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 64];
+        match c.read(&mut b) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            other => panic!("queued client should be waiting, got {other:?}"),
+        }
+        c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    }
+
+    // Free enough fds for every queued client.
+    let close_n = 30.max(queued.len() + 5);
+    assert!(
+        accepted.len() >= close_n,
+        "server accepted only {} of {TOTAL} with {LIMIT} fds",
+        accepted.len()
+    );
+    for &i in &accepted[..close_n] {
+        clients[i] = None;
+    }
+    let line = srv.wait_for("[ACCEPT]", LOG_WAIT);
+    let acc = parse_log(&line).unwrap();
+    assert_eq!(acc.level, "INFO");
+    srv.wait_count(|l| l.contains("[CONNECT] "), TOTAL, LOG_WAIT);
+    for &i in &queued {
+        let c = clients[i].as_mut().unwrap();
+        let got = read_exactly(c, fd_message(i).len());
+        assert_same(&got, &fd_message(i), &format!("queued client {i}"));
+        echo_roundtrip(c, b"served at last");
+    }
+    for &i in &accepted[close_n..] {
+        echo_roundtrip(clients[i].as_mut().unwrap(), b"and the rest");
+    }
+    assert_eq!(srv.count(|l| l.contains("[ERROR]")), 1, "{}", srv.dump());
+    drop(clients);
+    srv.wait_count(|l| l.contains("[DISCONNECT]"), TOTAL, LOG_WAIT);
+    let exit = srv.stop("INT", Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert_no_panic(&exit.stderr);
+    let s = summary_of(&exit);
+    assert_eq!((s.served, s.rejected), (TOTAL as u64, 0), "{s:?}");
+    // Exact format of the end-of-episode line (checked last so the behaviour is checked first).
+    let n = numbers(&acc.details);
+    assert!(
+        n.len() == 1
+            && acc.details
+                == format!(
+                    "accepting connections again after {} ms; every queued connection is accepted",
+                    n[0]
+                ),
+        "ACCEPT line not in the documented format: {line}"
+    );
+}

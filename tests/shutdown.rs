@@ -1,0 +1,314 @@
+//! Ctrl+C / SIGTERM: clean stop, pending echo flushed, shutdown timeout, second signal, summary.
+mod common;
+
+use common::*;
+use std::io::{self, ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+const LOG_WAIT: Duration = Duration::from_secs(5);
+
+fn refused_within(addr: SocketAddr, limit: Duration) -> bool {
+    wait_until(limit, || {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Err(e) => e.kind() == ErrorKind::ConnectionRefused,
+            Ok(_) => false,
+        }
+    })
+}
+
+#[test]
+fn sigint_stops_cleanly_and_closes_the_listener_at_once() {
+    // Proves: Ctrl+C (SIGINT) closes the listener at once (new connects refused while draining), FINs clients, prints the Summary and exits 0 (scenario 7).
+    let mut srv = Server::start(&[]);
+    let addr = srv.addr();
+    let mut a = connect(addr);
+    echo_roundtrip(&mut a, b"hi");
+    srv.signal("INT");
+    let line = srv.wait_for("[SHUTDOWN]", LOG_WAIT);
+    let log = parse_log(&line).unwrap();
+    assert_eq!(log.level, "INFO");
+    assert!(log.details.starts_with("SIGINT received"), "{line}");
+    assert!(
+        refused_within(addr, Duration::from_millis(500)),
+        "new connections must be refused right after SIGINT\n{}",
+        srv.dump()
+    );
+    // Client `a` has not closed, so the server is still draining (it waits for `a` up to the
+    // shutdown timeout): the refusal above came from a live server that closed its listener.
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        srv.is_running(),
+        "server must keep draining while client `a` is still open\n{}",
+        srv.dump()
+    );
+    assert_eq!(
+        expect_closed(&mut a, Duration::from_secs(5)),
+        Closed::Eof,
+        "server sends FIN to its clients"
+    );
+    drop(a);
+    let exit = srv.wait_exit(Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert_no_panic(&exit.stderr);
+    assert!(exit.stdout.last().unwrap().starts_with("Summary: "));
+    assert_eq!(
+        summary_of(&exit),
+        Summary {
+            served: 1,
+            bytes_in: 2,
+            bytes_out: 2,
+            peak: 1,
+            rejected: 0,
+            timed_out: 0
+        }
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly() {
+    // Proves: SIGTERM behaves like SIGINT: SHUTDOWN logged, listener closed, Summary, exit 0.
+    let mut srv = Server::start(&[]);
+    let addr = srv.addr();
+    let mut a = connect(addr);
+    echo_roundtrip(&mut a, b"term");
+    drop(a);
+    srv.wait_for("[DISCONNECT]", LOG_WAIT);
+    let exit = srv.stop("TERM", Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert_no_panic(&exit.stderr);
+    let sd = events(&exit.stdout, "SHUTDOWN");
+    assert_eq!(sd.len(), 1, "{}", exit.describe());
+    assert!(sd[0].details.starts_with("SIGTERM received"), "{:?}", sd[0]);
+    assert_eq!(
+        summary_of(&exit),
+        Summary {
+            served: 1,
+            bytes_in: 4,
+            bytes_out: 4,
+            peak: 1,
+            rejected: 0,
+            timed_out: 0
+        }
+    );
+    let err = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn pending_echo_is_flushed_on_shutdown() {
+    // Proves: data the server has received but not yet echoed (client not reading) is delivered after SIGINT, then EOF; exit 0.
+    const TOTAL: u64 = 12 * 1024 * 1024;
+    // The server may buffer 16 MiB, so it reads all 12 MiB; the client's receive buffer is
+    // small and kernel send buffers are at most a few MiB, so at SIGINT most of the echo
+    // still sits in the server's own buffer and must not be dropped.
+    let mut srv = Server::start(&["--buffer-size", "16M"]);
+    let mut c = connect_small_rcvbuf(srv.addr());
+    write_pattern(&mut c, 99, TOTAL).expect("12 MiB write (server keeps reading up to 16 MiB)");
+    thread::sleep(Duration::from_millis(500));
+    srv.signal("INT");
+    srv.wait_for("[SHUTDOWN]", LOG_WAIT);
+    read_pattern(&mut c, 99, TOTAL).unwrap_or_else(|e| panic!("after SIGINT: {e}\n{}", srv.dump()));
+    assert_eq!(
+        expect_closed(&mut c, Duration::from_secs(5)),
+        Closed::Eof,
+        "EOF after the flushed echo"
+    );
+    drop(c);
+    let exit = srv.wait_exit(Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert_eq!(
+        summary_of(&exit),
+        Summary {
+            served: 1,
+            bytes_in: TOTAL,
+            bytes_out: TOTAL,
+            peak: 1,
+            rejected: 0,
+            timed_out: 0
+        }
+    );
+}
+
+#[test]
+fn written_but_unread_megabyte_is_flushed_on_shutdown() {
+    // Proves: with default settings, a client that wrote 1 MiB without reading still gets all 1 MiB back after SIGINT, then EOF.
+    const TOTAL: u64 = 1024 * 1024;
+    let mut srv = Server::start(&[]);
+    let mut c = connect(srv.addr());
+    // Kernel buffers plus the server's 64 KiB hold 1 MiB: the write completes while nothing is read.
+    write_pattern(&mut c, 7, TOTAL).unwrap_or_else(|e| {
+        panic!("precondition: 1 MiB should fit in socket buffers without reading: {e}")
+    });
+    thread::sleep(Duration::from_millis(300));
+    srv.signal("INT");
+    srv.wait_for("[SHUTDOWN]", LOG_WAIT);
+    read_pattern(&mut c, 7, TOTAL).unwrap_or_else(|e| panic!("after SIGINT: {e}\n{}", srv.dump()));
+    assert_eq!(expect_closed(&mut c, Duration::from_secs(5)), Closed::Eof);
+    drop(c);
+    let exit = srv.wait_exit(Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let s = summary_of(&exit);
+    assert_eq!((s.bytes_in, s.bytes_out), (TOTAL, TOTAL), "{s:?}");
+}
+
+/// A client socket with a 64 KiB receive buffer (no autotuning), connected with timeouts.
+fn connect_small_rcvbuf(addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(64 * 1024).unwrap();
+    s.connect_timeout(&addr.into(), Duration::from_secs(10))
+        .unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+/// A client that writes as fast as it can and never reads, so the server always has
+/// unflushable echo for it. Returns the stream (for its address), the stop flag and the writer.
+fn stuck_client(srv: &Server) -> (TcpStream, Arc<AtomicBool>, Arc<AtomicU64>, JoinHandle<()>) {
+    let c = connect(srv.addr());
+    let mut w = c.try_clone().unwrap();
+    w.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let (s, wr) = (stop.clone(), written.clone());
+    let h = thread::spawn(move || {
+        let buf = vec![b's'; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+            match w.write(&buf) {
+                Ok(n) => {
+                    wr.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::TimedOut => {}
+                Err(_) => break, // server gone
+            }
+        }
+    });
+    // Wait until the writer has stalled (no progress for 500 ms).
+    let mut last = 0;
+    let mut since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while since.elapsed() < Duration::from_millis(500) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        let now = written.load(Ordering::Relaxed);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        }
+    }
+    assert!(last > 0, "stuck client wrote nothing");
+    (c, stop, written, h)
+}
+
+#[test]
+fn shutdown_timeout_bounds_the_drain() {
+    // Proves: with --shutdown-timeout 1 and a client that never reads, the server exits 0 about 1 s after SIGINT, closing it with reason `shutdown`.
+    let mut srv = Server::start(&["--buffer-size", "16K", "--shutdown-timeout", "1"]);
+    let (c, stop, _written, writer) = stuck_client(&srv);
+    let local = c.local_addr().unwrap();
+    let t = Instant::now();
+    srv.signal("INT");
+    let exit = srv.wait_exit(Duration::from_secs(10));
+    let took = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert_no_panic(&exit.stderr);
+    assert!(
+        took >= Duration::from_millis(900),
+        "exited after {took:?}: did not give the client its 1 s to drain"
+    );
+    assert!(
+        took <= Duration::from_millis(3500),
+        "exited after {took:?} with --shutdown-timeout 1"
+    );
+    let d = events(&exit.stdout, "DISCONNECT")
+        .into_iter()
+        .filter_map(|l| parse_disconnect(&l.details))
+        .find(|d| d.addr == local.to_string())
+        .unwrap_or_else(|| panic!("no DISCONNECT for {local}\n{}", exit.describe()));
+    assert_eq!(d.reason, "shutdown", "{d:?}");
+    let s = summary_of(&exit);
+    assert_eq!(s.served, 1);
+    assert!(s.bytes_out <= s.bytes_in && s.bytes_in > 0, "{s:?}");
+}
+
+#[test]
+fn second_signal_exits_at_once_with_130() {
+    // Proves: a second SIGINT (or SIGTERM then SIGINT) while draining exits immediately with code 130, logging a second SHUTDOWN line.
+    for (first, second) in [("INT", "INT"), ("TERM", "INT")] {
+        let mut srv = Server::start(&["--buffer-size", "16K", "--shutdown-timeout", "30"]);
+        let (_c, stop, _w, writer) = stuck_client(&srv);
+        srv.signal(first);
+        srv.wait_for("[SHUTDOWN]", LOG_WAIT);
+        thread::sleep(Duration::from_millis(300));
+        assert!(srv.is_running(), "draining with a 30 s shutdown timeout");
+        let t = Instant::now();
+        srv.signal(second);
+        let exit = srv.wait_exit(Duration::from_secs(10));
+        let took = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        assert_eq!(
+            exit.code(),
+            Some(130),
+            "SIG{first} then SIG{second}\n{}",
+            exit.describe()
+        );
+        assert_no_panic(&exit.stderr);
+        assert!(
+            took < Duration::from_secs(3),
+            "second signal should exit at once, took {took:?}"
+        );
+        assert_eq!(
+            events(&exit.stdout, "SHUTDOWN").len(),
+            2,
+            "{}",
+            exit.describe()
+        );
+    }
+}
+
+#[test]
+fn summary_matches_the_traffic() {
+    // Proves: the Summary reports exactly the connections served, bytes in/out and peak concurrency that happened.
+    let mut srv = Server::start(&[]);
+    let mut a = connect(srv.addr());
+    let mut b = connect(srv.addr());
+    echo_roundtrip(&mut a, &Rng::new(1).bytes(1000));
+    echo_roundtrip(&mut b, &Rng::new(2).bytes(2000));
+    echo_roundtrip(&mut a, &Rng::new(3).bytes(500));
+    let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    drop(a);
+    drop(b);
+    srv.wait_disconnect(aa, LOG_WAIT);
+    srv.wait_disconnect(ba, LOG_WAIT);
+    let mut c = connect(srv.addr());
+    echo_roundtrip(&mut c, &Rng::new(4).bytes(3000));
+    let ca = c.local_addr().unwrap();
+    drop(c);
+    srv.wait_disconnect(ca, LOG_WAIT);
+    let exit = srv.stop("INT", Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert_eq!(
+        exit.stdout.last().unwrap(),
+        &Summary {
+            served: 3,
+            bytes_in: 6500,
+            bytes_out: 6500,
+            peak: 2,
+            rejected: 0,
+            timed_out: 0
+        }
+        .line()
+    );
+}
