@@ -534,3 +534,43 @@ fn live(connections: &mut Slab<Connection>, token: Token) -> Option<&mut Connect
         .get_mut(token::key(token))
         .filter(|conn| conn.token == token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback_stream() -> (TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let client = std::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .expect("connect loopback");
+        let (accepted, _) = listener.accept().expect("accept loopback");
+        (TcpStream::from_std(accepted), client)
+    }
+
+    // An event for a closed connection whose slab key was reused by a new
+    // one finds nothing: the generation in its token no longer matches.
+    #[test]
+    fn stale_token_misses_reused_key() {
+        let mut slab = Slab::new();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let now = Instant::now();
+
+        let (old_stream, _old_client) = loopback_stream();
+        let key = slab.vacant_entry().key();
+        let old = token::connection(key, 1);
+        slab.insert(Connection::new(old_stream, peer, old, 64, now));
+        slab.remove(key);
+
+        let (new_stream, _new_client) = loopback_stream();
+        let reused = slab.vacant_entry().key();
+        assert_eq!(reused, key, "slab reuses the freed key first");
+        let new = token::connection(reused, 2);
+        slab.insert(Connection::new(new_stream, peer, new, 64, now));
+
+        assert!(
+            live(&mut slab, old).is_none(),
+            "stale event reached the new connection"
+        );
+        assert_eq!(live(&mut slab, new).map(|c| c.token), Some(new));
+    }
+}
