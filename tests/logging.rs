@@ -310,3 +310,60 @@ fn stats_interval_zero_disables_stats() {
     }
     assert_eq!(srv.count(|l| l.contains("[STATS]")), 0, "{}", srv.dump());
 }
+
+#[test]
+fn closed_log_pipe_ends_the_server_quietly() {
+    // Proves: when whatever reads the log goes away (`echo-server | head`), the
+    // server ends like any Unix filter (SIGPIPE), with no panic or backtrace.
+    use std::io::{BufRead, Read};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    use std::time::Instant;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-server"))
+        .args(["--port", "0", "--bind", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn echo-server");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut addr = None;
+    for _ in 0..5 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        if let Some(rest) = line.trim().strip_prefix("Listening on ") {
+            addr = Some(rest.parse::<std::net::SocketAddr>().unwrap());
+            break;
+        }
+    }
+    let addr = addr.expect("banner with the address");
+    drop(stdout); // the log reader goes away
+
+    // The next log line (CONNECT) hits the closed pipe.
+    let _client = std::net::TcpStream::connect(addr).expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server kept running with its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(13),
+        "expected SIGPIPE, got {status:?}; stderr: {stderr}"
+    );
+    assert_no_panic(&stderr);
+}
