@@ -16,6 +16,15 @@
 ///
 /// Invariant: `len <= capacity`, `head < capacity` when storage exists, and
 /// storage is `None` whenever `len == 0`.
+///
+/// ```
+/// use echo_server::buffer::PendingBuffer;
+/// let mut pending = PendingBuffer::new(4);
+/// assert_eq!(pending.push(b"hello"), 4); // the cap is hard
+/// assert_eq!(pending.readable(), b"hell");
+/// pending.consume(4);
+/// assert!(!pending.is_allocated()); // drained: memory released
+/// ```
 #[derive(Debug)]
 pub struct PendingBuffer {
     storage: Option<Box<[u8]>>,

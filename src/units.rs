@@ -14,6 +14,13 @@ pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
 
 /// Parses a byte count: digits with an optional binary suffix `K`/`KiB`
 /// (1024) or `M`/`MiB` (1024²), case-insensitive, e.g. `4096`, `16K`, `1M`.
+///
+/// ```
+/// use echo_server::units::parse_size;
+/// assert_eq!(parse_size("64K"), Ok(65_536));
+/// assert_eq!(parse_size("1M"), Ok(1_048_576));
+/// assert!(parse_size("1G").is_err());
+/// ```
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let trimmed = text.trim();
     let split = trimmed
@@ -40,7 +47,15 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 /// Parses seconds as a non-negative decimal (`5`, `0.5`, `2.25`) of at most
-/// [`MAX_SECONDS`] and millisecond precision beyond that is kept as given.
+/// [`MAX_SECONDS`], exact to the nanosecond.
+///
+/// ```
+/// use echo_server::units::parse_seconds;
+/// use std::time::Duration;
+/// assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+/// assert_eq!(parse_seconds("300"), Ok(Duration::from_secs(300)));
+/// assert!(parse_seconds("-1").is_err());
+/// ```
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.starts_with('-') {
