@@ -1,0 +1,139 @@
+"""What bench/run.py compares: the servers, the scenarios, the reference figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+LOCALHOST = "127.0.0.1"
+SERVER_CPU, CLIENT_CPU = 0, 1  # taskset CPUs
+BASELINE = "tokio-current"  # ratios are against this server
+
+# The Python echo seed's published figures for its own scenario
+# (1 connection, 16 KB messages x 1000), measured on an Apple M2.
+SEED_PUBLISHED = {"avg_rtt_ms": 0.089, "p95_rtt_ms": 0.122, "mb_per_s": 172.61}
+
+
+@dataclass(frozen=True)
+class Binaries:
+    echo_server: Path
+    echo_client: Path
+    tokio_echo: Path
+    mio_echo: Path
+    syscall_floor: Path
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str  # key for --servers and in results
+    label: str  # name in tables and graphs
+    argv: Callable[[Binaries, int], list[str]]
+    tool: str | None = None  # external program it needs
+    # A server that forks a process per connection: the client's --server-pid
+    # figures cover only the listening parent, so CPU and memory are not shown.
+    forks: bool = False
+
+
+SERVERS = [
+    Server(
+        "echo-server",
+        "echo-server",
+        lambda b, p: [str(b.echo_server), "--port", str(p), "--bind", LOCALHOST],
+    ),
+    Server(
+        "tokio-current",
+        "tokio current_thread",
+        lambda b, p: [str(b.tokio_echo), "--runtime", "current", "--port", str(p)],
+    ),
+    Server(
+        "tokio-multi",
+        "tokio multi-thread",
+        lambda b, p: [str(b.tokio_echo), "--runtime", "multi", "--port", str(p)],
+    ),
+    Server(
+        "mio-echo",
+        "plain mio loop",
+        lambda b, p: [str(b.mio_echo), "--port", str(p)],
+    ),
+    # Two options beyond the plain command, for the same fairness as the
+    # others: backlog=1024 (socat's default is 5, so 1,000 connects would
+    # measure SYN retries) and nodelay (else Nagle holds back the second
+    # half of a 16 KiB echo until a delayed ACK, 40 ms later).
+    Server(
+        "socat",
+        "socat fork PIPE",
+        lambda b, p: ["socat", f"TCP-LISTEN:{p},fork,reuseaddr,bind={LOCALHOST},backlog=1024,nodelay", "PIPE"],
+        tool="socat",
+        forks=True,
+    ),
+]
+SERVERS_BY_NAME = {s.name: s for s in SERVERS}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    short: str  # a graph panel's subtitle
+    connections: int
+    size: str  # as echo-client takes it: bytes, or with a K suffix
+    depth: int = 1
+    bulk: bool = False
+    requests: int | None = None  # a fixed message count instead of --duration
+    warmup: float | None = None  # None: the run's --warmup
+    tiny_connections: int | None = None  # fewer connections under --tiny
+
+    def client_args(self, duration: float, warmup: float, tiny: bool) -> list[str]:
+        """echo-client bench flags; `duration` and `warmup` are the run's."""
+        conns = self.tiny_connections if tiny and self.tiny_connections else self.connections
+        args = ["--connections", str(conns), "--size", self.size]
+        if self.bulk:
+            args.append("--bulk")
+        else:
+            args += ["--depth", str(self.depth)]
+        if self.requests is not None:
+            args += ["--requests", str(self.requests)]
+        else:
+            args += ["--duration", str(duration)]
+        return args + ["--warmup", str(self.warmup_s(warmup))]
+
+    def warmup_s(self, warmup: float) -> float:
+        return self.warmup if self.warmup is not None else warmup
+
+    def seconds(self, duration: float, warmup: float) -> float:
+        """How long the client should run, connection set-up aside."""
+        return self.warmup_s(warmup) + (0 if self.requests else duration)
+
+
+SCENARIOS = [
+    Scenario("lat", "1 connection x 64 B, depth 1 (latency)", "1 conn x 64 B", 1, "64"),
+    Scenario("msg50", "50 connections x 64 B, depth 1 (messages/s)", "50 conns x 64 B", 50, "64"),
+    Scenario("d4", "50 connections x 4 KiB, depth 4", "50 conns x 4 KiB, depth 4", 50, "4K", depth=4),
+    Scenario("bulk", "1 connection, bulk 64 KiB writes (MB/s)", "1 conn, 64 KiB writes", 1, "64K", bulk=True),
+    Scenario("c1000", "1,000 connections x 64 B (scale)", "1,000 conns x 64 B", 1000, "64"),
+    Scenario("c10000", "10,000 connections x 64 B (scale)", "10,000 conns x 64 B", 10000, "64", tiny_connections=200),
+    Scenario("seed", "the Python seed's scenario: 1 connection, 16 KiB x 1000", "1 conn, 16 KiB x 1000", 1, "16K", requests=1000, warmup=0),
+]
+SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}
+
+# Where syscalls per message are counted (issue #3: 50 x 64 B, depth 1).
+STRACE_ARGS = ["--connections", "50", "--size", "64", "--depth", "1", "--warmup", "0"]
+
+
+@dataclass
+class Options:
+    """Run-wide settings, from the command line."""
+
+    tiny: bool
+    passes: int
+    duration: float
+    warmup: float
+    scenarios: list[Scenario]
+    servers: list[Server]
+    strace_requests: int
+    floor_count: int
+    iperf_seconds: int
+    out_dir: Path  # results JSON and graphs
+    markdown: Path  # the file whose generated block is rewritten
+    command: str
