@@ -80,12 +80,13 @@ mod tests {
     #[test]
     fn own_process_is_readable_and_consistent() {
         let first = sample(std::process::id()).expect("own /proc entry");
-        // Burn a little CPU so the second reading must be later.
+        // Burn CPU for several scheduler ticks: a running thread's total is
+        // only brought up to date at ticks and context switches.
+        let started = std::time::Instant::now();
         let mut x = 0u64;
-        for i in 0..2_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
+        while started.elapsed() < std::time::Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
         }
-        std::hint::black_box(x);
         let second = sample(std::process::id()).expect("own /proc entry");
         assert!(second.cpu > first.cpu);
         assert!(second.rss_kib > 0 && second.peak_rss_kib >= second.rss_kib);
