@@ -16,6 +16,8 @@
 //! - [`timer`]: the hashed timing wheel and tick clock (pure).
 //! - [`token`]: connection tokens that survive slab key reuse.
 //! - [`stats`], [`logging`], [`units`]: counters, log setup, value parsers.
+//! - [`client`]: the `echo-client` binary's modes (send, ping, bench).
+//! - [`json`], [`procstat`]: JSON output, process CPU/memory from `/proc`.
 //!
 //! See ARCHITECTURE.md for the state machine and the invariants.
 
@@ -24,12 +26,15 @@
 
 pub mod buffer;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod connection;
 pub mod echo;
+pub mod json;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+pub mod procstat;
 pub mod server;
 pub mod signal;
 pub mod stats;

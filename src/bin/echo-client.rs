@@ -1,0 +1,95 @@
+//! `echo-client`: parses the command line and runs the chosen mode.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use echo_server::client::bench::{self, BenchConfig, StopAfter};
+use echo_server::client::cli::{BenchArgs, ClientCli, Mode};
+use echo_server::client::error::{exit, ClientError};
+use echo_server::client::session::Session;
+use echo_server::client::{ping, send};
+use echo_server::limits::raise_open_file_limit;
+
+/// Descriptors the client needs besides its connections: stdio, poll,
+/// signal pipes, and a margin.
+const RESERVED_FDS: u64 = 16;
+
+fn main() -> ExitCode {
+    let cli = ClientCli::parse();
+    let code = match cli.mode {
+        None => send::run(&cli.send),
+        Some(Mode::Send(args)) => send::run(&args),
+        Some(Mode::Ping(args)) => ping::run(&args),
+        Some(Mode::Bench(args)) => run_bench(&args),
+    };
+    ExitCode::from(code)
+}
+
+fn run_bench(args: &BenchArgs) -> u8 {
+    match bench_report(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("echo-client: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
+    let connections = args.connections as usize;
+    let limit = raise_open_file_limit().after;
+    if let Some(limit) = limit {
+        if connections as u64 + RESERVED_FDS > limit {
+            eprintln!(
+                "echo-client: {connections} connections need {} open files, but the limit is {limit}; raise it (ulimit -n) or use fewer connections",
+                connections as u64 + RESERVED_FDS
+            );
+            return Ok(exit::USAGE);
+        }
+    }
+    let addr = reachable_address(args)?;
+    let config = BenchConfig {
+        target: args.address.to_string(),
+        connections,
+        size: args.size(),
+        depth: args.depth as usize,
+        stop: match args.requests {
+            Some(n) => StopAfter::Requests(n),
+            None => StopAfter::Duration(args.duration),
+        },
+        warmup: args.warmup(),
+        rate: args.rate,
+        bulk: args.bulk,
+        timeout: args.timeout,
+        server_pid: args.server_pid,
+        progress: false,
+    };
+    let config = BenchConfig {
+        progress: config.wants_progress(args.quiet || args.json),
+        ..config
+    };
+    let report = bench::run(&config, addr)?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if let Some(e) = &report.first_error {
+        eprintln!("echo-client: {e}");
+    }
+    Ok(report.exit_code)
+}
+
+/// Resolves the target and finds the address that accepts connections (a
+/// name may resolve to an IPv6 address nothing listens on), with one probe
+/// connection, so a dead target fails with one clear line.
+fn reachable_address(args: &BenchArgs) -> Result<SocketAddr, ClientError> {
+    let addrs = args.address.resolve()?;
+    let mut session = Session::new()?;
+    let probe = session.connect_any(&addrs, args.timeout)?;
+    let addr = probe.addr;
+    session.close(probe.stream);
+    Ok(addr)
+}

@@ -1,0 +1,777 @@
+//! `bench` mode: many connections driven by one mio `Poll`, each keeping
+//! `depth` messages in flight (or following a fixed `--rate`, or streaming
+//! in bulk), every echoed byte verified, latency in an HDR histogram.
+//!
+//! The loop mirrors the server's: connections are registered once for
+//! read and write readiness, reads and writes go until WouldBlock (a short
+//! read ends a turn unless the peer hung up), and the next message of a
+//! closed-loop connection is written in the same turn its echo completed.
+
+pub mod flow;
+pub mod report;
+pub mod schedule;
+
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use self::flow::Flow;
+use self::report::{thousands, BenchReport, Latency, ServerUsage};
+use self::schedule::RateSchedule;
+use super::error::{exit, is_reset, ClientError};
+use super::pattern::Pattern;
+use super::session::connect_error;
+use crate::procstat::{self, ProcessSample};
+use crate::signal::StopSignals;
+
+/// Tokens at the top of the range belong to the signal pipes; connections
+/// use their index.
+const SIGNALS: Token = Token(usize::MAX);
+/// Handshakes in progress at once: enough to open 10,000 connections in a
+/// moment, few enough not to overflow a small listen backlog (socat's is 5).
+const MAX_CONNECTING: usize = 256;
+/// Read buffer shared by all connections.
+const READ_CHUNK: usize = 256 * 1024;
+/// Latency histogram range: 1 ns to 1 hour at 3 significant digits.
+const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
+
+/// When the sending stops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StopAfter {
+    /// After this long past the warm-up.
+    Duration(Duration),
+    /// After this many messages (warm-up included) have been sent.
+    Requests(u64),
+}
+
+/// A benchmark run's settings, checked by the command line.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The address as the user wrote it, for the report.
+    pub target: String,
+    /// Connections to open.
+    pub connections: usize,
+    /// Message size (bulk: write size).
+    pub size: usize,
+    /// Messages in flight per connection.
+    pub depth: usize,
+    /// When to stop sending.
+    pub stop: StopAfter,
+    /// Time after start during which nothing is counted.
+    pub warmup: Duration,
+    /// Fixed total rate in messages per second (open loop).
+    pub rate: Option<f64>,
+    /// Stream continuously instead of sending messages.
+    pub bulk: bool,
+    /// Longest wait for a connect, and for the last echoes at the end.
+    pub timeout: Duration,
+    /// Process to report CPU time and memory of (the server, on this host).
+    pub server_pid: Option<u32>,
+    /// Print progress to stderr once a second.
+    pub progress: bool,
+}
+
+impl BenchConfig {
+    /// Whether a live progress line makes sense: a terminal on stderr, and
+    /// a run longer than a couple of seconds.
+    pub fn wants_progress(&self, quiet: bool) -> bool {
+        let long = match self.stop {
+            StopAfter::Duration(d) => d + self.warmup > Duration::from_secs(2),
+            StopAfter::Requests(_) => true,
+        };
+        !quiet && long && io::stderr().is_terminal()
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    NotStarted,
+    Connecting(Instant),
+    Open,
+    Closed,
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: Option<TcpStream>,
+    state: State,
+    flow: Flow<Instant>,
+    /// Intended send times that fell due while `depth` messages were out.
+    owed: VecDeque<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Connecting,
+    Running,
+    Draining(Instant),
+}
+
+/// Counters of the measured window.
+struct Window {
+    start: Instant,
+    end: Option<Instant>,
+    open: bool,
+    closed: bool,
+    messages: u64,
+    bytes: u64,
+    latency: Histogram<u64>,
+    server_start: Option<ProcessSample>,
+    server: Option<ServerUsage>,
+}
+
+struct Progress {
+    enabled: bool,
+    next: Instant,
+    last_messages: u64,
+    last_bytes: u64,
+    /// All completions, warm-up included, for the live line.
+    messages: u64,
+    bytes: u64,
+}
+
+struct Engine<'a> {
+    config: &'a BenchConfig,
+    addr: SocketAddr,
+    poll: Poll,
+    signals: StopSignals,
+    conns: Vec<Conn>,
+    pattern: Pattern,
+    scratch: Vec<u8>,
+    phase: Phase,
+    next_to_connect: usize,
+    connecting: usize,
+    connected: usize,
+    issued: u64,
+    /// Bytes issued on open connections but not yet echoed.
+    outstanding: u64,
+    schedule: Option<RateSchedule>,
+    run_start: Option<Instant>,
+    window: Window,
+    progress: Progress,
+    connect_errors: usize,
+    connect_error_code: Option<u8>,
+    mismatches: usize,
+    closed_early: usize,
+    incomplete: usize,
+    first_error: Option<ClientError>,
+    interrupted: bool,
+}
+
+/// Runs the benchmark against `addr` and returns what it measured. Fails
+/// only when nothing could be measured (no connection at all, Ctrl+C twice,
+/// or local setup errors); per-connection failures are counted instead.
+pub fn run(config: &BenchConfig, addr: SocketAddr) -> Result<BenchReport, ClientError> {
+    let mut engine = Engine::new(config, addr)?;
+    engine.drive()?;
+    Ok(engine.report())
+}
+
+impl<'a> Engine<'a> {
+    fn new(config: &'a BenchConfig, addr: SocketAddr) -> Result<Self, ClientError> {
+        let setup = |e: io::Error| ClientError::Other(format!("cannot set up the event loop: {e}"));
+        let poll = Poll::new().map_err(setup)?;
+        let mut signals = StopSignals::install().map_err(setup)?;
+        signals.register(poll.registry(), SIGNALS).map_err(setup)?;
+        let conns = (0..config.connections)
+            .map(|i| Conn {
+                stream: None,
+                state: State::NotStarted,
+                flow: Flow::new(i as u64, config.size),
+                owed: VecDeque::new(),
+            })
+            .collect();
+        let latency = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+            .map_err(|e| ClientError::Other(format!("latency histogram: {e}")))?;
+        let now = Instant::now();
+        Ok(Self {
+            config,
+            addr,
+            poll,
+            signals,
+            conns,
+            pattern: Pattern::new(),
+            scratch: vec![0; READ_CHUNK],
+            phase: Phase::Connecting,
+            next_to_connect: 0,
+            connecting: 0,
+            connected: 0,
+            issued: 0,
+            outstanding: 0,
+            schedule: None,
+            run_start: None,
+            window: Window {
+                start: now,
+                end: None,
+                open: false,
+                closed: false,
+                messages: 0,
+                bytes: 0,
+                latency,
+                server_start: None,
+                server: None,
+            },
+            progress: Progress {
+                enabled: config.progress,
+                next: now,
+                last_messages: 0,
+                last_bytes: 0,
+                messages: 0,
+                bytes: 0,
+            },
+            connect_errors: 0,
+            connect_error_code: None,
+            mismatches: 0,
+            closed_early: 0,
+            incomplete: 0,
+            first_error: None,
+            interrupted: false,
+        })
+    }
+
+    fn drive(&mut self) -> Result<(), ClientError> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            if !self.advance(now)? {
+                break;
+            }
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(now));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                // A signal interrupted the wait; its pipe is readable next.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ClientError::Other(format!("poll failed: {e}"))),
+            }
+            for event in events.iter() {
+                if let Some((_, count)) = self.signals.take(SIGNALS, event.token()) {
+                    self.on_signal(count)?;
+                } else if event.token().0 < self.conns.len() {
+                    self.on_event(event);
+                }
+            }
+        }
+        self.finish_progress();
+        Ok(())
+    }
+
+    /// Moves the run through its phases; `false` when it is over.
+    fn advance(&mut self, now: Instant) -> Result<bool, ClientError> {
+        match self.phase {
+            Phase::Connecting => {
+                self.expire_connects(now);
+                self.start_connects(now);
+                if self.connecting == 0 && self.next_to_connect == self.conns.len() {
+                    if self.connected == 0 {
+                        return Err(self
+                            .first_error
+                            .take()
+                            .unwrap_or_else(|| ClientError::Other("no connection".into())));
+                    }
+                    self.start_running(Instant::now());
+                }
+            }
+            Phase::Running => {
+                if !self.window.open && now >= self.window.start {
+                    self.open_window();
+                }
+                let done_sending = match self.config.stop {
+                    StopAfter::Duration(_) => self.window.end.is_some_and(|end| now >= end),
+                    StopAfter::Requests(n) => self.issued >= n,
+                };
+                if done_sending {
+                    self.stop_sending(now);
+                } else {
+                    self.send_due(now);
+                }
+            }
+            Phase::Draining(deadline) => {
+                if self.outstanding == 0 || now >= deadline {
+                    self.close_window(now);
+                    self.count_incomplete();
+                    return Ok(false);
+                }
+            }
+        }
+        self.tick_progress(now);
+        Ok(true)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        match self.phase {
+            Phase::Connecting => {
+                let oldest = self.conns.iter().find_map(|c| match c.state {
+                    State::Connecting(since) => Some(since + self.config.timeout),
+                    _ => None,
+                });
+                consider(oldest);
+            }
+            Phase::Running => {
+                if !self.window.open {
+                    consider(Some(self.window.start));
+                }
+                consider(self.window.end);
+                consider(self.schedule.as_ref().and_then(RateSchedule::next_due));
+            }
+            Phase::Draining(deadline) => consider(Some(deadline)),
+        }
+        if self.progress.enabled {
+            consider(Some(self.progress.next));
+        }
+        next
+    }
+
+    fn start_connects(&mut self, now: Instant) {
+        while self.connecting < MAX_CONNECTING && self.next_to_connect < self.conns.len() {
+            let i = self.next_to_connect;
+            self.next_to_connect += 1;
+            match TcpStream::connect(self.addr) {
+                Ok(mut stream) => {
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if let Err(e) = self
+                        .poll
+                        .registry()
+                        .register(&mut stream, Token(i), interest)
+                    {
+                        self.connect_failed(i, ClientError::Other(format!("register: {e}")));
+                        continue;
+                    }
+                    self.conns[i].stream = Some(stream);
+                    self.conns[i].state = State::Connecting(now);
+                    self.connecting += 1;
+                }
+                Err(e) => {
+                    let error = connect_error(self.addr, e, self.config.timeout);
+                    self.connect_failed(i, error);
+                }
+            }
+        }
+    }
+
+    fn expire_connects(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            if let State::Connecting(since) = self.conns[i].state {
+                if now >= since + self.config.timeout {
+                    self.connecting -= 1;
+                    let error = ClientError::ConnectTimeout(self.addr, self.config.timeout);
+                    self.connect_failed(i, error);
+                }
+            }
+        }
+    }
+
+    fn connect_failed(&mut self, i: usize, error: ClientError) {
+        self.connect_errors += 1;
+        self.connect_error_code.get_or_insert(error.exit_code());
+        self.first_error.get_or_insert(error);
+        self.drop_conn(i);
+    }
+
+    fn drop_conn(&mut self, i: usize) {
+        let conn = &mut self.conns[i];
+        if let Some(mut stream) = conn.stream.take() {
+            // Dropping closes the socket, which also leaves the epoll set.
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        conn.state = State::Closed;
+        self.outstanding -= conn.flow.unwritten() + conn.flow.unechoed();
+        conn.owed.clear();
+        if let Some(schedule) = &mut self.schedule {
+            schedule.forget(i);
+        }
+    }
+
+    fn start_running(&mut self, now: Instant) {
+        self.phase = Phase::Running;
+        self.run_start = Some(now);
+        self.window.start = now + self.config.warmup;
+        if let StopAfter::Duration(d) = self.config.stop {
+            self.window.end = Some(self.window.start + d);
+        }
+        self.progress.next = now + Duration::from_secs(1);
+        if let Some(rate) = self.config.rate {
+            self.schedule = Some(RateSchedule::new(now, rate, self.conns.len()));
+            for (i, conn) in self.conns.iter().enumerate() {
+                if !matches!(conn.state, State::Open) {
+                    // A connection that never opened sends nothing.
+                    if let Some(s) = &mut self.schedule {
+                        s.forget(i);
+                    }
+                }
+            }
+        }
+        if !self.window.open && now >= self.window.start {
+            self.open_window();
+        }
+        for i in 0..self.conns.len() {
+            if matches!(self.conns[i].state, State::Open) {
+                self.top_up(i, now);
+                self.write(i);
+            }
+        }
+    }
+
+    fn open_window(&mut self) {
+        self.window.open = true;
+        self.window.server_start = self
+            .config
+            .server_pid
+            .and_then(|pid| procstat::sample(pid).ok());
+    }
+
+    fn close_window(&mut self, now: Instant) {
+        if self.window.closed {
+            return;
+        }
+        self.window.closed = true;
+        if !self.window.open {
+            self.open_window();
+        }
+        let end = match self.config.stop {
+            StopAfter::Duration(_) => self.window.end.map_or(now, |end| end.min(now)),
+            StopAfter::Requests(_) => now,
+        };
+        self.window.end = Some(end.max(self.window.start));
+        if let (Some(pid), Some(start)) = (self.config.server_pid, self.window.server_start) {
+            if let Ok(end_sample) = procstat::sample(pid) {
+                self.window.server = Some(ServerUsage::between(pid, start, end_sample));
+            }
+        }
+    }
+
+    fn may_issue(&self) -> bool {
+        self.phase == Phase::Running
+            && match self.config.stop {
+                StopAfter::Requests(n) => self.issued < n,
+                StopAfter::Duration(_) => true,
+            }
+    }
+
+    /// Issues what connection `i` may send now: closed loop, up to `depth`
+    /// messages; open loop, the owed ones up to `depth`; bulk, the next write.
+    fn top_up(&mut self, i: usize, now: Instant) {
+        let size = self.config.size as u64;
+        if self.config.bulk {
+            if self.may_issue() && self.conns[i].flow.unwritten() == 0 {
+                self.conns[i].flow.issue_bytes(size);
+                self.outstanding += size;
+            }
+            return;
+        }
+        while self.conns[i].flow.in_flight() < self.config.depth && self.may_issue() {
+            let stamp = if self.config.rate.is_some() {
+                match self.conns[i].owed.pop_front() {
+                    Some(intended) => intended,
+                    None => break,
+                }
+            } else {
+                now
+            };
+            self.conns[i].flow.issue(stamp);
+            self.issued += 1;
+            self.outstanding += size;
+        }
+    }
+
+    fn send_due(&mut self, now: Instant) {
+        let Some(schedule) = &mut self.schedule else {
+            return;
+        };
+        let mut touched = Vec::new();
+        while let Some((i, intended)) = schedule.pop_due(now) {
+            self.conns[i].owed.push_back(intended);
+            touched.push(i);
+        }
+        for i in touched {
+            self.top_up(i, now);
+            self.write(i);
+        }
+    }
+
+    fn stop_sending(&mut self, now: Instant) {
+        if let StopAfter::Duration(_) = self.config.stop {
+            self.close_window(now);
+        }
+        self.phase = Phase::Draining(now + self.config.timeout);
+        for conn in &mut self.conns {
+            // Owed sends were never written; they are not part of the run.
+            conn.owed.clear();
+        }
+    }
+
+    fn count_incomplete(&mut self) {
+        self.incomplete = self
+            .conns
+            .iter()
+            .filter(|c| {
+                matches!(c.state, State::Open) && c.flow.unechoed() + c.flow.unwritten() > 0
+            })
+            .count();
+        if self.incomplete > 0 && self.first_error.is_none() && !self.interrupted {
+            self.first_error = Some(ClientError::DrainTimeout {
+                connections: self.incomplete,
+                bytes: self.outstanding,
+                after: self.config.timeout,
+            });
+        }
+    }
+
+    fn on_signal(&mut self, count: usize) -> Result<(), ClientError> {
+        if count == 0 {
+            return Ok(());
+        }
+        if self.interrupted || self.phase == Phase::Connecting {
+            return Err(ClientError::Interrupted);
+        }
+        self.interrupted = true;
+        let now = Instant::now();
+        self.close_window(now);
+        // Give the echoes already on the way a moment, not the full timeout.
+        self.phase = Phase::Draining(now + self.config.timeout.min(Duration::from_secs(1)));
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let i = event.token().0;
+        match self.conns[i].state {
+            State::Connecting(_) => self.finish_connect(i),
+            State::Open => {
+                let hung_up = event.is_read_closed() || event.is_error();
+                if self.read(i, hung_up) {
+                    self.write(i);
+                }
+            }
+            State::NotStarted | State::Closed => {}
+        }
+    }
+
+    fn finish_connect(&mut self, i: usize) {
+        let Some(stream) = &self.conns[i].stream else {
+            return;
+        };
+        // A non-blocking connect has finished when the socket has a pending
+        // error (failed) or a peer address (succeeded).
+        if let Ok(Some(e)) | Err(e) = stream.take_error() {
+            self.connecting -= 1;
+            let error = connect_error(self.addr, e, self.config.timeout);
+            self.connect_failed(i, error);
+            return;
+        }
+        match stream.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotConnected => return,
+            Err(e) => {
+                self.connecting -= 1;
+                let error = connect_error(self.addr, e, self.config.timeout);
+                self.connect_failed(i, error);
+                return;
+            }
+        }
+        // Echo servers answer small messages at once; Nagle would hold the
+        // next one back for the delayed ACK and show 40 ms latencies.
+        let _ = stream.set_nodelay(true);
+        self.connecting -= 1;
+        self.connected += 1;
+        self.conns[i].state = State::Open;
+    }
+
+    /// Reads and checks everything available; `false` if the connection
+    /// was closed.
+    fn read(&mut self, i: usize, hung_up: bool) -> bool {
+        let now = Instant::now();
+        let mut completed = 0;
+        loop {
+            let Some(stream) = &mut self.conns[i].stream else {
+                return false;
+            };
+            match stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.closed(i, false);
+                    return false;
+                }
+                Ok(n) => {
+                    let window = &mut self.window;
+                    let counting = window.open && window.end.map_or(true, |end| now <= end);
+                    let result =
+                        self.conns[i]
+                            .flow
+                            .echoed(&self.scratch[..n], &self.pattern, |stamp| {
+                                if let (true, Some(sent)) = (counting, stamp) {
+                                    let ns = now.saturating_duration_since(sent).as_nanos() as u64;
+                                    window.latency.saturating_record(ns.max(1));
+                                }
+                            });
+                    match result {
+                        Ok(done) => {
+                            completed += done;
+                            self.outstanding -= n as u64;
+                            self.progress.bytes += n as u64;
+                            self.progress.messages += done;
+                            if counting {
+                                window.messages += done;
+                                window.bytes += if self.config.bulk {
+                                    n as u64
+                                } else {
+                                    done * self.config.size as u64
+                                };
+                            }
+                        }
+                        Err(mismatch) => {
+                            self.mismatches += 1;
+                            self.first_error
+                                .get_or_insert(ClientError::Mismatch(mismatch));
+                            self.drop_conn(i);
+                            return false;
+                        }
+                    }
+                    // A short read drained the socket; the next arrival
+                    // raises a new edge. After a hang-up no edge follows,
+                    // so read on to the end.
+                    if n < self.scratch.len() && !hung_up {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.closed(i, is_reset(&e));
+                    return false;
+                }
+            }
+        }
+        if completed > 0 || self.config.bulk {
+            self.top_up(i, now);
+        }
+        true
+    }
+
+    /// Writes what connection `i` has issued until the socket is full.
+    fn write(&mut self, i: usize) {
+        let now = Instant::now();
+        loop {
+            self.top_up(i, now);
+            let conn = &mut self.conns[i];
+            let chunk = conn.flow.next_write(&self.pattern);
+            if chunk.is_empty() {
+                return;
+            }
+            let Some(stream) = &mut conn.stream else {
+                return;
+            };
+            match stream.write(chunk) {
+                Ok(n) => conn.flow.wrote(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.closed(i, is_reset(&e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The server ended connection `i`.
+    fn closed(&mut self, i: usize, reset: bool) {
+        let flow = &self.conns[i].flow;
+        let expected = flow.verified() + flow.unechoed() + flow.unwritten();
+        let received = flow.verified();
+        self.closed_early += 1;
+        self.first_error.get_or_insert(ClientError::ClosedEarly {
+            received,
+            expected,
+            reset,
+        });
+        self.drop_conn(i);
+    }
+
+    fn tick_progress(&mut self, now: Instant) {
+        if !self.progress.enabled || now < self.progress.next || self.phase == Phase::Connecting {
+            return;
+        }
+        let p = &mut self.progress;
+        let messages = p.messages - p.last_messages;
+        let bytes = p.bytes - p.last_bytes;
+        p.last_messages = p.messages;
+        p.last_bytes = p.bytes;
+        p.next = now + Duration::from_secs(1);
+        let elapsed = self.run_start.map_or(Duration::ZERO, |s| now - s);
+        let total = match self.config.stop {
+            StopAfter::Duration(d) => format!(" / {:.0} s", (self.config.warmup + d).as_secs_f64()),
+            StopAfter::Requests(n) => {
+                format!(", {} of {} sent", thousands(self.issued), thousands(n))
+            }
+        };
+        eprint!(
+            "\r\x1b[K{:.0} s{}: {} msgs/s, {:.2} MB/s{}",
+            elapsed.as_secs_f64(),
+            total,
+            thousands(messages),
+            bytes as f64 / 1e6,
+            if self.window.open {
+                ""
+            } else {
+                " (warming up)"
+            }
+        );
+    }
+
+    fn finish_progress(&self) {
+        if self.progress.enabled {
+            eprint!("\r\x1b[K");
+        }
+    }
+
+    fn report(mut self) -> BenchReport {
+        let end = self.window.end.unwrap_or(self.window.start);
+        let exit_code = if self.mismatches > 0 {
+            exit::MISMATCH
+        } else if self.closed_early > 0 {
+            exit::CLOSED
+        } else if self.incomplete > 0 {
+            exit::TIMEOUT
+        } else {
+            self.connect_error_code.unwrap_or(exit::OK)
+        };
+        BenchReport {
+            target: self.config.target.clone(),
+            address: self.addr,
+            connections: self.config.connections,
+            size: self.config.size,
+            depth: self.config.depth,
+            bulk: self.config.bulk,
+            rate: self.config.rate,
+            warmup: self.config.warmup,
+            elapsed: end.saturating_duration_since(self.window.start),
+            messages: self.window.messages,
+            bytes: self.window.bytes,
+            latency: if self.config.bulk {
+                None
+            } else {
+                Latency::from_nanos(&self.window.latency)
+            },
+            connected: self.connected,
+            connect_errors: self.connect_errors,
+            mismatches: self.mismatches,
+            closed_early: self.closed_early,
+            incomplete: self.incomplete,
+            first_error: self.first_error.take().map(|e| e.to_string()),
+            server: self.window.server,
+            interrupted: self.interrupted,
+            exit_code,
+        }
+    }
+}

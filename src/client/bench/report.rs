@@ -1,0 +1,332 @@
+//! What a benchmark run measured, as text for people and JSON for scripts.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::json::JsonObject;
+use crate::procstat::ProcessSample;
+
+/// Latency percentiles, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    /// Fastest.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+impl Latency {
+    /// Reads the summary off a histogram of nanoseconds; `None` if empty.
+    pub fn from_nanos(h: &Histogram<u64>) -> Option<Self> {
+        if h.is_empty() {
+            return None;
+        }
+        let us = |ns: u64| ns as f64 / 1e3;
+        Some(Self {
+            min: us(h.min()),
+            mean: h.mean() / 1e3,
+            p50: us(h.value_at_quantile(0.50)),
+            p90: us(h.value_at_quantile(0.90)),
+            p99: us(h.value_at_quantile(0.99)),
+            p999: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+        })
+    }
+
+    fn json(&self) -> JsonObject {
+        let mut o = JsonObject::new();
+        o.float("min", round3(self.min))
+            .float("mean", round3(self.mean))
+            .float("p50", round3(self.p50))
+            .float("p90", round3(self.p90))
+            .float("p99", round3(self.p99))
+            .float("p999", round3(self.p999))
+            .float("max", round3(self.max));
+        o
+    }
+}
+
+/// The server's resource use over the measured window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerUsage {
+    /// Its process id.
+    pub pid: u32,
+    /// CPU time it used during the window.
+    pub cpu: Duration,
+    /// Its resident memory at the end of the window (connections still open).
+    pub rss_kib: u64,
+    /// Its peak resident memory since it started.
+    pub peak_rss_kib: u64,
+}
+
+impl ServerUsage {
+    /// The difference between two samples of the same process.
+    pub fn between(pid: u32, start: ProcessSample, end: ProcessSample) -> Self {
+        Self {
+            pid,
+            cpu: end.cpu.saturating_sub(start.cpu),
+            rss_kib: end.rss_kib,
+            peak_rss_kib: end.peak_rss_kib,
+        }
+    }
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    /// The address as the user gave it.
+    pub target: String,
+    /// The address connected to.
+    pub address: SocketAddr,
+    /// Connections asked for.
+    pub connections: usize,
+    /// Message (bulk: write) size.
+    pub size: usize,
+    /// Messages in flight per connection.
+    pub depth: usize,
+    /// Bulk streaming instead of messages.
+    pub bulk: bool,
+    /// Fixed request rate, if any.
+    pub rate: Option<f64>,
+    /// Warm-up before the window.
+    pub warmup: Duration,
+    /// Length of the measured window.
+    pub elapsed: Duration,
+    /// Messages echoed and verified in the window.
+    pub messages: u64,
+    /// Bytes echoed and verified in the window.
+    pub bytes: u64,
+    /// Latency of the window's messages (not for bulk).
+    pub latency: Option<Latency>,
+    /// Connections established.
+    pub connected: usize,
+    /// Connections that could not be established.
+    pub connect_errors: usize,
+    /// Connections whose echo differed from what was sent.
+    pub mismatches: usize,
+    /// Connections the server closed or reset while they had bytes out.
+    pub closed_early: usize,
+    /// Connections still waiting for echo when the drain timed out.
+    pub incomplete: usize,
+    /// The first failure seen, for the one-line explanation.
+    pub first_error: Option<String>,
+    /// Server CPU and memory, with `--server-pid`.
+    pub server: Option<ServerUsage>,
+    /// Stopped early by Ctrl+C.
+    pub interrupted: bool,
+    /// The process exit code these results call for: 0 when every byte
+    /// came back exactly, else that of the worst failure (mismatch first).
+    pub exit_code: u8,
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
+impl BenchReport {
+    /// Messages per second over the window.
+    pub fn msgs_per_s(&self) -> f64 {
+        per_second(self.messages as f64, self.elapsed)
+    }
+
+    /// Echoed megabytes (10⁶ bytes) per second over the window.
+    pub fn mb_per_s(&self) -> f64 {
+        per_second(self.bytes as f64 / 1e6, self.elapsed)
+    }
+
+    /// Server CPU nanoseconds per echoed message.
+    pub fn server_ns_per_msg(&self) -> Option<f64> {
+        let server = self.server?;
+        (self.messages > 0).then(|| server.cpu.as_nanos() as f64 / self.messages as f64)
+    }
+
+    /// The machine-readable form (one JSON object).
+    pub fn to_json(&self) -> String {
+        let mut o = JsonObject::new();
+        o.str("mode", "bench")
+            .str("target", &self.target)
+            .str("address", &self.address.to_string())
+            .uint("connections", self.connections as u64)
+            .uint("size", self.size as u64)
+            .uint("depth", self.depth as u64)
+            .bool("bulk", self.bulk);
+        match self.rate {
+            Some(rate) => o.float("rate", rate),
+            None => o.null("rate"),
+        };
+        o.float("warmup_s", round3(self.warmup.as_secs_f64()))
+            .float("elapsed_s", round3(self.elapsed.as_secs_f64()))
+            .uint("messages", self.messages)
+            .uint("bytes", self.bytes)
+            .float("msgs_per_s", round3(self.msgs_per_s()))
+            .float("mb_per_s", round3(self.mb_per_s()));
+        match &self.latency {
+            Some(latency) => o.object("latency_us", latency.json()),
+            None => o.null("latency_us"),
+        };
+        o.uint("connected", self.connected as u64)
+            .uint("connect_errors", self.connect_errors as u64)
+            .uint("mismatches", self.mismatches as u64)
+            .uint("closed_early", self.closed_early as u64)
+            .uint("incomplete", self.incomplete as u64)
+            .bool("interrupted", self.interrupted);
+        match &self.first_error {
+            Some(e) => o.str("error", e),
+            None => o.null("error"),
+        };
+        match self.server {
+            Some(server) => {
+                let mut s = JsonObject::new();
+                s.uint("pid", server.pid as u64)
+                    .float("cpu_s", round3(server.cpu.as_secs_f64() * 1e3) / 1e3);
+                match self.server_ns_per_msg() {
+                    Some(ns) => s.float("cpu_ns_per_msg", round3(ns)),
+                    None => s.null("cpu_ns_per_msg"),
+                };
+                s.uint("rss_kib", server.rss_kib)
+                    .uint("peak_rss_kib", server.peak_rss_kib);
+                o.object("server", s)
+            }
+            None => o.null("server"),
+        };
+        o.finish()
+    }
+}
+
+fn per_second(amount: f64, elapsed: Duration) -> f64 {
+    if elapsed.is_zero() {
+        0.0
+    } else {
+        amount / elapsed.as_secs_f64()
+    }
+}
+
+/// `1234567` → `1,234,567`, for counts a person reads.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.bulk {
+            format!("bulk stream, {} B writes", self.size)
+        } else {
+            format!("{} B messages, depth {}", self.size, self.depth)
+        };
+        writeln!(
+            f,
+            "Benchmark of {} ({}): {} connection{}, {}{}",
+            self.target,
+            self.address,
+            self.connections,
+            if self.connections == 1 { "" } else { "s" },
+            kind,
+            self.rate
+                .map(|r| format!(", fixed rate {r} msgs/s"))
+                .unwrap_or_default()
+        )?;
+        writeln!(
+            f,
+            "Window:      {:.3} s after {:.3} s warm-up{}",
+            self.elapsed.as_secs_f64(),
+            self.warmup.as_secs_f64(),
+            if self.interrupted {
+                " (stopped by Ctrl+C)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            f,
+            "Connections: {} connected, {} failed to connect, {} closed early, {} incomplete",
+            self.connected, self.connect_errors, self.closed_early, self.incomplete
+        )?;
+        writeln!(
+            f,
+            "Echoed:      {} messages, {} bytes, all verified ({} mismatches)",
+            thousands(self.messages),
+            thousands(self.bytes),
+            self.mismatches
+        )?;
+        writeln!(
+            f,
+            "Throughput:  {} msgs/s, {:.2} MB/s",
+            thousands(self.msgs_per_s().round() as u64),
+            self.mb_per_s()
+        )?;
+        if let Some(l) = &self.latency {
+            writeln!(
+                f,
+                "Latency µs:  min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (mean {:.1})",
+                l.min, l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+            )?;
+        }
+        if let Some(server) = self.server {
+            write!(
+                f,
+                "Server:      pid {}: {:.3} s CPU",
+                server.pid,
+                server.cpu.as_secs_f64()
+            )?;
+            if let Some(ns) = self.server_ns_per_msg() {
+                write!(f, ", {ns:.0} ns per message")?;
+            }
+            writeln!(
+                f,
+                ", RSS {} KiB (peak {} KiB)",
+                server.rss_kib, server.peak_rss_kib
+            )?;
+        }
+        if let Some(e) = &self.first_error {
+            writeln!(f, "First error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn percentiles_come_from_the_histogram() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for us in 1..=1000u64 {
+            h.record(us * 1000).unwrap();
+        }
+        let l = Latency::from_nanos(&h).unwrap();
+        assert!((l.p50 - 500.0).abs() <= 1.0, "{l:?}");
+        assert!((l.p99 - 990.0).abs() <= 1.0, "{l:?}");
+        assert!((l.min - 1.0).abs() < 0.01 && (l.max - 1000.0).abs() <= 1.0);
+        assert!(Latency::from_nanos(&Histogram::<u64>::new(3).unwrap()).is_none());
+    }
+}

@@ -1,0 +1,275 @@
+//! The client's command line: the default `send` mode, `ping` and `bench`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::error::EXIT_CODES_HELP;
+use super::target::{parse_target, Target};
+use crate::units::{parse_seconds, parse_size};
+
+/// Client for echo-server: send a message and check its echo, ping a path
+/// with TCP probes, or benchmark a server with many connections.
+///
+/// Every mode checks that what comes back is exactly what was sent.
+#[derive(Debug, Parser)]
+#[command(
+    name = "echo-client",
+    version,
+    about,
+    long_about = None,
+    after_help = EXIT_CODES_HELP,
+    args_conflicts_with_subcommands = true
+)]
+pub struct ClientCli {
+    /// The mode; without one, the arguments are those of `send`.
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+
+    /// `send` arguments when no mode is named.
+    #[command(flatten)]
+    pub send: SendArgs,
+}
+
+/// What the client does.
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Send one message (or a file) and check the echo (the default mode).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Send(SendArgs),
+    /// Probe the path repeatedly, like ping or tcping: RTT per probe, loss,
+    /// percentiles, and the TCP connect time.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Ping(PingArgs),
+    /// Load a server with many connections and report messages/s, MB/s and
+    /// latency percentiles.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Bench(BenchArgs),
+}
+
+/// Arguments of `send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Server address: HOST:PORT, [IPv6]:PORT, or HOST for port 7878.
+    #[arg(value_name = "ADDR", default_value = "127.0.0.1:7878", value_parser = parse_target)]
+    pub address: Target,
+
+    /// The message to send.
+    #[arg(value_name = "MESSAGE", default_value = "hello")]
+    pub message: String,
+
+    /// Send this file's bytes instead of MESSAGE (binary-safe); `-` reads
+    /// standard input.
+    #[arg(short, long, value_name = "PATH", conflicts_with = "message")]
+    pub file: Option<PathBuf>,
+
+    /// Longest wait, in seconds, for the connection or for the next echoed byte.
+    #[arg(short = 'W', long, default_value = "5", value_name = "SECS", value_parser = positive_seconds)]
+    pub timeout: Duration,
+
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `ping`.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Server address: HOST:PORT, [IPv6]:PORT, or HOST for port 7878.
+    #[arg(value_name = "ADDR", default_value = "127.0.0.1:7878", value_parser = parse_target)]
+    pub address: Target,
+
+    /// Probes to send; 0 sends until Ctrl+C.
+    #[arg(short, long, default_value_t = 5, value_name = "N")]
+    pub count: u64,
+
+    /// Seconds between the starts of two probes (decimals allowed).
+    #[arg(short, long, default_value = "1", value_name = "SECS", value_parser = parse_seconds)]
+    pub interval: Duration,
+
+    /// Bytes per probe (K and M suffixes allowed, at most 1M).
+    #[arg(short, long, default_value = "64", value_name = "BYTES", value_parser = probe_size)]
+    pub size: usize,
+
+    /// Seconds a probe (connect, or the next echoed byte) may take before
+    /// it counts as lost.
+    #[arg(short = 'W', long, default_value = "2", value_name = "SECS", value_parser = positive_seconds)]
+    pub timeout: Duration,
+
+    /// Open a fresh connection for every probe, timing each handshake (the
+    /// firewall and SYN-path check); by default one connection carries all
+    /// probes.
+    #[arg(short, long)]
+    pub reconnect: bool,
+
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Server address: HOST:PORT, [IPv6]:PORT, or HOST for port 7878.
+    #[arg(value_name = "ADDR", default_value = "127.0.0.1:7878", value_parser = parse_target)]
+    pub address: Target,
+
+    /// Connections, all driven by one event loop.
+    #[arg(short, long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub connections: u32,
+
+    /// Message size; in --bulk mode, the write size (default 64, bulk 64K;
+    /// K and M suffixes allowed, at most 16M).
+    #[arg(short, long, value_name = "BYTES", value_parser = message_size)]
+    pub size: Option<usize>,
+
+    /// Messages in flight per connection (pipelining).
+    #[arg(short, long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub depth: u32,
+
+    /// Seconds to measure, after the warm-up.
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = positive_seconds, conflicts_with = "requests")]
+    pub duration: Duration,
+
+    /// Stop after sending this many messages in all (warm-up included)
+    /// instead of after --duration.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+
+    /// Seconds of load before measuring starts [default: 1, or 0 with --requests].
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub warmup: Option<Duration>,
+
+    /// Send at this fixed total rate (messages per second) instead of as
+    /// fast as echoes return; latency is then measured from each message's
+    /// intended send time, so server stalls are not hidden.
+    #[arg(long, value_name = "MSGS_PER_SEC", value_parser = positive_rate, conflicts_with = "bulk")]
+    pub rate: Option<f64>,
+
+    /// Stream continuous writes on each connection while reading the echo
+    /// concurrently, to measure echoed MB/s.
+    #[arg(long)]
+    pub bulk: bool,
+
+    /// Longest wait, in seconds, for a connection, and for the last echoes
+    /// once sending stops.
+    #[arg(short = 'W', long, default_value = "5", value_name = "SECS", value_parser = positive_seconds)]
+    pub timeout: Duration,
+
+    /// Also report this process's CPU time and memory over the measured
+    /// window (the server's PID, when it runs on this host).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// No live progress line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl BenchArgs {
+    /// The message or write size, with the mode's default.
+    pub fn size(&self) -> usize {
+        self.size.unwrap_or(if self.bulk { 64 * 1024 } else { 64 })
+    }
+
+    /// The warm-up, with the default that suits the stop condition.
+    pub fn warmup(&self) -> Duration {
+        self.warmup.unwrap_or(if self.requests.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        })
+    }
+}
+
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    let d = parse_seconds(text)?;
+    if d.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(d)
+}
+
+fn sized(text: &str, max: usize, max_text: &str) -> Result<usize, String> {
+    match parse_size(text)? {
+        0 => Err("must be at least 1 byte".into()),
+        n if n > max => Err(format!("at most {max_text}")),
+        n => Ok(n),
+    }
+}
+
+fn probe_size(text: &str) -> Result<usize, String> {
+    sized(text, 1 << 20, "1M")
+}
+
+fn message_size(text: &str) -> Result<usize, String> {
+    sized(text, 16 << 20, "16M")
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1e9 => Ok(rate),
+        _ => Err("expected messages per second, more than 0 (decimals allowed)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        ClientCli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_arguments_are_send_mode() {
+        let cli = ClientCli::try_parse_from(["echo-client", "[::1]:9", "hi there"]).unwrap();
+        assert!(cli.mode.is_none());
+        assert_eq!(cli.send.address.to_string(), "[::1]:9");
+        assert_eq!(cli.send.message, "hi there");
+        let cli = ClientCli::try_parse_from(["echo-client"]).unwrap();
+        assert_eq!(cli.send.address.to_string(), "127.0.0.1:7878");
+        assert_eq!(cli.send.message, "hello");
+    }
+
+    #[test]
+    fn modes_and_defaults() {
+        let cli = ClientCli::try_parse_from(["echo-client", "bench", "--bulk"]).unwrap();
+        let Some(Mode::Bench(bench)) = cli.mode else {
+            panic!("not bench")
+        };
+        assert_eq!(
+            (bench.size(), bench.warmup()),
+            (65536, Duration::from_secs(1))
+        );
+        let cli = ClientCli::try_parse_from(["echo-client", "bench", "-n", "10"]).unwrap();
+        let Some(Mode::Bench(bench)) = cli.mode else {
+            panic!("not bench")
+        };
+        assert_eq!((bench.size(), bench.warmup()), (64, Duration::ZERO));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            &["echo-client", "ping", "--size", "0"][..],
+            &["echo-client", "ping", "--size", "2M"],
+            &["echo-client", "bench", "--rate", "0"],
+            &["echo-client", "bench", "--rate", "10", "--bulk"],
+            &["echo-client", "bench", "--duration", "1", "--requests", "5"],
+            &["echo-client", "bench", "--connections", "0"],
+            &["echo-client", "send", "host:0"],
+            &["echo-client", "--timeout", "0"],
+            &["echo-client", "--file", "x", "127.0.0.1:9", "message"],
+        ] {
+            assert!(ClientCli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! What can go wrong for the client, the one line it prints, and its exit
+//! code.
+//!
+//! Each failure class has its own code so scripts can tell "the path is
+//! blocked" from "the server corrupts data" without parsing text.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Exit codes, as listed in `echo-client --help`.
+pub mod exit {
+    /// Every echo came back exactly.
+    pub const OK: u8 = 0;
+    /// An echo differed from what was sent.
+    pub const MISMATCH: u8 = 1;
+    /// Bad command line (clap's code).
+    pub const USAGE: u8 = 2;
+    /// Connection refused: nothing listening there.
+    pub const REFUSED: u8 = 3;
+    /// The host name could not be resolved.
+    pub const RESOLVE: u8 = 4;
+    /// A connect or an echo took longer than `--timeout`.
+    pub const TIMEOUT: u8 = 5;
+    /// The server closed or reset the connection before echoing everything.
+    pub const CLOSED: u8 = 6;
+    /// Any other network or local error (unreachable, file unreadable, …).
+    pub const OTHER: u8 = 7;
+    /// Stopped by Ctrl+C before an answer (128 + SIGINT).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Text for `--help`, kept next to the codes it describes.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    every echo came back byte for byte
+  1    an echo differed from what was sent (the offset is printed)
+  2    bad command line
+  3    connection refused: nothing is listening there
+  4    host name could not be resolved
+  5    timed out (connect or echo took longer than --timeout)
+  6    the server closed or reset the connection before echoing everything
+  7    other network or local error
+  130  interrupted by Ctrl+C before any result";
+
+/// A failure that ends a client run.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Nothing is listening at the address.
+    Refused(SocketAddr),
+    /// The host name did not resolve.
+    Resolve {
+        /// The name as given.
+        host: String,
+        /// What the resolver said.
+        detail: String,
+    },
+    /// Connecting took longer than the timeout.
+    ConnectTimeout(SocketAddr, Duration),
+    /// The echo did not complete within the timeout.
+    EchoTimeout {
+        /// Bytes echoed before the timeout.
+        received: u64,
+        /// Bytes expected.
+        expected: u64,
+        /// The timeout.
+        after: Duration,
+    },
+    /// At the end of a benchmark, echoes still missing after the timeout.
+    DrainTimeout {
+        /// Connections still waiting.
+        connections: usize,
+        /// Bytes not echoed.
+        bytes: u64,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The server closed (`reset` = with an RST) before echoing everything.
+    ClosedEarly {
+        /// Bytes echoed before the close.
+        received: u64,
+        /// Bytes expected.
+        expected: u64,
+        /// Whether the connection was reset rather than closed.
+        reset: bool,
+    },
+    /// The echo differs from what was sent.
+    Mismatch(Mismatch),
+    /// Ctrl+C before a result.
+    Interrupted,
+    /// Connecting failed for another reason (unreachable, …).
+    Connect(SocketAddr, io::Error),
+    /// Anything else, with what was being done.
+    Other(String),
+}
+
+/// Where an echo first differs from what was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Offset in the connection's byte stream.
+    pub offset: u64,
+    /// The byte that was sent there.
+    pub sent: u8,
+    /// The byte that came back instead (`None`: extra bytes came back
+    /// beyond what was sent, and `sent` is meaningless).
+    pub received: Option<u8>,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.received {
+            Some(received) => write!(
+                f,
+                "echo differs from what was sent at byte offset {}: sent {}, received {}",
+                self.offset,
+                show_byte(self.sent),
+                show_byte(received)
+            ),
+            None => write!(
+                f,
+                "server sent back more than was sent: an extra byte at offset {}",
+                self.offset
+            ),
+        }
+    }
+}
+
+fn show_byte(byte: u8) -> String {
+    if byte.is_ascii_graphic() || byte == b' ' {
+        format!("0x{byte:02x} '{}'", byte as char)
+    } else {
+        format!("0x{byte:02x}")
+    }
+}
+
+impl ClientError {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Refused(_) => exit::REFUSED,
+            Self::Resolve { .. } => exit::RESOLVE,
+            Self::ConnectTimeout(..) | Self::EchoTimeout { .. } | Self::DrainTimeout { .. } => {
+                exit::TIMEOUT
+            }
+            Self::ClosedEarly { .. } => exit::CLOSED,
+            Self::Mismatch(_) => exit::MISMATCH,
+            Self::Interrupted => exit::INTERRUPTED,
+            Self::Connect(..) | Self::Other(_) => exit::OTHER,
+        }
+    }
+
+    /// A short name for the failure class, for JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Refused(_) => "refused",
+            Self::Resolve { .. } => "resolve",
+            Self::ConnectTimeout(..) => "connect_timeout",
+            Self::EchoTimeout { .. } | Self::DrainTimeout { .. } => "timeout",
+            Self::ClosedEarly { reset: false, .. } => "closed",
+            Self::ClosedEarly { reset: true, .. } => "reset",
+            Self::Mismatch(_) => "mismatch",
+            Self::Interrupted => "interrupted",
+            Self::Connect(..) => "connect",
+            Self::Other(_) => "error",
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused(addr) => write!(
+                f,
+                "nothing is listening on {addr} — is echo-server running?"
+            ),
+            Self::Resolve { host, detail } => {
+                write!(f, "cannot resolve host '{host}': {detail}")
+            }
+            Self::ConnectTimeout(addr, after) => write!(
+                f,
+                "no answer from {addr} within {:.3} s (a firewall dropping packets, or the host is down)",
+                after.as_secs_f64()
+            ),
+            Self::EchoTimeout {
+                received,
+                expected,
+                after,
+            } => write!(
+                f,
+                "timed out after {:.3} s waiting for the echo: {received} of {expected} bytes came back",
+                after.as_secs_f64()
+            ),
+            Self::DrainTimeout {
+                connections,
+                bytes,
+                after,
+            } => write!(
+                f,
+                "{bytes} bytes on {connections} connections were still not echoed {:.3} s after sending stopped",
+                after.as_secs_f64()
+            ),
+            Self::ClosedEarly {
+                received,
+                expected,
+                reset,
+            } => write!(
+                f,
+                "server {} the connection after echoing {received} of {expected} bytes",
+                if *reset { "reset" } else { "closed" }
+            ),
+            Self::Mismatch(mismatch) => mismatch.fmt(f),
+            Self::Interrupted => f.write_str("interrupted"),
+            Self::Connect(addr, e) => write!(f, "cannot connect to {addr}: {e}"),
+            Self::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// True for the errors a peer's RST produces.
+pub fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_has_a_distinct_documented_code() {
+        let addr: SocketAddr = "127.0.0.1:7878".parse().unwrap();
+        let errors = [
+            ClientError::Mismatch(Mismatch {
+                offset: 0,
+                sent: b'a',
+                received: Some(b'b'),
+            }),
+            ClientError::Refused(addr),
+            ClientError::Resolve {
+                host: "x".into(),
+                detail: "y".into(),
+            },
+            ClientError::ConnectTimeout(addr, Duration::from_secs(1)),
+            ClientError::ClosedEarly {
+                received: 0,
+                expected: 1,
+                reset: false,
+            },
+            ClientError::Other("z".into()),
+            ClientError::Interrupted,
+        ];
+        let codes: Vec<u8> = errors.iter().map(ClientError::exit_code).collect();
+        assert_eq!(codes, [1, 3, 4, 5, 6, 7, 130]);
+        for code in codes {
+            assert!(EXIT_CODES_HELP.contains(&format!("\n  {code} ")));
+        }
+    }
+
+    #[test]
+    fn messages_say_what_happened() {
+        let addr: SocketAddr = "127.0.0.1:7878".parse().unwrap();
+        assert_eq!(
+            ClientError::Refused(addr).to_string(),
+            "nothing is listening on 127.0.0.1:7878 — is echo-server running?"
+        );
+        let m = Mismatch {
+            offset: 6,
+            sent: b'w',
+            received: Some(0),
+        };
+        assert_eq!(
+            m.to_string(),
+            "echo differs from what was sent at byte offset 6: sent 0x77 'w', received 0x00"
+        );
+    }
+}

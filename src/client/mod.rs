@@ -1,0 +1,19 @@
+//! `echo-client`: the diagnostics client, as library code the binary calls.
+//!
+//! - [`cli`]: the command line (`send`, `ping`, `bench`).
+//! - [`send`], [`ping`], [`bench`]: the three modes.
+//! - [`session`]: one connection on its own `Poll` (send and ping).
+//! - [`target`]: parsing and resolving `HOST:PORT`.
+//! - [`pattern`]: the bytes sent and the check of their echo.
+//! - [`rtt`]: ping's exact RTT statistics.
+//! - [`error`]: failures, their messages and exit codes.
+
+pub mod bench;
+pub mod cli;
+pub mod error;
+pub mod pattern;
+pub mod ping;
+pub mod rtt;
+pub mod send;
+pub mod session;
+pub mod target;

@@ -1,0 +1,323 @@
+//! One connection driven by its own mio `Poll`, for the `send` and `ping`
+//! modes: connect with a timeout, write a payload while reading its echo,
+//! and notice Ctrl+C at any point (the signal pipes sit in the same `Poll`).
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use super::error::{is_reset, ClientError, Mismatch};
+use super::pattern::first_difference;
+use crate::signal::StopSignals;
+
+const STREAM: Token = Token(0);
+const SIGNALS: Token = Token(usize::MAX);
+/// Read size: large enough that a file echo moves in few calls.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The poll, its events and the Ctrl+C pipes, reused across connections.
+#[derive(Debug)]
+pub struct Session {
+    poll: Poll,
+    events: Events,
+    signals: StopSignals,
+    scratch: Vec<u8>,
+}
+
+/// A connected socket and how long the handshake took.
+#[derive(Debug)]
+pub struct Connected {
+    /// The socket, registered with the session's `Poll`.
+    pub stream: TcpStream,
+    /// The address it is connected to.
+    pub addr: SocketAddr,
+    /// From `connect` to the handshake completing.
+    pub connect_time: Duration,
+}
+
+/// What happened while waiting.
+enum Wake {
+    Ready,
+    TimedOut,
+}
+
+impl Session {
+    /// Creates the poll and installs the Ctrl+C / SIGTERM handlers.
+    pub fn new() -> Result<Self, ClientError> {
+        let setup = |e: io::Error| ClientError::Other(format!("cannot set up the event loop: {e}"));
+        let poll = Poll::new().map_err(setup)?;
+        let mut signals = StopSignals::install().map_err(setup)?;
+        signals.register(poll.registry(), SIGNALS).map_err(setup)?;
+        Ok(Self {
+            poll,
+            events: Events::with_capacity(16),
+            signals,
+            scratch: vec![0; READ_CHUNK],
+        })
+    }
+
+    /// Blocks until the socket may be ready, `deadline` passes, or a signal
+    /// arrives (then `Err(Interrupted)`).
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<Wake, ClientError> {
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            // A signal interrupted the poll; its pipe is readable next time.
+            Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(Wake::Ready),
+            Err(e) => return Err(ClientError::Other(format!("poll failed: {e}"))),
+        }
+        let mut signalled = false;
+        for event in self.events.iter() {
+            if self.signals.take(SIGNALS, event.token()).is_some() {
+                signalled = true;
+            }
+        }
+        if signalled {
+            return Err(ClientError::Interrupted);
+        }
+        match deadline {
+            Some(d) if Instant::now() >= d => Ok(Wake::TimedOut),
+            _ => Ok(Wake::Ready),
+        }
+    }
+
+    /// Sleeps until `until`, or returns `Err(Interrupted)` on Ctrl+C.
+    pub fn sleep_until(&mut self, until: Instant) -> Result<(), ClientError> {
+        while Instant::now() < until {
+            self.wait(Some(until))?;
+        }
+        Ok(())
+    }
+
+    /// Connects to `addr`, giving up after `timeout`.
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Connected, ClientError> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut stream = TcpStream::connect(addr).map_err(|e| connect_error(addr, e, timeout))?;
+        self.poll
+            .registry()
+            .register(&mut stream, STREAM, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| ClientError::Other(format!("cannot register the socket: {e}")))?;
+        loop {
+            // A non-blocking connect has finished when the socket has a
+            // pending error (failed) or a peer address (succeeded).
+            if let Some(e) = stream.take_error().ok().flatten() {
+                return Err(connect_error(addr, e, timeout));
+            }
+            match stream.peer_addr() {
+                Ok(_) => break,
+                Err(e) if e.kind() == ErrorKind::NotConnected => {}
+                Err(e) => return Err(connect_error(addr, e, timeout)),
+            }
+            if let Wake::TimedOut = self.wait(Some(deadline))? {
+                return Err(ClientError::ConnectTimeout(addr, timeout));
+            }
+        }
+        let connect_time = started.elapsed();
+        // Without it, a probe written while an earlier segment is unacked
+        // waits for the delayed ACK and the RTT shows a 40 ms stall.
+        stream
+            .set_nodelay(true)
+            .map_err(|e| ClientError::Other(format!("cannot set TCP_NODELAY: {e}")))?;
+        Ok(Connected {
+            stream,
+            addr,
+            connect_time,
+        })
+    }
+
+    /// Tries each address in turn (as `nc` does for a name with both IPv6
+    /// and IPv4 addresses) and returns the first connection; the error of
+    /// the last attempt otherwise.
+    pub fn connect_any(
+        &mut self,
+        addrs: &[SocketAddr],
+        timeout: Duration,
+    ) -> Result<Connected, ClientError> {
+        let mut last = ClientError::Other("no address to connect to".into());
+        for &addr in addrs {
+            match self.connect(addr, timeout) {
+                Ok(connected) => return Ok(connected),
+                Err(ClientError::Interrupted) => return Err(ClientError::Interrupted),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Writes `payload` while reading its echo, checking every byte; returns
+    /// the time from the first write to the last echoed byte. `timeout` is
+    /// the longest wait for progress, so a large file over a slow path does
+    /// not time out while it is still moving.
+    pub fn exchange(
+        &mut self,
+        stream: &mut TcpStream,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Duration, ClientError> {
+        let expected = payload.len() as u64;
+        let started = Instant::now();
+        let mut written = 0;
+        let mut received = 0;
+        let mut deadline = started + timeout;
+        while received < payload.len() {
+            let mut progressed = false;
+            while written < payload.len() {
+                match stream.write(&payload[written..]) {
+                    Ok(n) => {
+                        written += n;
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(stream_error(e, received as u64, expected)),
+                }
+            }
+            loop {
+                match stream.read(&mut self.scratch) {
+                    // The peer stopped sending before the echo was complete.
+                    Ok(0) => {
+                        return Err(ClientError::ClosedEarly {
+                            received: received as u64,
+                            expected,
+                            reset: false,
+                        })
+                    }
+                    Ok(n) => {
+                        check_echo(&payload[received..], &self.scratch[..n], received)?;
+                        received += n;
+                        progressed = true;
+                        if received == payload.len() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(stream_error(e, received as u64, expected)),
+                }
+            }
+            if received == payload.len() {
+                break;
+            }
+            let now = Instant::now();
+            if progressed {
+                deadline = now + timeout;
+            }
+            if let Wake::TimedOut = self.wait(Some(deadline))? {
+                return Err(ClientError::EchoTimeout {
+                    received: received as u64,
+                    expected,
+                    after: timeout,
+                });
+            }
+        }
+        Ok(started.elapsed())
+    }
+
+    /// After a complete echo: half-closes and waits up to `grace` for the
+    /// server's FIN, failing if any byte beyond the `sent` ones arrives. A
+    /// server that keeps the connection open past `grace` is not an error.
+    pub fn finish(
+        &mut self,
+        stream: &mut TcpStream,
+        sent: u64,
+        grace: Duration,
+    ) -> Result<(), ClientError> {
+        // The server may already have closed; the shutdown result adds nothing.
+        let _ = stream.shutdown(Shutdown::Write);
+        let deadline = Instant::now() + grace;
+        loop {
+            match stream.read(&mut self.scratch) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {
+                    return Err(ClientError::Mismatch(Mismatch {
+                        offset: sent,
+                        sent: 0,
+                        received: None,
+                    }))
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // A reset after the full echo loses nothing of the check.
+                Err(_) => return Ok(()),
+            }
+            if let Wake::TimedOut = self.wait(Some(deadline))? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Removes a socket from the poll before it is dropped.
+    pub fn close(&mut self, mut stream: TcpStream) {
+        // Dropping closes the descriptor, which also removes it from epoll.
+        let _ = self.poll.registry().deregister(&mut stream);
+    }
+}
+
+/// Compares a chunk of echo with what was sent at the same place.
+fn check_echo(expected_rest: &[u8], got: &[u8], offset: usize) -> Result<(), ClientError> {
+    if let Some(i) = first_difference(expected_rest, got) {
+        return Err(ClientError::Mismatch(Mismatch {
+            offset: (offset + i) as u64,
+            sent: expected_rest[i],
+            received: Some(got[i]),
+        }));
+    }
+    if got.len() > expected_rest.len() {
+        return Err(ClientError::Mismatch(Mismatch {
+            offset: (offset + expected_rest.len()) as u64,
+            sent: 0,
+            received: None,
+        }));
+    }
+    Ok(())
+}
+
+/// Maps a connect failure to the error the user should see; `timeout` is the
+/// one in force, for the kernel's own SYN timeout.
+pub fn connect_error(addr: SocketAddr, e: io::Error, timeout: Duration) -> ClientError {
+    match e.kind() {
+        ErrorKind::ConnectionRefused => ClientError::Refused(addr),
+        ErrorKind::TimedOut => ClientError::ConnectTimeout(addr, timeout),
+        _ => ClientError::Connect(addr, e),
+    }
+}
+
+fn stream_error(e: io::Error, received: u64, expected: u64) -> ClientError {
+    if is_reset(&e) {
+        ClientError::ClosedEarly {
+            received,
+            expected,
+            reset: true,
+        }
+    } else {
+        ClientError::Other(format!("connection failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_check_finds_wrong_and_extra_bytes() {
+        assert!(check_echo(b"hello", b"hel", 0).is_ok());
+        match check_echo(b"llo", b"lLo", 2) {
+            Err(ClientError::Mismatch(m)) => {
+                assert_eq!((m.offset, m.sent, m.received), (3, b'l', Some(b'L')))
+            }
+            other => panic!("{other:?}"),
+        }
+        match check_echo(b"o", b"o!", 4) {
+            Err(ClientError::Mismatch(m)) => assert_eq!((m.offset, m.received), (5, None)),
+            other => panic!("{other:?}"),
+        }
+    }
+}
