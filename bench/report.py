@@ -36,8 +36,9 @@ def describe_run(run: dict, scenario: Scenario) -> str:
     conns = run["client"].get("connections")
     if f["connected"] is not None and conns and f["connected"] < conns:
         warn = f"  WARN: only {f['connected']:.0f}/{conns} connected"
-    if f["closed_early"]:
-        warn += f"  WARN: {f['closed_early']:.0f} closed early"
+    for key in ("closed_early", "connect_errors", "incomplete"):
+        if run["client"].get(key):
+            warn += f"  WARN: {key} {run['client'][key]}"
     return f"{head} {perf}; {extra}{warn}"
 
 
@@ -97,6 +98,7 @@ def markdown_block(opts: Options, results: dict) -> str:
         f"- Date (UTC): {results['date']}",
         f"- Command: `{opts.command}` ({plural(opts.passes, 'pass', 'passes')}, {opts.duration} s measured after {opts.warmup} s warm-up per run)",
         f"- Pinning: {results['pinning']}",
+        f"- Threads per server process, counted in /proc at start: {threads_line(s)}",
         "",
         "In the scenario tables, ratios (x) are against tokio current_thread; for CPU, latency and RSS lower is better. "
         "socat forks a process per connection and the client measures only the listening parent, "
@@ -114,6 +116,17 @@ def markdown_block(opts: Options, results: dict) -> str:
     out += ["", "## Graphs", "", "![Latency percentiles per server](bench/graphs/latency.svg)", "",
             "![Throughput per scenario and server](bench/graphs/throughput.svg)", ""]
     return "\n".join(out)
+
+
+def threads_line(summary: dict) -> str:
+    """Each server's thread count (the most seen in any scenario), to show
+    what the pinning left the multi-thread runtime."""
+    counts: dict[str, list[float]] = {}
+    for rows in summary.values():
+        for name, f in rows.items():
+            if f.get("server_threads") is not None:
+                counts.setdefault(name, []).append(f["server_threads"])
+    return ", ".join(f"{SERVERS_BY_NAME[n].label} {max(v):.0f}" for n, v in counts.items()) or "n/a"
 
 
 def ceilings_section(results: dict) -> list[str]:
@@ -137,13 +150,13 @@ def syscalls_section(results: dict, opts: Options) -> list[str]:
     out = [
         f"## Syscalls per echoed message (strace -c -f, 50 x 64 B, depth 1, {opts.strace_requests:,} messages)",
         "",
-        "| server | per message | total calls | top calls |",
-        "| --- | --- | --- | --- |",
+        "| server | per message | total calls | top calls, per message |",
+        "| --- | ---: | ---: | --- |",
     ]
     for name, r in sc.items():
         top = sorted(r["by_syscall"].items(), key=lambda kv: -kv[1])[:4]
-        tops = ", ".join(f"{k} {v / r['messages']:.2f}" for k, v in top)
-        out.append(f"| {SERVERS_BY_NAME[name].label} | {r['per_message']:.3f} | {r['calls']:,} | {tops} (per message) |")
+        tops = ", ".join(f"{k} {v / r['messages']:.3f}" for k, v in top)
+        out.append(f"| {SERVERS_BY_NAME[name].label} | {r['per_message']:.3f} | {r['calls']:,} | {tops} |")
     return out + [""]
 
 

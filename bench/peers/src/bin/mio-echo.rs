@@ -20,11 +20,14 @@ use clap::Parser;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// Bytes read at once and held per connection: echo-server's default.
 const BUFFER_SIZE: usize = 64 * 1024;
 /// The listener's token; connection `key` in the slab uses `Token(key + 1)`.
 const LISTENER: Token = Token(0);
+/// Listen backlog: echo-server's default (mio's `TcpListener::bind` uses 128).
+const BACKLOG: i32 = 1024;
 /// Readiness events taken from the kernel per `poll`.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -63,7 +66,7 @@ fn main() -> ExitCode {
 fn run(addr: SocketAddr) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
-    let mut listener = TcpListener::bind(addr)?;
+    let mut listener = listen(addr)?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     announce(listener.local_addr()?)?;
@@ -93,6 +96,16 @@ fn run(addr: SocketAddr) -> io::Result<()> {
             }
         }
     }
+}
+
+/// `TcpListener::bind` with echo-server's backlog instead of 128.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// Accepts every waiting connection (the listener is edge-triggered too).

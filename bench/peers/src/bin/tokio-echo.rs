@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// Bytes each connection's task reads at once and holds: echo-server's default.
 const BUFFER_SIZE: usize = 64 * 1024;
+/// Listen backlog: echo-server's default (tokio's `TcpListener::bind` uses 128).
+const BACKLOG: u32 = 1024;
 /// Pause after a failed accept (e.g. out of file descriptors), so the loop
 /// waits for a descriptor to be freed instead of spinning.
 const ACCEPT_RETRY: Duration = Duration::from_millis(10);
@@ -69,7 +71,7 @@ fn run(cli: &Cli) -> io::Result<()> {
 
 /// Binds, announces the address, then accepts forever.
 async fn serve(addr: SocketAddr) -> io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = listen(addr)?;
     announce(listener.local_addr()?)?;
     loop {
         match listener.accept().await {
@@ -82,6 +84,17 @@ async fn serve(addr: SocketAddr) -> io::Result<()> {
             }
         }
     }
+}
+
+/// `TcpListener::bind` with echo-server's backlog instead of 128.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Echoes one connection until the peer closes it or an error ends it.
