@@ -275,16 +275,29 @@ def wait_accepting(proc: subprocess.Popen, port: int, log: str) -> None:
 
 def stop(proc: subprocess.Popen) -> None:
     """SIGTERM to the process group we created, SIGKILL if it lingers."""
-    for sig, wait in ((signal.SIGTERM, SERVER_STOP_TIMEOUT), (signal.SIGKILL, SERVER_STOP_TIMEOUT)):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         if proc.poll() is not None:
             break
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=wait)
-    # Children of a forking server (socat) that outlived their parent.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=SERVER_STOP_TIMEOUT)
+    # Children of a forking server (socat) that outlived their parent. While
+    # any is alive the kernel keeps the group's id reserved, so this cannot
+    # reach a process we did not start.
+    if group_alive(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process is still in process group `pgid`."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            # Fields after the ")" closing the command name: state, ppid, pgrp.
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                return True
+    return False
 
 
 def read_kib(path: str, key: str) -> int | None:
@@ -465,7 +478,7 @@ def machine_info() -> dict[str, Any]:
     u = platform.uname()
     return {
         "cpu": cpu,
-        "nproc": os.cpu_count(),
+        "nproc": len(os.sched_getaffinity(0)),  # what `nproc` prints
         "memory_gib": round(mem_kib / 1024 / 1024, 1) if mem_kib else None,
         "kernel": f"{u.system} {u.release} {u.machine}",
         "rustc": first_line(["rustc", "--version"]),
