@@ -169,9 +169,7 @@ fn failures_have_clear_messages_and_distinct_codes() {
         exit.stderr
     );
 
-    for exit in [&exit] {
-        assert_no_panic(&exit.stderr);
-    }
+    assert_no_panic(&exit.stderr);
 }
 
 /// Bad command lines exit 2 with clap's message naming the problem; the
