@@ -30,6 +30,7 @@ pub mod echo;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+pub mod model_check;
 pub mod server;
 pub mod signal;
 pub mod stats;
