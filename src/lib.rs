@@ -35,6 +35,7 @@ pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod procstat;
+pub mod model_check;
 pub mod server;
 pub mod signal;
 pub mod stats;
