@@ -34,6 +34,7 @@ pub mod json;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+pub mod model_check;
 pub mod procstat;
 pub mod server;
 pub mod signal;

@@ -65,7 +65,7 @@ pub struct SendArgs {
     pub file: Option<PathBuf>,
 
     /// Longest wait, in seconds, for the connection or for the next echoed byte.
-    #[arg(short = 'W', long, default_value = "5", value_name = "SECS", value_parser = positive_seconds)]
+    #[arg(short = 'W', long, default_value = "5", value_name = "SECS", value_parser = positive_seconds, allow_negative_numbers = true)]
     pub timeout: Duration,
 
     /// Print one JSON document on stdout instead of text.
@@ -81,20 +81,26 @@ pub struct PingArgs {
     pub address: Target,
 
     /// Probes to send; 0 sends until Ctrl+C.
-    #[arg(short, long, default_value_t = 5, value_name = "N")]
+    #[arg(
+        short,
+        long,
+        default_value_t = 5,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub count: u64,
 
     /// Seconds between the starts of two probes (decimals allowed).
-    #[arg(short, long, default_value = "1", value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(short, long, default_value = "1", value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub interval: Duration,
 
     /// Bytes per probe (K and M suffixes allowed, at most 1M).
-    #[arg(short, long, default_value = "64", value_name = "BYTES", value_parser = probe_size)]
+    #[arg(short, long, default_value = "64", value_name = "BYTES", value_parser = probe_size, allow_negative_numbers = true)]
     pub size: usize,
 
     /// Seconds a probe (connect, or the next echoed byte) may take before
     /// it counts as lost.
-    #[arg(short = 'W', long, default_value = "2", value_name = "SECS", value_parser = positive_seconds)]
+    #[arg(short = 'W', long, default_value = "2", value_name = "SECS", value_parser = positive_seconds, allow_negative_numbers = true)]
     pub timeout: Duration,
 
     /// Open a fresh connection for every probe, timing each handshake (the
@@ -116,35 +122,35 @@ pub struct BenchArgs {
     pub address: Target,
 
     /// Connections, all driven by one event loop.
-    #[arg(short, long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(short, long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000), allow_negative_numbers = true)]
     pub connections: u32,
 
     /// Message size; in --bulk mode, the write size (default 64, bulk 64K;
     /// K and M suffixes allowed, at most 16M).
-    #[arg(short, long, value_name = "BYTES", value_parser = message_size)]
+    #[arg(short, long, value_name = "BYTES", value_parser = message_size, allow_negative_numbers = true)]
     pub size: Option<usize>,
 
     /// Messages in flight per connection (pipelining).
-    #[arg(short, long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(short, long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096), allow_negative_numbers = true)]
     pub depth: u32,
 
     /// Seconds to measure, after the warm-up.
-    #[arg(long, default_value = "10", value_name = "SECS", value_parser = positive_seconds, conflicts_with = "requests")]
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = positive_seconds, conflicts_with = "requests", allow_negative_numbers = true)]
     pub duration: Duration,
 
     /// Stop after sending this many messages in all (warm-up included)
     /// instead of after --duration.
-    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub requests: Option<u64>,
 
     /// Seconds of load before measuring starts [default: 1, or 0 with --requests].
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub warmup: Option<Duration>,
 
     /// Send at this fixed total rate (messages per second) instead of as
     /// fast as echoes return; latency is then measured from each message's
     /// intended send time, so server stalls are not hidden.
-    #[arg(long, value_name = "MSGS_PER_SEC", value_parser = positive_rate, conflicts_with = "bulk")]
+    #[arg(long, value_name = "MSGS_PER_SEC", value_parser = positive_rate, conflicts_with = "bulk", allow_negative_numbers = true)]
     pub rate: Option<f64>,
 
     /// Stream continuous writes on each connection while reading the echo
@@ -154,12 +160,12 @@ pub struct BenchArgs {
 
     /// Longest wait, in seconds, for a connection, and for the last echoes
     /// once sending stops.
-    #[arg(short = 'W', long, default_value = "5", value_name = "SECS", value_parser = positive_seconds)]
+    #[arg(short = 'W', long, default_value = "5", value_name = "SECS", value_parser = positive_seconds, allow_negative_numbers = true)]
     pub timeout: Duration,
 
     /// Also report this process's CPU time and memory over the measured
     /// window (the server's PID, when it runs on this host).
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", allow_negative_numbers = true)]
     pub server_pid: Option<u32>,
 
     /// Print one JSON document on stdout instead of text.

@@ -148,6 +148,8 @@ struct Engine<'a> {
     next_to_connect: usize,
     connecting: usize,
     connected: usize,
+    /// Connections open now (connected minus those closed since).
+    open: usize,
     issued: u64,
     /// Bytes issued on open connections but not yet echoed.
     outstanding: u64,
@@ -202,6 +204,7 @@ impl<'a> Engine<'a> {
             next_to_connect: 0,
             connecting: 0,
             connected: 0,
+            open: 0,
             issued: 0,
             outstanding: 0,
             schedule: None,
@@ -283,10 +286,12 @@ impl<'a> Engine<'a> {
                 if !self.window.open && now >= self.window.start {
                     self.open_window();
                 }
-                let done_sending = match self.config.stop {
-                    StopAfter::Duration(_) => self.window.end.is_some_and(|end| now >= end),
-                    StopAfter::Requests(n) => self.issued >= n,
-                };
+                // With every connection gone there is nothing left to measure.
+                let done_sending = self.open == 0
+                    || match self.config.stop {
+                        StopAfter::Duration(_) => self.window.end.is_some_and(|end| now >= end),
+                        StopAfter::Requests(n) => self.issued >= n,
+                    };
                 if done_sending {
                     self.stop_sending(now);
                 } else {
@@ -383,6 +388,9 @@ impl<'a> Engine<'a> {
 
     fn drop_conn(&mut self, i: usize) {
         let conn = &mut self.conns[i];
+        if let State::Open = conn.state {
+            self.open -= 1;
+        }
         if let Some(mut stream) = conn.stream.take() {
             // Dropping closes the socket, which also leaves the epoll set.
             let _ = self.poll.registry().deregister(&mut stream);
@@ -586,6 +594,7 @@ impl<'a> Engine<'a> {
         let _ = stream.set_nodelay(true);
         self.connecting -= 1;
         self.connected += 1;
+        self.open += 1;
         self.conns[i].state = State::Open;
     }
 

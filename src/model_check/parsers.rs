@@ -1,0 +1,264 @@
+//! Every parser of untrusted text the server has: byte sizes, seconds, and
+//! the whole command line. (The server has no framing or request parser:
+//! it echoes bytes without looking at them.)
+//!
+//! Checked for any input:
+//! - nothing panics (clap included, on arguments that are not UTF-8);
+//! - [`parse_size`] and [`parse_seconds`] agree with `str::parse` on plain
+//!   digits, ignore surrounding whitespace and letter case, and whatever
+//!   they accept prints back to the same value;
+//! - a command line clap accepts yields a [`Config`](crate::Config) inside
+//!   every documented range; one it rejects is a usage error (exit code
+//!   2), or help/version (exit code 0), with a non-empty message.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use log::LevelFilter;
+
+use super::Violation;
+use crate::cli::Cli;
+use crate::units::{parse_seconds, parse_size, MAX_SECONDS};
+
+/// What one input did, for tests that check a corpus covers the ground.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsersRun {
+    /// `parse_size` accepted the text.
+    pub size_accepted: bool,
+    /// `parse_seconds` accepted the text.
+    pub seconds_accepted: bool,
+    /// clap accepted the input as a command line.
+    pub command_line_accepted: bool,
+}
+
+/// Runs the size and seconds parsers on `data` as text, and clap on `data`
+/// split at NUL bytes into arguments; see the module docs.
+pub fn check_parsers(data: &[u8]) -> Result<ParsersRun, Violation> {
+    let text = String::from_utf8_lossy(data);
+    Ok(ParsersRun {
+        size_accepted: check_size(&text)?,
+        seconds_accepted: check_seconds(&text)?,
+        command_line_accepted: check_command_line(data)?,
+    })
+}
+
+fn fail(what: &str, text: &str, message: impl std::fmt::Display) -> Violation {
+    Violation::new(0, format!("{what}({text:?}): {message}"))
+}
+
+fn check_size(text: &str) -> Result<bool, Violation> {
+    let result = parse_size(text);
+    let trimmed = text.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        let plain = trimmed.parse::<usize>().ok();
+        if result.clone().ok() != plain {
+            return Err(fail(
+                "parse_size",
+                text,
+                format!("{result:?}, str::parse gives {plain:?}"),
+            ));
+        }
+    }
+    let padded = parse_size(&format!(" \t{text}\n "));
+    let upper = parse_size(&text.to_ascii_uppercase());
+    let lower = parse_size(&text.to_ascii_lowercase());
+    for (variant, other) in [
+        ("padded", &padded),
+        ("upper-case", &upper),
+        ("lower-case", &lower),
+    ] {
+        if other.is_ok() != result.is_ok() || other.as_ref().ok() != result.as_ref().ok() {
+            return Err(fail(
+                "parse_size",
+                text,
+                format!("{result:?} but {variant}: {other:?}"),
+            ));
+        }
+    }
+    match result {
+        Ok(n) => {
+            let back = parse_size(&n.to_string());
+            if back != Ok(n) {
+                return Err(fail(
+                    "parse_size",
+                    text,
+                    format!("{n} prints back as {back:?}"),
+                ));
+            }
+            Ok(true)
+        }
+        Err(message) if message.is_empty() => Err(fail("parse_size", text, "empty error text")),
+        Err(_) => Ok(false),
+    }
+}
+
+fn check_seconds(text: &str) -> Result<bool, Violation> {
+    let result = parse_seconds(text);
+    let trimmed = text.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        let plain = trimmed
+            .parse::<u64>()
+            .ok()
+            .filter(|&s| s <= MAX_SECONDS)
+            .map(Duration::from_secs);
+        if result.clone().ok() != plain {
+            return Err(fail(
+                "parse_seconds",
+                text,
+                format!("{result:?}, expected {plain:?}"),
+            ));
+        }
+    }
+    let padded = parse_seconds(&format!(" {text}\t"));
+    if padded.as_ref().ok() != result.as_ref().ok() {
+        return Err(fail(
+            "parse_seconds",
+            text,
+            format!("{result:?} but padded: {padded:?}"),
+        ));
+    }
+    match result {
+        Ok(d) => {
+            if d > Duration::from_secs(MAX_SECONDS) + Duration::from_nanos(999_999_999) {
+                return Err(fail(
+                    "parse_seconds",
+                    text,
+                    format!("{d:?} is over the maximum"),
+                ));
+            }
+            let printed = format!("{}.{:09}", d.as_secs(), d.subsec_nanos());
+            let back = parse_seconds(&printed);
+            if back != Ok(d) {
+                return Err(fail(
+                    "parse_seconds",
+                    text,
+                    format!("{d:?} prints back as {back:?}"),
+                ));
+            }
+            Ok(true)
+        }
+        Err(message) if message.is_empty() => Err(fail("parse_seconds", text, "empty error text")),
+        Err(_) => Ok(false),
+    }
+}
+
+fn check_command_line(data: &[u8]) -> Result<bool, Violation> {
+    let args: Vec<OsString> = std::iter::once(OsString::from("echo-server"))
+        .chain(
+            data.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| OsString::from_vec(a.to_vec())),
+        )
+        .collect();
+    let shown = || format!("{args:?}");
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => {
+            let config = cli.into_config();
+            let max = Duration::from_secs(MAX_SECONDS + 1);
+            let in_range = (1..=16 << 20).contains(&config.buffer_size)
+                && (1..=1_000_000).contains(&config.max_connections)
+                && (1..=65_535).contains(&config.backlog)
+                && config
+                    .idle_timeout
+                    .map_or(true, |d| !d.is_zero() && d < max)
+                && config
+                    .stats_interval
+                    .map_or(true, |d| !d.is_zero() && d < max)
+                && config.shutdown_timeout < max
+                && [LevelFilter::Error, LevelFilter::Info, LevelFilter::Debug]
+                    .contains(&config.log_level);
+            if !in_range {
+                return Err(fail(
+                    "command line",
+                    &shown(),
+                    format!("out of range: {config:?}"),
+                ));
+            }
+            Ok(true)
+        }
+        Err(error) => {
+            let expected_code = match error.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => 2,
+            };
+            if error.exit_code() != expected_code {
+                return Err(fail(
+                    "command line",
+                    &shown(),
+                    format!("{:?} exits {}", error.kind(), error.exit_code()),
+                ));
+            }
+            if error.to_string().trim().is_empty() {
+                return Err(fail("command line", &shown(), "empty error message"));
+            }
+            Ok(false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model_check::XorShift;
+
+    // Representative inputs: accepted and rejected values and command lines.
+    #[test]
+    fn known_inputs() {
+        let run = check_parsers(b"64K").unwrap();
+        assert!(run.size_accepted && !run.seconds_accepted && !run.command_line_accepted);
+        let run = check_parsers(b"0.5").unwrap();
+        assert!(!run.size_accepted && run.seconds_accepted);
+        let run = check_parsers(b"--buffer-size\x0016K\x00-p\x000").unwrap();
+        assert!(run.command_line_accepted);
+        let run = check_parsers(b"--help").unwrap();
+        assert!(!run.command_line_accepted);
+        let run = check_parsers(b"--port\x00\xff\xfe").unwrap();
+        assert!(!run.command_line_accepted);
+    }
+
+    // Generated inputs built from the vocabulary of the command line pass.
+    #[test]
+    fn generated_inputs_pass() {
+        const WORDS: [&[u8]; 24] = [
+            b"--port",
+            b"-p",
+            b"--bind",
+            b"-b",
+            b"--backlog",
+            b"--buffer-size",
+            b"--idle-timeout",
+            b"--max-connections",
+            b"--shutdown-timeout",
+            b"--stats-interval",
+            b"-v",
+            b"-q",
+            b"0",
+            b"65535",
+            b"99999999999999999999",
+            b"16M",
+            b"17m",
+            b"1.5",
+            b"-1",
+            b"::1",
+            b"127.0.0.1",
+            b"31536000",
+            b"\xff",
+            b"K",
+        ];
+        let mut rng = XorShift(0xABCD_EF01_2345_6789);
+        let mut accepted = 0;
+        for _ in 0..3_000 {
+            let mut data = Vec::new();
+            for _ in 0..rng.next() % 6 {
+                data.extend_from_slice(WORDS[(rng.next() % WORDS.len() as u64) as usize]);
+                data.push(if rng.next() % 8 == 0 { b' ' } else { 0 });
+            }
+            let run = check_parsers(&data).unwrap_or_else(|v| panic!("{data:?}: {v}"));
+            accepted += usize::from(run.command_line_accepted);
+        }
+        assert!(accepted > 100, "only {accepted} command lines accepted");
+    }
+}

@@ -1,0 +1,190 @@
+//! Shared by the client tests: running the real `echo-client` binary, and
+//! echo servers that misbehave on purpose so the client's checks are proven
+//! to catch what they claim to catch.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::common::{run_with_input, Exit};
+
+/// Path of the client binary built by cargo for these tests.
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_echo-client");
+
+/// Runs the client with `args` (stdin empty) and waits for it, bounded.
+pub fn client(args: &[&str]) -> Exit {
+    client_with_input(args, b"")
+}
+
+/// Runs the client with `args`, feeding `input` on stdin.
+pub fn client_with_input(args: &[&str], input: &[u8]) -> Exit {
+    let mut cmd = Command::new(CLIENT);
+    cmd.args(args);
+    run_with_input(cmd, input, Duration::from_secs(60))
+}
+
+/// Parses the client's stdout as exactly one JSON document.
+pub fn json_of(exit: &Exit) -> serde_json::Value {
+    assert_eq!(
+        exit.stdout.len(),
+        1,
+        "--json must print exactly one line on stdout\n{}",
+        exit.describe()
+    );
+    serde_json::from_str(&exit.stdout[0])
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", exit.describe()))
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then closed).
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// How a [`FaultyServer`] misbehaves; offsets count bytes on each connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Echoes exactly (a control).
+    None,
+    /// Flips one bit of the byte at this offset.
+    FlipByteAt(u64),
+    /// Leaves out the byte at this offset.
+    DropByteAt(u64),
+    /// Echoes this many bytes, then closes.
+    CloseAfter(u64),
+    /// Echoes this many bytes, then resets (SO_LINGER 0).
+    ResetAfter(u64),
+    /// Reads and never answers.
+    Silent,
+    /// Adds one byte after the first echoed chunk.
+    ExtraByte,
+    /// Stops echoing for this long once, after the first this-many bytes.
+    StallOnce(u64, Duration),
+}
+
+/// A thread-per-connection echo server on 127.0.0.1 with a [`Fault`].
+pub struct FaultyServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FaultyServer {
+    pub fn start(fault: Fault) -> FaultyServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (stop2, accepted2) = (stop.clone(), accepted.clone());
+        let stalled = Arc::new(AtomicBool::new(false));
+        let thread = thread::spawn(move || {
+            // Bounded: the owner sets `stop` on drop; each poll sleeps 5 ms.
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        accepted2.fetch_add(1, Ordering::Relaxed);
+                        let stop3 = stop2.clone();
+                        let stalled = stalled.clone();
+                        thread::spawn(move || serve(stream, fault, &stop3, &stalled));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FaultyServer {
+            addr,
+            stop,
+            accepted,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FaultyServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, fault: Fault, stop: &AtomicBool, stalled: &AtomicBool) {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let _ = stream.set_nodelay(true);
+    let mut offset = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut first = true;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(_) => return,
+        };
+        let chunk = &mut buf[..n];
+        let start = offset;
+        offset += n as u64;
+        let inside = |at: u64| at >= start && at < offset;
+        let mut out: Vec<u8> = chunk.to_vec();
+        match fault {
+            Fault::None | Fault::Silent => {}
+            Fault::FlipByteAt(at) if inside(at) => out[(at - start) as usize] ^= 0x01,
+            Fault::DropByteAt(at) if inside(at) => {
+                out.remove((at - start) as usize);
+            }
+            Fault::CloseAfter(limit) | Fault::ResetAfter(limit) if offset >= limit => {
+                let keep = limit.saturating_sub(start) as usize;
+                let _ = stream.write_all(&out[..keep]);
+                if let Fault::ResetAfter(_) = fault {
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                }
+                return;
+            }
+            Fault::ExtraByte if first => out.push(b'!'),
+            Fault::StallOnce(after, pause)
+                if offset > after && !stalled.swap(true, Ordering::Relaxed) =>
+            {
+                thread::sleep(pause);
+            }
+            _ => {}
+        }
+        first = false;
+        if let Fault::Silent = fault {
+            continue;
+        }
+        if stream.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+/// A float field of a JSON object, with a clear failure.
+pub fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for key in path {
+        cur = &cur[*key];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number in {v}"))
+}
