@@ -210,8 +210,6 @@ def seed_section(rows: dict, opts: Options) -> list[str]:
             f"| {SERVERS_BY_NAME[name].label} | {fmt(ms(f['lat_mean_us']), 3)} | {fmt(ms(f['lat_p95_us']), 3)} "
             f"| {fmt(ms(f['lat_p99_us']), 3)} | {fmt(f['mb_per_s'], 2)} |"
         )
-    if all(f["lat_p95_us"] is None for f in rows.values()):
-        out.append("\necho-client does not report p95, so that column is n/a for our servers; p99 is shown instead.")
     return out + [""]
 
 

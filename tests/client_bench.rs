@@ -56,7 +56,9 @@ fn request_count_is_exact_and_agrees_with_the_server() {
     assert_eq!(doc["connected"], 10);
     assert_eq!(doc["mismatches"], 0);
     let l = |k| num(&doc, &["latency_us", k]);
-    assert!(l("min") > 0.0 && l("min") <= l("p50") && l("p50") <= l("p99") && l("p99") <= l("max"));
+    assert!(l("min") > 0.0 && l("min") <= l("p50") && l("p50") <= l("p90"));
+    assert!(l("p90") <= l("p95") && l("p95") <= l("p99") && l("p99") <= l("p999"));
+    assert!(l("p999") <= l("max") && l("min") <= l("mean") && l("mean") <= l("max"));
     assert!(num(&doc, &["msgs_per_s"]) > 0.0);
     assert_eq!(server_bytes_in(server), 500_000);
 }

@@ -20,6 +20,8 @@ pub struct Latency {
     pub p50: f64,
     /// 90th percentile.
     pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
     /// 99.9th percentile.
@@ -40,6 +42,7 @@ impl Latency {
             mean: h.mean() / 1e3,
             p50: us(h.value_at_quantile(0.50)),
             p90: us(h.value_at_quantile(0.90)),
+            p95: us(h.value_at_quantile(0.95)),
             p99: us(h.value_at_quantile(0.99)),
             p999: us(h.value_at_quantile(0.999)),
             max: us(h.max()),
@@ -52,6 +55,7 @@ impl Latency {
             .float("mean", round3(self.mean))
             .float("p50", round3(self.p50))
             .float("p90", round3(self.p90))
+            .float("p95", round3(self.p95))
             .float("p99", round3(self.p99))
             .float("p999", round3(self.p999))
             .float("max", round3(self.max));
