@@ -1,6 +1,7 @@
-//! Every parser of untrusted text the server has: byte sizes, seconds, and
-//! the whole command line. (The server has no framing or request parser:
-//! it echoes bytes without looking at them.)
+//! Every parser of untrusted text the crate has: byte sizes, seconds, the
+//! server's whole command line, and the client's address parser and
+//! command line. (The server has no framing or request parser: it echoes
+//! bytes without looking at them.)
 //!
 //! Checked for any input:
 //! - nothing panics (clap included, on arguments that are not UTF-8);
@@ -9,7 +10,10 @@
 //!   they accept prints back to the same value;
 //! - a command line clap accepts yields a [`Config`](crate::Config) inside
 //!   every documented range; one it rejects is a usage error (exit code
-//!   2), or help/version (exit code 0), with a non-empty message.
+//!   2), or help/version (exit code 0), with a non-empty message; the same
+//!   for the client's command line;
+//! - an address [`parse_target`] accepts has a non-empty host and a port
+//!   other than 0, and prints back to text that parses to the same target.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -21,6 +25,8 @@ use log::LevelFilter;
 
 use super::Violation;
 use crate::cli::Cli;
+use crate::client::cli::ClientCli;
+use crate::client::target::parse_target;
 use crate::units::{parse_seconds, parse_size, MAX_SECONDS};
 
 /// What one input did, for tests that check a corpus covers the ground.
@@ -32,6 +38,10 @@ pub struct ParsersRun {
     pub seconds_accepted: bool,
     /// clap accepted the input as a command line.
     pub command_line_accepted: bool,
+    /// `parse_target` accepted the text as a client address.
+    pub target_accepted: bool,
+    /// clap accepted the input as an `echo-client` command line.
+    pub client_command_line_accepted: bool,
 }
 
 /// Runs the size and seconds parsers on `data` as text, and clap on `data`
@@ -42,7 +52,57 @@ pub fn check_parsers(data: &[u8]) -> Result<ParsersRun, Violation> {
         size_accepted: check_size(&text)?,
         seconds_accepted: check_seconds(&text)?,
         command_line_accepted: check_command_line(data)?,
+        target_accepted: check_target(&text)?,
+        client_command_line_accepted: check_client_command_line(data)?,
     })
+}
+
+fn check_target(text: &str) -> Result<bool, Violation> {
+    match parse_target(text) {
+        Ok(target) => {
+            if target.host.is_empty() || target.port == 0 {
+                return Err(fail("parse_target", text, format!("accepted {target:?}")));
+            }
+            let printed = target.to_string();
+            match parse_target(&printed) {
+                Ok(back) if back == target => Ok(true),
+                other => Err(fail(
+                    "parse_target",
+                    text,
+                    format!("{target:?} prints as {printed:?}, which parses as {other:?}"),
+                )),
+            }
+        }
+        Err(message) if message.is_empty() => Err(fail("parse_target", text, "empty error text")),
+        Err(_) => Ok(false),
+    }
+}
+
+fn check_client_command_line(data: &[u8]) -> Result<bool, Violation> {
+    let args: Vec<OsString> = std::iter::once(OsString::from("echo-client"))
+        .chain(
+            data.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| OsString::from_vec(a.to_vec())),
+        )
+        .collect();
+    match ClientCli::try_parse_from(&args) {
+        Ok(_) => Ok(true),
+        Err(error) => {
+            let expected_code = match error.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => 2,
+            };
+            if error.exit_code() != expected_code || error.to_string().trim().is_empty() {
+                return Err(fail(
+                    "client command line",
+                    &format!("{args:?}"),
+                    format!("{:?} exits {}", error.kind(), error.exit_code()),
+                ));
+            }
+            Ok(false)
+        }
+    }
 }
 
 fn fail(what: &str, text: &str, message: impl std::fmt::Display) -> Violation {
