@@ -8,7 +8,7 @@ use log::{info, warn};
 
 use echo_server::cli::Cli;
 use echo_server::limits::{raise_open_file_limit, FileLimit};
-use echo_server::signal::StopSignals;
+use echo_server::signal::{self, StopSignals};
 use echo_server::{listener, logging, Config, Server, Stop};
 
 /// Exit code for "could not start" (2 is clap's, for a bad command line).
@@ -20,7 +20,7 @@ const EXIT_ABANDONED: u8 = 130;
 const RESERVED_FDS: u64 = 10;
 
 fn main() -> ExitCode {
-    restore_default_sigpipe();
+    signal::restore_default_sigpipe();
     let config = Cli::parse().into_config();
     match run(config) {
         Ok(code) => code,
@@ -28,19 +28,6 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_CANNOT_START)
         }
-    }
-}
-
-/// Rust starts programs with SIGPIPE ignored, so a log line written after the
-/// reader of stdout went away (`echo-server | head`) would make `println!`
-/// panic. Restoring the default makes the process end quietly instead, like
-/// any Unix filter. Sockets never raise SIGPIPE: std sends with MSG_NOSIGNAL.
-fn restore_default_sigpipe() {
-    // SAFETY: `signal` has no memory-safety preconditions; it runs first in
-    // `main`, before any other thread or signal handler exists, and SIG_DFL
-    // is a valid disposition for SIGPIPE.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

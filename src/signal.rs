@@ -63,3 +63,18 @@ impl StopSignals {
         Some((name, count))
     }
 }
+
+/// Call first thing in `main`. Rust starts programs with SIGPIPE ignored, so
+/// a line printed after the reader of stdout went away (`echo-server | head`,
+/// `echo-client ping | head`) would make `println!` panic. Restoring the
+/// default makes the process end quietly instead, like any Unix filter.
+/// Sockets never raise SIGPIPE: std sends with MSG_NOSIGNAL. signal-hook's
+/// handler does not, so a [`StopSignals`] must live as long as the process.
+pub fn restore_default_sigpipe() {
+    // SAFETY: `signal` has no memory-safety preconditions; it runs first in
+    // `main`, before any other thread or signal handler exists, and SIG_DFL
+    // is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

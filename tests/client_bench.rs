@@ -292,3 +292,52 @@ fn progress_on_a_terminal_unless_quiet() {
     );
     assert!(text.contains("Throughput:"), "{text:?}");
 }
+
+/// Ctrl+C during a long run ends the window there: the report of what was
+/// measured so far is printed and the exit code reflects the results (0).
+#[test]
+fn ctrl_c_reports_what_was_measured() {
+    use std::os::unix::process::CommandExt;
+    let server = Server::start(&[]);
+    let out_path =
+        std::env::temp_dir().join(format!("echo-client-bench-{}.json", std::process::id()));
+    let mut child = std::process::Command::new(client_support::CLIENT)
+        .args([
+            "bench",
+            &server.addr().to_string(),
+            "-c",
+            "4",
+            "--duration",
+            "30",
+            "--warmup",
+            "0.2",
+            "--json",
+        ])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let stopped = common::wait_until(Duration::from_secs(10), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !stopped {
+        let _ = child.kill();
+    }
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    std::fs::remove_file(&out_path).unwrap();
+    assert!(stopped, "bench did not stop on SIGINT");
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{text}");
+    let doc: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON document");
+    assert_eq!(doc["interrupted"], true);
+    assert!(num(&doc, &["messages"]) > 0.0);
+    let elapsed = num(&doc, &["elapsed_s"]);
+    assert!(
+        (0.5..5.0).contains(&elapsed),
+        "window {elapsed} s, not the 30 s asked"
+    );
+}

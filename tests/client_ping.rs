@@ -198,3 +198,17 @@ fn a_corrupted_probe_is_a_mismatch() {
         .iter()
         .any(|l| l.starts_with("3 probes sent, 2 received, 1 lost (33.3% loss), 1 mismatched")));
 }
+
+/// `echo-client ping | head -n 2`: when the reader of stdout goes away the
+/// client ends quietly, like any Unix filter, instead of panicking.
+#[test]
+fn closed_stdout_ends_quietly() {
+    let server = Server::start(&[]);
+    let command = format!("{CLIENT} ping {} -c 0 -i 0.01 | head -n 2", server.addr());
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &command]);
+    let exit = common::run_cmd_to_exit(cmd, Duration::from_secs(20));
+    assert_eq!(exit.stdout.len(), 2, "{}", exit.describe());
+    common::assert_no_panic(&exit.stderr);
+    assert!(exit.stderr.is_empty(), "{}", exit.stderr);
+}

@@ -11,12 +11,14 @@ use echo_server::client::error::{exit, ClientError};
 use echo_server::client::session::Session;
 use echo_server::client::{ping, send};
 use echo_server::limits::raise_open_file_limit;
+use echo_server::signal;
 
 /// Descriptors the client needs besides its connections: stdio, poll,
 /// signal pipes, and a margin.
 const RESERVED_FDS: u64 = 16;
 
 fn main() -> ExitCode {
+    signal::restore_default_sigpipe();
     let cli = ClientCli::parse();
     let code = match cli.mode {
         None => send::run(&cli.send),
@@ -49,7 +51,10 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
             return Ok(exit::USAGE);
         }
     }
-    let addr = reachable_address(args)?;
+    // The probe's session stays alive to the end: its signal pipes remain
+    // registered with signal-hook, whose handler would otherwise write to a
+    // closed pipe on Ctrl+C and raise SIGPIPE.
+    let (addr, _probe_session) = reachable_address(args)?;
     let config = BenchConfig {
         target: args.address.to_string(),
         connections,
@@ -85,11 +90,11 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
 /// Resolves the target and finds the address that accepts connections (a
 /// name may resolve to an IPv6 address nothing listens on), with one probe
 /// connection, so a dead target fails with one clear line.
-fn reachable_address(args: &BenchArgs) -> Result<SocketAddr, ClientError> {
+fn reachable_address(args: &BenchArgs) -> Result<(SocketAddr, Session), ClientError> {
     let addrs = args.address.resolve()?;
     let mut session = Session::new()?;
     let probe = session.connect_any(&addrs, args.timeout)?;
     let addr = probe.addr;
     session.close(probe.stream);
-    Ok(addr)
+    Ok((addr, session))
 }
