@@ -25,11 +25,15 @@ use slab::Slab;
 
 use crate::config::Config;
 use crate::connection::Connection;
-use crate::echo::{CloseReason, Next};
+use crate::echo::{CloseReason, Next, Phase};
+use crate::http::conn::{HttpConn, HttpConnection, HttpNext};
+use crate::http::{Response, Route, Status};
+use crate::metrics::{self, ConnView, Observed, Process, Snapshot};
 use crate::signal::StopSignals;
 use crate::stats::Stats;
+use crate::tcp_info;
 use crate::timer::{TickClock, TimerWheel};
-use crate::token::{self, LISTENER, SIGNALS};
+use crate::token::{self, LISTENER, METRICS, SIGNALS};
 
 /// Resolution of the idle timers: a connection closes at most this much
 /// after its timeout.
@@ -46,6 +50,19 @@ pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Readiness events taken from the kernel per `poll`.
 const EVENTS_PER_POLL: usize = 1024;
+/// An HTTP client must send a whole request within this long of connecting
+/// or of its previous response, or it is closed (slowloris, idle
+/// keep-alive).
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP connections served at once; more are accepted and closed.
+pub const MAX_HTTP_CONNECTIONS: usize = 512;
+/// TCP_INFO of every connection is read at most this often for endpoint
+/// requests, however hard the endpoint is hammered.
+const TCP_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// Most connections listed in `/stats.json` (the totals count them all).
+const MAX_LISTED: usize = 1000;
+/// The dashboard page, embedded so it works offline.
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// How [`Server::run`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +107,15 @@ pub struct Server {
     next_stats: Option<Instant>,
     /// Set once stopping: when to give up flushing.
     stop_deadline: Option<Instant>,
+    /// The metrics endpoint's listener, when `--metrics` is on.
+    metrics_listener: Option<TcpListener>,
+    /// HTTP connections of the endpoint: same loop and wheel, own slab, not
+    /// counted as echo connections.
+    http: Slab<HttpConnection>,
+    /// Counters only the endpoint reports.
+    observed: Observed,
+    /// When TCP_INFO was last read for every connection.
+    tcp_sampled_at: Option<Instant>,
 }
 
 impl Server {
@@ -126,8 +152,25 @@ impl Server {
             rejects_unreported: 0,
             next_stats: config.stats_interval.map(|every| now + every),
             stop_deadline: None,
+            metrics_listener: None,
+            http: Slab::new(),
+            observed: Observed::default(),
+            tcp_sampled_at: None,
             config,
         })
+    }
+
+    /// Serves the dashboard and metrics on `listener` from this loop;
+    /// returns the address actually bound.
+    pub fn serve_metrics(&mut self, listener: std::net::TcpListener) -> io::Result<SocketAddr> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        let addr = listener.local_addr()?;
+        self.poll
+            .registry()
+            .register(&mut listener, METRICS, Interest::READABLE)?;
+        self.metrics_listener = Some(listener);
+        Ok(addr)
     }
 
     /// The address actually bound (with the real port when 0 was asked).
@@ -208,6 +251,14 @@ impl Server {
             self.accept_connections();
             return None;
         }
+        if token == METRICS {
+            self.accept_http();
+            return None;
+        }
+        if token::is_http(token) {
+            self.service_http(token);
+            return None;
+        }
         if let Some((name, count)) = self.signals.take(SIGNALS, token) {
             return self.on_signal(name, count);
         }
@@ -260,6 +311,13 @@ impl Server {
             let Some(token) = self.resume.pop_front() else {
                 break;
             };
+            if token::is_http(token) {
+                if let Some(conn) = live_http(&mut self.http, token) {
+                    conn.queued = false;
+                    self.service_http(token);
+                }
+                continue;
+            }
             if let Some(conn) = live(&mut self.connections, token) {
                 conn.queued = false;
                 self.service(token, false);
@@ -367,7 +425,7 @@ impl Server {
         }
         entry.insert(conn);
         self.stats.opened();
-        info!(target: "CONNECT", "{peer}");
+        info!(target: "CONNECT", peer:% = peer; "{peer}");
     }
 
     /// Counts a connection over the limit (already closed by the caller
@@ -399,13 +457,20 @@ impl Server {
     /// Fires due idle timers: a timer whose connection moved bytes since it
     /// was armed is re-armed from the last activity instead.
     fn expire_idle(&mut self, now: Instant) {
-        let Some(idle) = self.config.idle_timeout else {
+        if self.config.idle_timeout.is_none() && self.http.is_empty() {
             return;
-        };
+        }
         let tick = self.clock.floor(now);
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(tick, &mut fired);
         for token in fired.drain(..) {
+            if token::is_http(token) {
+                self.expire_http(token, tick);
+                continue;
+            }
+            let Some(idle) = self.config.idle_timeout else {
+                continue;
+            };
             let Some(conn) = live(&mut self.connections, token) else {
                 continue;
             };
@@ -433,6 +498,10 @@ impl Server {
             return;
         };
         if now >= at {
+            if self.metrics_listener.is_some() {
+                sample_tcp(&mut self.connections, &mut self.observed);
+                self.tcp_sampled_at = Some(now);
+            }
             info!(target: "STATS", "{}", self.stats.report());
             self.next_stats = Some(now + every);
         }
@@ -462,6 +531,14 @@ impl Server {
         if let Some(mut listener) = self.listener.take() {
             // Closing it (on drop) makes new connects fail at once.
             let _ = self.poll.registry().deregister(&mut listener);
+        }
+        // The endpoint stops too; the loop ends when the echo side is done.
+        if let Some(mut listener) = self.metrics_listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let keys: Vec<usize> = self.http.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close_http(key);
         }
         self.accept_retry_at = None;
         let timeout = self.config.shutdown_timeout;
@@ -507,17 +584,44 @@ impl Server {
         if reason == CloseReason::IdleTimeout {
             self.stats.timed_out += 1;
         }
+        // One TCP_INFO read per connection's life at close: its final RTT
+        // and retransmits.
+        let tcp = tcp_info::sample(&conn.stream).ok().or(conn.tcp);
+        if let Some(info) = &tcp {
+            self.observed.retransmits +=
+                u64::from(info.total_retrans.saturating_sub(conn.retrans_counted));
+        }
+        let duration = conn.connected_at.elapsed();
+        self.observed
+            .closed(&reason, duration, conn.echo.received(), tcp.as_ref());
         let discarded = conn.echo.discarded();
         let late = if discarded > 0 {
             format!(", {discarded} bytes after shutdown dropped")
         } else {
             String::new()
         };
+        // The TCP figures follow the parenthesis, so the fields before it
+        // read as they always did.
+        let path = tcp.map_or_else(String::new, |t| {
+            format!(
+                " srtt: {:.3} ms, rttvar: {:.3} ms, retransmits: {}",
+                t.srtt_ms(),
+                f64::from(t.rttvar_us) / 1000.0,
+                t.total_retrans
+            )
+        });
         info!(
             target: "DISCONNECT",
-            "{} ({:.3}s connected, RX: {} bytes, TX: {} bytes, reason: {reason}{late})",
+            peer:% = conn.peer,
+            bytes_in = conn.echo.received(),
+            bytes_out = conn.echo.echoed(),
+            duration_s = duration.as_secs_f64(),
+            reason:% = reason,
+            srtt_ms = tcp.map_or(-1.0, |t| t.srtt_ms()),
+            retransmits = tcp.map_or(0, |t| t.total_retrans);
+            "{} ({:.3}s connected, RX: {} bytes, TX: {} bytes, reason: {reason}{late}){path}",
             conn.peer,
-            conn.connected_at.elapsed().as_secs_f64(),
+            duration.as_secs_f64(),
             conn.echo.received(),
             conn.echo.echoed()
         );
@@ -526,6 +630,224 @@ impl Server {
             self.accept_retry_at = Some(Instant::now());
         }
     }
+}
+
+impl Server {
+    /// Accepts every waiting endpoint client (edge-triggered listener).
+    fn accept_http(&mut self) {
+        loop {
+            let Some(listener) = &self.metrics_listener else {
+                return;
+            };
+            let (mut stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    // Out of descriptors: the echo side's retry covers it;
+                    // the endpoint client waits in the queue meanwhile.
+                    debug!(target: "ERROR", "metrics accept failed: {e}");
+                    return;
+                }
+            };
+            if self.http.len() >= MAX_HTTP_CONNECTIONS {
+                debug!(target: "REJECT", "{peer}: over {MAX_HTTP_CONNECTIONS} metrics connections");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            self.generation = self.generation.wrapping_add(1);
+            let entry = self.http.vacant_entry();
+            let token = token::http(entry.key(), self.generation);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
+                debug!(target: "ERROR", "{peer}: cannot watch the metrics connection: {e}");
+                continue;
+            }
+            let now = Instant::now();
+            let deadline = self.clock.ceil(now + HTTP_TIMEOUT);
+            self.wheel.insert(deadline, token);
+            entry.insert(HttpConnection {
+                stream,
+                peer,
+                token,
+                http: HttpConn::new(),
+                since: now,
+                timer: Some(deadline),
+                queued: false,
+            });
+            self.observed.http_accepted += 1;
+        }
+    }
+
+    /// Gives an HTTP connection its turn: answer what it asked, then wait,
+    /// queue or close.
+    fn service_http(&mut self, token: Token) {
+        let http_active = self.http.len();
+        let Server {
+            http,
+            connections,
+            stats,
+            observed,
+            tcp_sampled_at,
+            resume,
+            ..
+        } = self;
+        let Some(conn) = live_http(http, token) else {
+            return;
+        };
+        let mut respond = |outcome: Result<Route, Status>| {
+            let response = match outcome {
+                Ok(route) => render(
+                    route,
+                    connections,
+                    stats,
+                    observed,
+                    tcp_sampled_at,
+                    http_active,
+                ),
+                Err(status) => Response::error(status),
+            };
+            observed.http.count(response.status);
+            response
+        };
+        let turn = conn.http.pump(&mut conn.stream, &mut respond);
+        if turn.responses > 0 {
+            conn.since = Instant::now();
+        }
+        match turn.next {
+            HttpNext::Wait => {}
+            HttpNext::Resume => {
+                if !conn.queued {
+                    conn.queued = true;
+                    resume.push_back(token);
+                }
+            }
+            HttpNext::Close(_) => self.close_http(token::key(token)),
+        }
+    }
+
+    /// An HTTP connection's timer fired: close it if it has not completed
+    /// a request within [`HTTP_TIMEOUT`], else re-arm.
+    fn expire_http(&mut self, token: Token, tick: u64) {
+        let Some(conn) = live_http(&mut self.http, token) else {
+            return;
+        };
+        conn.timer = None;
+        let due = self.clock.ceil(conn.since + HTTP_TIMEOUT);
+        if due <= tick {
+            debug!(
+                target: "TIMEOUT",
+                "metrics client {} sent no complete request for {:.1}s",
+                conn.peer,
+                HTTP_TIMEOUT.as_secs_f64()
+            );
+            self.close_http(token::key(token));
+        } else {
+            self.wheel.insert(due, token);
+            conn.timer = Some(due);
+        }
+    }
+
+    fn close_http(&mut self, key: usize) {
+        let conn = self.http.remove(key);
+        if let Some(deadline) = conn.timer {
+            self.wheel.remove(deadline, |token| *token == conn.token);
+        }
+    }
+}
+
+/// Reads TCP_INFO of every echo connection and adds new retransmits to the
+/// server-wide counter.
+fn sample_tcp(connections: &mut Slab<Connection>, observed: &mut Observed) {
+    for (_, conn) in connections.iter_mut() {
+        if let Ok(info) = tcp_info::sample(&conn.stream) {
+            observed.retransmits +=
+                u64::from(info.total_retrans.saturating_sub(conn.retrans_counted));
+            conn.retrans_counted = conn.retrans_counted.max(info.total_retrans);
+            conn.tcp = Some(info);
+        }
+    }
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Echoing => "echoing",
+        Phase::PeerDone => "peer_done",
+        Phase::Draining => "draining",
+        Phase::Lingering => "lingering",
+    }
+}
+
+/// The response for an endpoint route, from the loop's current state.
+fn render(
+    route: Route,
+    connections: &mut Slab<Connection>,
+    stats: &Stats,
+    observed: &mut Observed,
+    tcp_sampled_at: &mut Option<Instant>,
+    http_active: usize,
+) -> Response {
+    match route {
+        Route::Health => return Response::ok("text/plain; charset=utf-8", "ok\n"),
+        Route::Dashboard => return Response::ok("text/html; charset=utf-8", DASHBOARD),
+        Route::Metrics | Route::StatsJson => {}
+    }
+    let now = Instant::now();
+    if !matches!(*tcp_sampled_at, Some(at) if now.duration_since(at) < TCP_SAMPLE_EVERY) {
+        sample_tcp(connections, observed);
+        *tcp_sampled_at = Some(now);
+    }
+    let buffered = connections
+        .iter()
+        .map(|(_, c)| c.echo.pending() as u64)
+        .sum();
+    let listed = if route == Route::StatsJson {
+        connections
+            .iter()
+            .take(MAX_LISTED)
+            .map(|(_, c)| ConnView {
+                peer: c.peer,
+                age: now.saturating_duration_since(c.connected_at),
+                idle: now.saturating_duration_since(c.last_active),
+                bytes_in: c.echo.received(),
+                bytes_out: c.echo.echoed(),
+                buffered: c.echo.pending(),
+                state: phase_name(c.echo.phase()),
+                tcp: c.tcp,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let snap = Snapshot {
+        stats,
+        observed,
+        buffered,
+        http_active,
+        connections: listed,
+        process: Process::read(),
+    };
+    match route {
+        Route::StatsJson => Response::ok("application/json", metrics::render_json(&snap)),
+        _ => Response::ok(
+            metrics::PROMETHEUS_CONTENT_TYPE,
+            metrics::render_prometheus(&snap),
+        ),
+    }
+}
+
+/// The HTTP connection an event's token refers to, if it is still that one.
+fn live_http(http: &mut Slab<HttpConnection>, token: Token) -> Option<&mut HttpConnection> {
+    http.get_mut(token::key(token))
+        .filter(|conn| conn.token == token)
 }
 
 /// The connection an event's token refers to, if it is still that one.
