@@ -56,7 +56,11 @@ fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
     let mut server = Server::new(listener, config, signals)?;
     let metrics_addr = match metrics {
         // Same clear errors as the echo port ("address in use", …).
-        Some(addr) => Some(server.serve_metrics(listener::bind(addr, METRICS_BACKLOG)?)?),
+        Some(addr) => {
+            let bound =
+                listener::bind(addr, METRICS_BACKLOG).map_err(|e| format!("--metrics: {e}"))?;
+            Some(server.serve_metrics(bound)?)
+        }
         None => None,
     };
 

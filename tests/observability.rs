@@ -655,3 +655,23 @@ fn grafana_dashboard_uses_only_exported_metrics() {
     let scrape = std::fs::read_to_string(root.join("prometheus.yml")).unwrap();
     assert!(scrape.contains("scrape_configs:") && scrape.contains("9187"));
 }
+
+#[test]
+fn metrics_port_in_use_is_a_clear_start_error() {
+    // Proves: when the metrics address is taken the server does not start:
+    // exit 1, a message naming --metrics and the address, no banner.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let mut args = LOOPBACK_ARGS.to_vec();
+    args.extend(["--metrics", addr.as_str()]);
+    let exit = run_to_exit(&args, Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(1), "{}", exit.describe());
+    assert!(
+        exit.stderr.contains("--metrics") && exit.stderr.contains(&addr),
+        "{}",
+        exit.describe()
+    );
+    assert!(exit.stderr.contains("address already in use"));
+    assert!(!exit.stdout.iter().any(|l| l.starts_with("Listening on")));
+    assert_no_panic(&exit.stderr);
+}
