@@ -56,8 +56,9 @@ const EVENTS_PER_POLL: usize = 1024;
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 /// HTTP connections served at once; more are accepted and closed.
 pub const MAX_HTTP_CONNECTIONS: usize = 512;
-/// TCP_INFO of every connection is read at most this often for endpoint
-/// requests, however hard the endpoint is hammered.
+/// TCP_INFO of every connection, and the process figures from /proc, are
+/// read at most this often for endpoint requests, however hard the
+/// endpoint is hammered.
 const TCP_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Most connections listed in `/stats.json` (the totals count them all).
 const MAX_LISTED: usize = 1000;
@@ -116,6 +117,9 @@ pub struct Server {
     observed: Observed,
     /// When TCP_INFO was last read for every connection.
     tcp_sampled_at: Option<Instant>,
+    /// The process figures (read from /proc) and when, reused for a second
+    /// so that a hammered endpoint does not spend the loop in /proc.
+    process: Option<(Instant, Option<Process>)>,
 }
 
 impl Server {
@@ -156,6 +160,7 @@ impl Server {
             http: Slab::new(),
             observed: Observed::default(),
             tcp_sampled_at: None,
+            process: None,
             config,
         })
     }
@@ -698,6 +703,7 @@ impl Server {
             observed,
             tcp_sampled_at,
             resume,
+            process,
             ..
         } = self;
         let Some(conn) = live_http(http, token) else {
@@ -705,14 +711,13 @@ impl Server {
         };
         let mut respond = |outcome: Result<Route, Status>| {
             let response = match outcome {
-                Ok(route) => render(
-                    route,
-                    connections,
-                    stats,
-                    observed,
-                    tcp_sampled_at,
-                    http_active,
-                ),
+                Ok(route) => {
+                    let cached = Cached {
+                        tcp_sampled_at: &mut *tcp_sampled_at,
+                        process: &mut *process,
+                    };
+                    render(route, connections, stats, observed, cached, http_active)
+                }
                 Err(status) => Response::error(status),
             };
             observed.http.count(response.status);
@@ -786,15 +791,26 @@ fn phase_name(phase: Phase) -> &'static str {
     }
 }
 
+/// What the endpoint reads from the kernel at most once a second, however
+/// often it is asked.
+struct Cached<'a> {
+    tcp_sampled_at: &'a mut Option<Instant>,
+    process: &'a mut Option<(Instant, Option<Process>)>,
+}
+
 /// The response for an endpoint route, from the loop's current state.
 fn render(
     route: Route,
     connections: &mut Slab<Connection>,
     stats: &Stats,
     observed: &mut Observed,
-    tcp_sampled_at: &mut Option<Instant>,
+    cached: Cached<'_>,
     http_active: usize,
 ) -> Response {
+    let Cached {
+        tcp_sampled_at,
+        process,
+    } = cached;
     match route {
         Route::Health => return Response::ok("text/plain; charset=utf-8", "ok\n"),
         Route::Dashboard => return Response::ok("text/html; charset=utf-8", DASHBOARD),
@@ -833,7 +849,14 @@ fn render(
         buffered,
         http_active,
         connections: listed,
-        process: Process::read(),
+        process: match *process {
+            Some((at, figures)) if now.duration_since(at) < TCP_SAMPLE_EVERY => figures,
+            _ => {
+                let figures = Process::read();
+                *process = Some((now, figures));
+                figures
+            }
+        },
     };
     match route {
         Route::StatsJson => Response::ok("application/json", metrics::render_json(&snap)),
