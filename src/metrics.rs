@@ -436,7 +436,7 @@ pub fn render_json(snap: &Snapshot<'_>) -> String {
     if o.srtt.count() > 0 {
         tcp.float(
             "srtt_mean_ms",
-            o.srtt.sum() / o.srtt.count() as f64 * 1000.0,
+            round3(o.srtt.sum() / o.srtt.count() as f64 * 1000.0),
         );
     }
     let mut http = JsonObject::new();

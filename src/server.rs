@@ -450,11 +450,12 @@ impl Server {
         if unreported > 0 {
             warn!(
                 target: "REJECT",
+                peer:% = peer;
                 "{peer} over the connection limit of {max} \
                  ({unreported} more rejected since the last report)"
             );
         } else {
-            warn!(target: "REJECT", "{peer} over the connection limit of {max}");
+            warn!(target: "REJECT", peer:% = peer; "{peer} over the connection limit of {max}");
         }
         self.last_reject_report = Some(now);
     }
@@ -485,6 +486,7 @@ impl Server {
             if due <= tick {
                 info!(
                     target: "TIMEOUT",
+                    peer:% = conn.peer;
                     "{} idle for {:.1}s",
                     conn.peer,
                     now.duration_since(conn.last_active).as_secs_f64()
