@@ -212,6 +212,7 @@ impl Server {
             if self.accept_retry_at.is_some_and(|at| at <= now) {
                 self.accept_retry_at = None;
                 self.accept_connections();
+                self.accept_http();
             }
             self.report_stats(now);
             if let Some(deadline) = self.stop_deadline {
@@ -659,9 +660,13 @@ impl Server {
                     continue
                 }
                 Err(e) => {
-                    // Out of descriptors: the echo side's retry covers it;
-                    // the endpoint client waits in the queue meanwhile.
+                    // Out of descriptors: the client stays queued and no new
+                    // edge will come for it, so retry with the echo side's
+                    // accept retry.
                     debug!(target: "ERROR", "metrics accept failed: {e}");
+                    if self.accept_retry_at.is_none() {
+                        self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                    }
                     return;
                 }
             };

@@ -545,6 +545,14 @@ fn dashboard_in_headless_chromium_shows_the_traffic() {
             c
         })
         .collect();
+    let answered = |text: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("echo_http_requests_total{code=\"200\"} "))
+            .unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let before = answered(&get(maddr, "/metrics").text());
     let url = format!("http://{maddr}/");
     let budget = "--virtual-time-budget=3000".to_string();
     let Some(exit) = chromium(test, &url, &[budget.clone(), "--dump-dom".to_string()]) else {
@@ -569,7 +577,14 @@ fn dashboard_in_headless_chromium_shows_the_traffic() {
         assert!(row.contains(&format!("<td>{n}</td><td>{n}</td>")), "{row}");
         assert!(row.contains("echoing"), "{row}");
     }
-    // The page's own fetches were served by the endpoint, not echo.
+    // The page's own fetches were served by the endpoint, not echo, and
+    // it refreshed: the page plus at least two /stats.json.
+    let after = answered(&get(maddr, "/metrics").text());
+    // (+1: the /metrics request that read `before`, answered after it.)
+    assert!(
+        after >= before + 1 + 1 + 2,
+        "{before} → {after}: no refresh"
+    );
     let doc: Value = serde_json::from_slice(&get(maddr, "/stats.json").body).unwrap();
     assert_eq!(doc["connections"]["accepted"], 3);
 
