@@ -15,7 +15,7 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::kv::{Error as KvError, Key, Value, VisitSource};
+use log::kv::{Error as KvError, Key, Value, VisitSource, VisitValue};
 use log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 use simple_logger::SimpleLogger;
 
@@ -79,7 +79,11 @@ struct Fields<'a>(&'a mut JsonObject);
 impl<'kvs> VisitSource<'kvs> for Fields<'_> {
     fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), KvError> {
         let key = key.as_str();
-        if let Some(v) = value.to_u64() {
+        let mut null = IsNull(false);
+        let _ = value.visit(&mut null);
+        if null.0 {
+            self.0.null(key);
+        } else if let Some(v) = value.to_u64() {
             self.0.uint(key, v);
         } else if let Some(v) = value.to_f64() {
             self.0.float(key, v);
@@ -88,6 +92,20 @@ impl<'kvs> VisitSource<'kvs> for Fields<'_> {
         } else {
             self.0.str(key, &value.to_string());
         }
+        Ok(())
+    }
+}
+
+/// Tells a `None` key-value (JSON `null`) from the others.
+struct IsNull(bool);
+
+impl<'v> VisitValue<'v> for IsNull {
+    fn visit_any(&mut self, _: Value<'_>) -> Result<(), KvError> {
+        Ok(())
+    }
+
+    fn visit_null(&mut self) -> Result<(), KvError> {
+        self.0 = true;
         Ok(())
     }
 }
@@ -148,12 +166,12 @@ mod tests {
                 .target("DISCONNECT")
                 .level(log::Level::Info)
                 .args(format_args!("{peer} \"quoted\""))
-                .key_values(&[("bytes_in", 42u64)])
+                .key_values(&[("bytes_in", Some(42u64)), ("srtt_ms", None)])
                 .build(),
         );
         assert_eq!(
             line,
-            r#"{"timestamp":"1970-01-02T00:00:00.001Z","level":"INFO","event":"DISCONNECT","message":"127.0.0.1:5000 \"quoted\"","bytes_in":42}"#
+            r#"{"timestamp":"1970-01-02T00:00:00.001Z","level":"INFO","event":"DISCONNECT","message":"127.0.0.1:5000 \"quoted\"","bytes_in":42,"srtt_ms":null}"#
         );
     }
 

@@ -625,8 +625,8 @@ impl Server {
             bytes_out = conn.echo.echoed(),
             duration_s = duration.as_secs_f64(),
             reason:% = reason,
-            srtt_ms = tcp.map_or(-1.0, |t| t.srtt_ms()),
-            retransmits = tcp.map_or(0, |t| t.total_retrans);
+            srtt_ms = tcp.map(|t| t.srtt_ms()),
+            retransmits = tcp.map(|t| t.total_retrans);
             "{} ({:.3}s connected, RX: {} bytes, TX: {} bytes, reason: {reason}{late}){path}",
             conn.peer,
             duration.as_secs_f64(),
