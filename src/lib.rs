@@ -9,7 +9,7 @@
 //! - [`limits`]: raising the open-file limit at start.
 //! - [`signal`]: SIGINT/SIGTERM as readable pipes in the `Poll`.
 //! - [`server`]: the event loop: accept, dispatch by token, resume, expire
-//!   idle connections, stop.
+//!   idle connections, stop; and the metrics endpoint's connections in it.
 //! - [`connection`]: one client as the loop holds it (socket, peer, timer).
 //! - [`echo`]: the echo state machine over any byte stream (pure).
 //! - [`buffer`]: the bounded, on-demand buffer of unechoed bytes (pure).
