@@ -11,7 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use log::LevelFilter;
 
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_METRICS};
+use crate::logging::LogFormat;
 use crate::units::{parse_seconds, parse_size};
 
 /// Smallest and largest accepted `--buffer-size`.
@@ -75,6 +76,34 @@ pub struct Cli {
     /// Log errors only (the banner and the final summary are still printed).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Log format: `text` lines, or `json` (one object per line, for log
+    /// pipelines).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Serve a live dashboard (/), Prometheus metrics (/metrics),
+    /// /stats.json and /healthz over HTTP on ADDR (IP:PORT, IP or PORT).
+    /// Without ADDR: 127.0.0.1:9187. It lists client addresses: keep it on
+    /// loopback or a trusted network.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9187", value_parser = metrics_addr)]
+    pub metrics: Option<SocketAddr>,
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, a bare `IP` (port 9187) or a bare `PORT`
+/// (on 127.0.0.1).
+fn metrics_addr(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_METRICS.port()));
+    }
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::new(DEFAULT_METRICS.ip(), port));
+    }
+    Err("expected IP:PORT (such as 127.0.0.1:9187), an IP address or a port".to_string())
 }
 
 fn buffer_size(text: &str) -> Result<usize, String> {
@@ -130,6 +159,8 @@ impl Cli {
             shutdown_timeout: self.shutdown_timeout,
             stats_interval: nonzero(self.stats_interval),
             log_level,
+            log_format: self.log_format,
+            metrics: self.metrics,
         }
     }
 }
@@ -189,6 +220,18 @@ mod tests {
         assert_eq!(config.log_level, LevelFilter::Debug);
         assert_eq!(parse(&["-q"]).unwrap().log_level, LevelFilter::Error);
         assert_eq!(parse(&["--idle-timeout", "0"]).unwrap().idle_timeout, None);
+        assert_eq!(
+            parse(&["--metrics"]).unwrap().metrics,
+            Some(DEFAULT_METRICS)
+        );
+        let metrics = |v: &str| parse(&["--metrics", v]).unwrap().metrics.unwrap();
+        assert_eq!(metrics("0.0.0.0:80"), "0.0.0.0:80".parse().unwrap());
+        assert_eq!(metrics("::1"), "[::1]:9187".parse().unwrap());
+        assert_eq!(metrics("9000"), "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(
+            parse(&["--log-format", "json"]).unwrap().log_format,
+            LogFormat::Json
+        );
     }
 
     // Out-of-range and malformed values are usage errors naming the flag.
@@ -206,6 +249,8 @@ mod tests {
             &["--max-connections", "2000000"],
             &["--stats-interval", "soon"],
             &["-v", "-q"],
+            &["--metrics", "localhost:x"],
+            &["--log-format", "xml"],
         ] {
             let error = parse(args).expect_err(&format!("{args:?} accepted"));
             assert_eq!(error.exit_code(), 2, "{args:?}");

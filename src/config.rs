@@ -1,9 +1,16 @@
 //! The server's settings as plain, already validated values.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use log::LevelFilter;
+
+use crate::logging::LogFormat;
+
+/// Where `--metrics` without an address listens: loopback only, because
+/// the endpoint lists client addresses.
+pub const DEFAULT_METRICS: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9187);
 
 /// Everything the server needs to know from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +34,11 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     /// The most detailed log level to print.
     pub log_level: LevelFilter,
+    /// Text lines or one JSON object per line.
+    pub log_format: LogFormat,
+    /// Where to serve the dashboard, `/metrics` and `/stats.json`; `None`
+    /// serves nothing.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -41,6 +53,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             stats_interval: Some(Duration::from_secs(60)),
             log_level: LevelFilter::Info,
+            log_format: LogFormat::Text,
+            metrics: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use mio::net::TcpStream;
 use mio::Token;
 
 use crate::echo::{Echo, Progress};
+use crate::tcp_info::TcpInfo;
 
 /// How many reads one connection may do per turn before the others get
 /// theirs: a client flooding at loopback speed would otherwise hold the
@@ -34,6 +35,11 @@ pub struct Connection {
     pub timer: Option<u64>,
     /// True while it sits in the server's queue of connections to resume.
     pub queued: bool,
+    /// The last TCP_INFO reading (taken at the stats interval, on endpoint
+    /// requests and at close; never per message).
+    pub tcp: Option<TcpInfo>,
+    /// Retransmits already added to the server-wide counter.
+    pub retrans_counted: u32,
 }
 
 impl Connection {
@@ -54,6 +60,8 @@ impl Connection {
             last_active: now,
             timer: None,
             queued: false,
+            tcp: None,
+            retrans_counted: 0,
         }
     }
 

@@ -9,7 +9,7 @@
 //! - [`limits`]: raising the open-file limit at start.
 //! - [`signal`]: SIGINT/SIGTERM as readable pipes in the `Poll`.
 //! - [`server`]: the event loop: accept, dispatch by token, resume, expire
-//!   idle connections, stop.
+//!   idle connections, stop; and the metrics endpoint's connections in it.
 //! - [`connection`]: one client as the loop holds it (socket, peer, timer).
 //! - [`echo`]: the echo state machine over any byte stream (pure).
 //! - [`buffer`]: the bounded, on-demand buffer of unechoed bytes (pure).
@@ -18,6 +18,10 @@
 //! - [`stats`], [`logging`], [`units`]: counters, log setup, value parsers.
 //! - [`client`]: the `echo-client` binary's modes (send, ping, bench).
 //! - [`json`], [`procstat`]: JSON output, process CPU/memory from `/proc`.
+//! - [`http`]: the metrics endpoint's requests, routes and responses (pure),
+//!   and one HTTP connection's state machine.
+//! - [`metrics`]: endpoint counters, histograms, Prometheus text and JSON.
+//! - [`tcp_info`]: `TCP_INFO` (RTT, retransmits, cwnd) of a connection.
 //!
 //! See ARCHITECTURE.md for the state machine and the invariants.
 
@@ -30,15 +34,18 @@ pub mod client;
 pub mod config;
 pub mod connection;
 pub mod echo;
+pub mod http;
 pub mod json;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod model_check;
 pub mod procstat;
 pub mod server;
 pub mod signal;
 pub mod stats;
+pub mod tcp_info;
 pub mod timer;
 pub mod token;
 pub mod units;

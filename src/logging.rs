@@ -1,21 +1,185 @@
-//! The log: one line per event, `<UTC time> <LEVEL> [<EVENT>] <details>`.
+//! The log: one line per event, `<UTC time> <LEVEL> [<EVENT>] <details>`,
+//! or with `--log-format json` one JSON object per line.
 //!
 //! The event name (CONNECT, DISCONNECT, DATA, …) is the log target, so it
 //! stands in brackets where simple_logger prints the target, and users can
 //! grep for `[DISCONNECT]`. Timestamps are UTC (RFC 3339 with
 //! milliseconds): local offsets are ambiguous across hosts and DST, and a
 //! diagnostic log is often compared with another machine's.
+//!
+//! Events with figures (CONNECT, DISCONNECT, …) also carry them as log
+//! key-values; the text format ignores them (its lines stay as they were),
+//! the JSON format writes them as typed fields beside `timestamp`, `level`,
+//! `event` and `message`, ready for Loki or Elasticsearch.
 
-use log::{LevelFilter, SetLoggerError};
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::kv::{Error as KvError, Key, Value, VisitSource, VisitValue};
+use log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 use simple_logger::SimpleLogger;
 
-/// Starts logging to stdout at `level`.
-pub fn init(level: LevelFilter) -> Result<(), SetLoggerError> {
-    SimpleLogger::new()
-        .with_level(level)
-        .with_utc_timestamps()
-        // mio is built without its `log` feature; this keeps any other
-        // crate's internal lines out too.
-        .with_module_level("mio", LevelFilter::Off)
-        .init()
+use crate::json::JsonObject;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `<time> <LEVEL> [<EVENT>] <details>`.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Starts logging to stdout at `level` in `format`.
+pub fn init(level: LevelFilter, format: LogFormat) -> Result<(), SetLoggerError> {
+    match format {
+        LogFormat::Text => SimpleLogger::new()
+            .with_level(level)
+            .with_utc_timestamps()
+            // mio is built without its `log` feature; this keeps any other
+            // crate's internal lines out too.
+            .with_module_level("mio", LevelFilter::Off)
+            .init(),
+        LogFormat::Json => {
+            log::set_boxed_logger(Box::new(JsonLogger { level }))?;
+            log::set_max_level(level);
+            Ok(())
+        }
+    }
+}
+
+/// Writes each record as one JSON object on stdout.
+#[derive(Debug)]
+struct JsonLogger {
+    level: LevelFilter,
+}
+
+impl Log for JsonLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= self.level && !metadata.target().starts_with("mio")
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = json_line(SystemTime::now(), record);
+        // A failed write to stdout has nowhere better to be reported.
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stdout().flush();
+    }
+}
+
+struct Fields<'a>(&'a mut JsonObject);
+
+impl<'kvs> VisitSource<'kvs> for Fields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), KvError> {
+        let key = key.as_str();
+        let mut null = IsNull(false);
+        let _ = value.visit(&mut null);
+        if null.0 {
+            self.0.null(key);
+        } else if let Some(v) = value.to_u64() {
+            self.0.uint(key, v);
+        } else if let Some(v) = value.to_f64() {
+            self.0.float(key, v);
+        } else if let Some(v) = value.to_bool() {
+            self.0.bool(key, v);
+        } else {
+            self.0.str(key, &value.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Tells a `None` key-value (JSON `null`) from the others.
+struct IsNull(bool);
+
+impl<'v> VisitValue<'v> for IsNull {
+    fn visit_any(&mut self, _: Value<'_>) -> Result<(), KvError> {
+        Ok(())
+    }
+
+    fn visit_null(&mut self) -> Result<(), KvError> {
+        self.0 = true;
+        Ok(())
+    }
+}
+
+/// The JSON line for `record` logged at `now`.
+pub fn json_line(now: SystemTime, record: &Record<'_>) -> String {
+    let mut obj = JsonObject::new();
+    obj.str("timestamp", &rfc3339_millis(now))
+        .str("level", record.level().as_str())
+        .str("event", record.target())
+        .str("message", &record.args().to_string());
+    let _ = record.key_values().visit(&mut Fields(&mut obj));
+    obj.finish()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for `t` (UTC), as the text log writes it.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let t = UNIX_EPOCH + Duration::from_millis(1_795_517_131_998);
+/// assert_eq!(echo_server::logging::rfc3339_millis(t), "2026-11-24T10:45:31.998Z");
+/// ```
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let millis = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()) as i64;
+    let (days, ms_of_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
+    // civil_from_days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let secs = ms_of_day / 1000;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms_of_day % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    // Key-values become typed JSON fields beside the fixed ones.
+    #[test]
+    fn json_line_carries_fields() {
+        let peer = "127.0.0.1:5000";
+        let line = json_line(
+            UNIX_EPOCH + Duration::from_millis(86_400_000 + 1),
+            &Record::builder()
+                .target("DISCONNECT")
+                .level(log::Level::Info)
+                .args(format_args!("{peer} \"quoted\""))
+                .key_values(&[("bytes_in", Some(42u64)), ("srtt_ms", None)])
+                .build(),
+        );
+        assert_eq!(
+            line,
+            r#"{"timestamp":"1970-01-02T00:00:00.001Z","level":"INFO","event":"DISCONNECT","message":"127.0.0.1:5000 \"quoted\"","bytes_in":42,"srtt_ms":null}"#
+        );
+    }
+
+    // Leap years and ends of months come out right.
+    #[test]
+    fn timestamps_across_dates() {
+        let at = |secs: u64| rfc3339_millis(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00.000Z");
+        assert_eq!(at(1_704_067_199), "2023-12-31T23:59:59.000Z");
+    }
 }

@@ -18,6 +18,8 @@ const EXIT_ABANDONED: u8 = 130;
 /// Descriptors the process needs besides connections: stdio, listener,
 /// poll, signal pipes, and one spare for the accept that gets rejected.
 const RESERVED_FDS: u64 = 10;
+/// Queue of endpoint clients not yet accepted: scrapers and browsers, few.
+const METRICS_BACKLOG: u32 = 128;
 
 fn main() -> ExitCode {
     signal::restore_default_sigpipe();
@@ -32,15 +34,28 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
-    logging::init(config.log_level)?;
+    logging::init(config.log_level, config.log_format)?;
     let limit = raise_open_file_limit();
     let listener = listener::bind(config.listen, config.backlog)?;
     let signals = StopSignals::install()?;
     let max_connections = config.max_connections;
+    let metrics = config.metrics;
     let mut server = Server::new(listener, config, signals)?;
+    let metrics_addr = match metrics {
+        // Same clear errors as the echo port ("address in use", …).
+        Some(addr) => {
+            let bound =
+                listener::bind(addr, METRICS_BACKLOG).map_err(|e| format!("--metrics: {e}"))?;
+            Some(server.serve_metrics(bound)?)
+        }
+        None => None,
+    };
 
     println!("Echo Server v{}", env!("CARGO_PKG_VERSION"));
     println!("Listening on {}", server.local_addr());
+    if let Some(addr) = metrics_addr {
+        println!("Metrics on http://{addr}/ (dashboard /, /metrics, /stats.json, /healthz)");
+    }
     println!("Press Ctrl+C to stop");
     log_file_limit(limit, max_connections);
 

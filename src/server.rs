@@ -26,10 +26,18 @@ use slab::Slab;
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::echo::{CloseReason, Next};
+use crate::http::conn::HttpConnection;
+use crate::metrics::{Observed, Process};
 use crate::signal::StopSignals;
 use crate::stats::Stats;
+use crate::tcp_info;
 use crate::timer::{TickClock, TimerWheel};
-use crate::token::{self, LISTENER, SIGNALS};
+use crate::token::{self, LISTENER, METRICS, SIGNALS};
+
+mod endpoint;
+
+use endpoint::{live_http, sample_tcp};
+pub use endpoint::{HTTP_TIMEOUT, MAX_HTTP_CONNECTIONS};
 
 /// Resolution of the idle timers: a connection closes at most this much
 /// after its timeout.
@@ -90,6 +98,18 @@ pub struct Server {
     next_stats: Option<Instant>,
     /// Set once stopping: when to give up flushing.
     stop_deadline: Option<Instant>,
+    /// The metrics endpoint's listener, when `--metrics` is on.
+    metrics_listener: Option<TcpListener>,
+    /// HTTP connections of the endpoint: same loop and wheel, own slab, not
+    /// counted as echo connections.
+    http: Slab<HttpConnection>,
+    /// Counters only the endpoint reports.
+    observed: Observed,
+    /// When TCP_INFO was last read for every connection.
+    tcp_sampled_at: Option<Instant>,
+    /// The process figures (read from /proc) and when, reused for a second
+    /// so that a hammered endpoint does not spend the loop in /proc.
+    process: Option<(Instant, Option<Process>)>,
 }
 
 impl Server {
@@ -126,8 +146,26 @@ impl Server {
             rejects_unreported: 0,
             next_stats: config.stats_interval.map(|every| now + every),
             stop_deadline: None,
+            metrics_listener: None,
+            http: Slab::new(),
+            observed: Observed::default(),
+            tcp_sampled_at: None,
+            process: None,
             config,
         })
+    }
+
+    /// Serves the dashboard and metrics on `listener` from this loop;
+    /// returns the address actually bound.
+    pub fn serve_metrics(&mut self, listener: std::net::TcpListener) -> io::Result<SocketAddr> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        let addr = listener.local_addr()?;
+        self.poll
+            .registry()
+            .register(&mut listener, METRICS, Interest::READABLE)?;
+        self.metrics_listener = Some(listener);
+        Ok(addr)
     }
 
     /// The address actually bound (with the real port when 0 was asked).
@@ -164,6 +202,7 @@ impl Server {
             if self.accept_retry_at.is_some_and(|at| at <= now) {
                 self.accept_retry_at = None;
                 self.accept_connections();
+                self.accept_http();
             }
             self.report_stats(now);
             if let Some(deadline) = self.stop_deadline {
@@ -206,6 +245,14 @@ impl Server {
         let token = event.token();
         if token == LISTENER {
             self.accept_connections();
+            return None;
+        }
+        if token == METRICS {
+            self.accept_http();
+            return None;
+        }
+        if token::is_http(token) {
+            self.service_http(token);
             return None;
         }
         if let Some((name, count)) = self.signals.take(SIGNALS, token) {
@@ -260,6 +307,13 @@ impl Server {
             let Some(token) = self.resume.pop_front() else {
                 break;
             };
+            if token::is_http(token) {
+                if let Some(conn) = live_http(&mut self.http, token) {
+                    conn.queued = false;
+                    self.service_http(token);
+                }
+                continue;
+            }
             if let Some(conn) = live(&mut self.connections, token) {
                 conn.queued = false;
                 self.service(token, false);
@@ -367,7 +421,7 @@ impl Server {
         }
         entry.insert(conn);
         self.stats.opened();
-        info!(target: "CONNECT", "{peer}");
+        info!(target: "CONNECT", peer:% = peer; "{peer}");
     }
 
     /// Counts a connection over the limit (already closed by the caller
@@ -387,11 +441,12 @@ impl Server {
         if unreported > 0 {
             warn!(
                 target: "REJECT",
+                peer:% = peer;
                 "{peer} over the connection limit of {max} \
                  ({unreported} more rejected since the last report)"
             );
         } else {
-            warn!(target: "REJECT", "{peer} over the connection limit of {max}");
+            warn!(target: "REJECT", peer:% = peer; "{peer} over the connection limit of {max}");
         }
         self.last_reject_report = Some(now);
     }
@@ -399,13 +454,20 @@ impl Server {
     /// Fires due idle timers: a timer whose connection moved bytes since it
     /// was armed is re-armed from the last activity instead.
     fn expire_idle(&mut self, now: Instant) {
-        let Some(idle) = self.config.idle_timeout else {
+        if self.config.idle_timeout.is_none() && self.http.is_empty() {
             return;
-        };
+        }
         let tick = self.clock.floor(now);
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(tick, &mut fired);
         for token in fired.drain(..) {
+            if token::is_http(token) {
+                self.expire_http(token, tick);
+                continue;
+            }
+            let Some(idle) = self.config.idle_timeout else {
+                continue;
+            };
             let Some(conn) = live(&mut self.connections, token) else {
                 continue;
             };
@@ -415,6 +477,7 @@ impl Server {
             if due <= tick {
                 info!(
                     target: "TIMEOUT",
+                    peer:% = conn.peer;
                     "{} idle for {:.1}s",
                     conn.peer,
                     now.duration_since(conn.last_active).as_secs_f64()
@@ -433,6 +496,10 @@ impl Server {
             return;
         };
         if now >= at {
+            if self.metrics_listener.is_some() {
+                sample_tcp(&mut self.connections, &mut self.observed);
+                self.tcp_sampled_at = Some(now);
+            }
             info!(target: "STATS", "{}", self.stats.report());
             self.next_stats = Some(now + every);
         }
@@ -462,6 +529,14 @@ impl Server {
         if let Some(mut listener) = self.listener.take() {
             // Closing it (on drop) makes new connects fail at once.
             let _ = self.poll.registry().deregister(&mut listener);
+        }
+        // The endpoint stops too; the loop ends when the echo side is done.
+        if let Some(mut listener) = self.metrics_listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let keys: Vec<usize> = self.http.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close_http(key);
         }
         self.accept_retry_at = None;
         let timeout = self.config.shutdown_timeout;
@@ -507,17 +582,44 @@ impl Server {
         if reason == CloseReason::IdleTimeout {
             self.stats.timed_out += 1;
         }
+        // One TCP_INFO read per connection's life at close: its final RTT
+        // and retransmits.
+        let tcp = tcp_info::sample(&conn.stream).ok().or(conn.tcp);
+        if let Some(info) = &tcp {
+            self.observed.retransmits +=
+                u64::from(info.total_retrans.saturating_sub(conn.retrans_counted));
+        }
+        let duration = conn.connected_at.elapsed();
+        self.observed
+            .closed(&reason, duration, conn.echo.received(), tcp.as_ref());
         let discarded = conn.echo.discarded();
         let late = if discarded > 0 {
             format!(", {discarded} bytes after shutdown dropped")
         } else {
             String::new()
         };
+        // The TCP figures follow the parenthesis, so the fields before it
+        // read as they always did.
+        let path = tcp.map_or_else(String::new, |t| {
+            format!(
+                " srtt: {:.3} ms, rttvar: {:.3} ms, retransmits: {}",
+                t.srtt_ms(),
+                f64::from(t.rttvar_us) / 1000.0,
+                t.total_retrans
+            )
+        });
         info!(
             target: "DISCONNECT",
-            "{} ({:.3}s connected, RX: {} bytes, TX: {} bytes, reason: {reason}{late})",
+            peer:% = conn.peer,
+            bytes_in = conn.echo.received(),
+            bytes_out = conn.echo.echoed(),
+            duration_s = duration.as_secs_f64(),
+            reason:% = reason,
+            srtt_ms = tcp.map(|t| t.srtt_ms()),
+            retransmits = tcp.map(|t| t.total_retrans);
+            "{} ({:.3}s connected, RX: {} bytes, TX: {} bytes, reason: {reason}{late}){path}",
             conn.peer,
-            conn.connected_at.elapsed().as_secs_f64(),
+            duration.as_secs_f64(),
             conn.echo.received(),
             conn.echo.echoed()
         );

@@ -14,7 +14,13 @@ pub const LISTENER: Token = Token(usize::MAX);
 /// The first signal pipe; the next ones count down from here.
 pub const SIGNALS: Token = Token(usize::MAX - 1);
 
+/// The metrics endpoint's listening socket.
+pub const METRICS: Token = Token(usize::MAX - 8);
+
 const KEY_BITS: u32 = 32;
+/// Set in the key half of an HTTP connection's token: HTTP connections
+/// live in their own slab, whose keys never reach this bit.
+const HTTP_FLAG: usize = 1 << 31;
 const KEY_MASK: usize = (1 << KEY_BITS) - 1;
 
 // Key and generation share one usize, so it needs 64 bits.
@@ -29,9 +35,21 @@ pub fn connection(key: usize, generation: u32) -> Token {
     Token(((generation as usize) << KEY_BITS) | key)
 }
 
-/// The slab key a connection token refers to.
+/// The slab key a connection token refers to (for an HTTP token, the key
+/// in the HTTP slab).
 pub fn key(token: Token) -> usize {
-    token.0 & KEY_MASK
+    token.0 & KEY_MASK & !HTTP_FLAG
+}
+
+/// The token for the HTTP connection at `key` of the HTTP slab.
+pub fn http(key: usize, generation: u32) -> Token {
+    debug_assert!(key < HTTP_FLAG, "HTTP slab key {key} does not fit a token");
+    Token(((generation as usize) << KEY_BITS) | HTTP_FLAG | key)
+}
+
+/// True for the token of an HTTP connection.
+pub fn is_http(token: Token) -> bool {
+    token.0 & HTTP_FLAG != 0 && token.0 < METRICS.0
 }
 
 #[cfg(test)]
@@ -55,5 +73,10 @@ mod tests {
         let highest = connection(1_000_000, u32::MAX);
         assert!(highest.0 < SIGNALS.0 - 8);
         assert_ne!(LISTENER, SIGNALS);
+        let http_highest = http(1_000_000, u32::MAX);
+        assert!(http_highest.0 < METRICS.0 && METRICS.0 < SIGNALS.0 - 2);
+        assert!(is_http(http_highest) && !is_http(highest) && !is_http(METRICS));
+        assert_eq!(key(http(7, 3)), 7);
+        assert_ne!(http(7, 3), connection(7, 3));
     }
 }

@@ -20,11 +20,14 @@
 //! - [`timer::check_timer`]: idle timers armed, touched, cancelled and
 //!   expired the way the server's loop does it, against a list of deadlines.
 //! - [`parsers::check_parsers`]: sizes, seconds and whole command lines.
+//! - [`http::check_http`]: the metrics endpoint's HTTP connection, chunked,
+//!   pipelined, blocked and reset, against parsing the whole stream at once.
 
 use std::error::Error;
 use std::fmt;
 
 pub mod echo;
+pub mod http;
 pub mod parsers;
 pub mod timer;
 
@@ -199,6 +202,19 @@ mod tests {
         let runs = replay("parsers", parsers::check_parsers);
         assert!(runs.iter().any(|r| r.command_line_accepted));
         assert!(runs.iter().any(|r| !r.command_line_accepted));
+    }
+
+    // The checked-in HTTP corpus passes and between them its scripts get
+    // answers of several statuses, closing answers included.
+    #[test]
+    fn http_corpus_replays() {
+        let runs = replay("http", http::check_http);
+        for code in [200, 400, 404, 405] {
+            assert!(
+                runs.iter().any(|r| r.statuses.contains(&code)),
+                "no seed answered {code}"
+            );
+        }
     }
 
     // Missing input reads as zeros, and `below` stays in range.

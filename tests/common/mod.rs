@@ -918,7 +918,8 @@ pub struct Disconnect {
 /// `<ip:port> (<secs>s connected, RX: <n> bytes, TX: <m> bytes, reason: <reason>)`
 pub fn parse_disconnect(details: &str) -> Option<Disconnect> {
     let (addr, rest) = details.split_once(" (")?;
-    let rest = rest.strip_suffix(')')?;
+    // The TCP figures (srtt, rttvar, retransmits) follow the parenthesis.
+    let (rest, _tcp) = rest.rsplit_once(')')?;
     let (secs, rest) = rest.split_once("s connected, RX: ")?;
     let (rx, rest) = rest.split_once(" bytes, TX: ")?;
     let (tx, reason) = rest.split_once(" bytes, reason: ")?;

@@ -1,0 +1,383 @@
+//! One HTTP connection over any byte stream: read a request head, answer
+//! it, repeat while the client keeps the connection alive.
+//!
+//! Like the echo side it is edge-triggered: every turn ends on
+//! `WouldBlock` (reading or writing) or in a close. At most one response is
+//! pending at a time: the next request is not looked at until the previous
+//! answer has been written, so a client that pipelines without reading
+//! holds at most one response plus [`MAX_REQUEST`] bytes of input.
+
+use std::io::ErrorKind;
+
+use crate::echo::Transport;
+
+use super::{parse, Parse, Response, Route, Status, MAX_REQUEST};
+
+/// Responses one connection may send per turn before the others get
+/// theirs (a pipelining client would otherwise hold the thread).
+pub const RESPONSES_PER_TURN: usize = 8;
+
+/// Requests answered, by status; exported in `/metrics`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HttpCounts {
+    /// 200, 400, 404, 405, 431 in that order.
+    pub by_status: [u64; 5],
+}
+
+impl HttpCounts {
+    /// The statuses counted, in [`by_status`](Self::by_status) order.
+    pub const STATUSES: [Status; 5] = [
+        Status::Ok,
+        Status::BadRequest,
+        Status::NotFound,
+        Status::MethodNotAllowed,
+        Status::TooLarge,
+    ];
+
+    /// Counts one answer.
+    pub fn count(&mut self, status: Status) {
+        if let Some(i) = Self::STATUSES.iter().position(|s| *s == status) {
+            self.by_status[i] += 1;
+        }
+    }
+}
+
+/// Why an HTTP connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpClose {
+    /// The server answered and closed (`Connection: close`, or an error
+    /// status after which the stream cannot be trusted).
+    Answered,
+    /// The client closed between requests.
+    PeerClosed,
+    /// The client reset the connection or another I/O error.
+    Error,
+}
+
+/// What the caller should do after a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpNext {
+    /// Wait for the next readiness edge.
+    Wait,
+    /// The turn's response budget ran out: give it another turn soon.
+    Resume,
+    /// Close the connection.
+    Close(HttpClose),
+}
+
+/// What a turn did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTurn {
+    /// What to do next.
+    pub next: HttpNext,
+    /// Responses completed (queued) in this turn.
+    pub responses: usize,
+}
+
+/// The state of one HTTP connection, apart from its socket.
+#[derive(Debug, Default)]
+pub struct HttpConn {
+    input: Vec<u8>,
+    output: Vec<u8>,
+    written: usize,
+    close_after_flush: bool,
+    peer_done: bool,
+    /// FIN sent after an answer that closes: input is read and dropped
+    /// until the client closes, so that closing with unread input does not
+    /// turn into an RST that destroys the answer in flight.
+    lingering: bool,
+}
+
+impl HttpConn {
+    /// A fresh connection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes of request input held (never more than [`MAX_REQUEST`]).
+    pub fn buffered_input(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Bytes of response not yet written.
+    pub fn pending_output(&self) -> usize {
+        self.output.len() - self.written
+    }
+
+    /// True while part of a request has arrived but not all of it.
+    pub fn mid_request(&self) -> bool {
+        !self.input.is_empty()
+    }
+
+    /// Moves what can move now: writes the pending response, answers the
+    /// next buffered request through `respond` (given the route, or the
+    /// error status of a bad request), reads more.
+    pub fn pump<S: Transport>(
+        &mut self,
+        stream: &mut S,
+        respond: &mut dyn FnMut(Result<Route, Status>) -> Response,
+    ) -> HttpTurn {
+        let mut responses = 0;
+        let next = self.turn(stream, respond, &mut responses);
+        HttpTurn { next, responses }
+    }
+
+    fn turn<S: Transport>(
+        &mut self,
+        stream: &mut S,
+        respond: &mut dyn FnMut(Result<Route, Status>) -> Response,
+        responses: &mut usize,
+    ) -> HttpNext {
+        let mut chunk = [0u8; 4096];
+        if self.lingering {
+            return linger(stream, &mut chunk);
+        }
+        loop {
+            while self.written < self.output.len() {
+                match stream.write(&self.output[self.written..]) {
+                    Ok(0) => return HttpNext::Close(HttpClose::Error),
+                    Ok(n) => self.written += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return HttpNext::Wait,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return HttpNext::Close(HttpClose::Error),
+                }
+            }
+            self.output.clear();
+            self.written = 0;
+            if self.close_after_flush {
+                if self.peer_done || stream.shutdown_write().is_err() {
+                    return HttpNext::Close(HttpClose::Answered);
+                }
+                self.lingering = true;
+                self.input = Vec::new();
+                return linger(stream, &mut chunk);
+            }
+            if let Parse::Complete(req) = parse(&self.input) {
+                if *responses >= RESPONSES_PER_TURN {
+                    return HttpNext::Resume;
+                }
+                let response = respond(req.outcome);
+                let keep_alive = req.keep_alive && !response.status.closes();
+                response.write_to(&mut self.output, req.head_only, keep_alive);
+                self.input.drain(..req.consumed.min(self.input.len()));
+                self.close_after_flush = !keep_alive;
+                *responses += 1;
+                continue;
+            }
+            // Partial: `parse` guarantees the input is under the limit.
+            if self.peer_done {
+                return HttpNext::Close(HttpClose::PeerClosed);
+            }
+            let room = MAX_REQUEST
+                .saturating_sub(self.input.len())
+                .min(chunk.len());
+            match stream.read(&mut chunk[..room]) {
+                Ok(0) => self.peer_done = true,
+                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return HttpNext::Wait,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return HttpNext::Close(HttpClose::Error),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::io::{self, Read, Write};
+
+    /// A stream fed from a script: reads return the queued chunks, then
+    /// WouldBlock (or EOF once `eof` is set); writes take at most `window`.
+    #[derive(Default)]
+    struct Script {
+        reads: VecDeque<Vec<u8>>,
+        eof: bool,
+        written: Vec<u8>,
+        window: usize,
+        shutdown: bool,
+    }
+
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.reads.front_mut() {
+                Some(chunk) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    chunk.drain(..n);
+                    if chunk.is_empty() {
+                        self.reads.pop_front();
+                    }
+                    Ok(n)
+                }
+                None if self.eof => Ok(0),
+                None => Err(ErrorKind::WouldBlock.into()),
+            }
+        }
+    }
+
+    impl Write for Script {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.window == 0 {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.window);
+            self.window -= n;
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Transport for Script {
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            self.shutdown = true;
+            Ok(())
+        }
+    }
+
+    fn ok(outcome: Result<Route, Status>) -> Response {
+        match outcome {
+            Ok(route) => Response::ok("text/plain", format!("{route:?}")),
+            Err(status) => Response::error(status),
+        }
+    }
+
+    // Two pipelined requests on a keep-alive connection get two answers in
+    // order, and the connection waits for more.
+    #[test]
+    fn pipelined_keep_alive() {
+        let mut s = Script {
+            window: usize::MAX,
+            ..Default::default()
+        };
+        s.reads
+            .push_back(b"GET /healthz HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n".to_vec());
+        let mut conn = HttpConn::new();
+        let turn = conn.pump(&mut s, &mut ok);
+        assert_eq!(
+            turn,
+            HttpTurn {
+                next: HttpNext::Wait,
+                responses: 2
+            }
+        );
+        let text = String::from_utf8(s.written).unwrap();
+        assert!(text.find("Health").unwrap() < text.find("Metrics").unwrap());
+    }
+
+    // A request split into single bytes is still answered once complete;
+    // EOF after it closes the connection.
+    #[test]
+    fn byte_by_byte_then_eof() {
+        let mut s = Script {
+            window: usize::MAX,
+            ..Default::default()
+        };
+        for b in b"GET / HTTP/1.1\r\n\r\n" {
+            s.reads.push_back(vec![*b]);
+        }
+        s.eof = true;
+        let mut conn = HttpConn::new();
+        let turn = conn.pump(&mut s, &mut ok);
+        assert_eq!(turn.next, HttpNext::Close(HttpClose::PeerClosed));
+        assert_eq!(turn.responses, 1);
+    }
+
+    // A garbage request is answered 400 and closed; a blocked writer keeps
+    // the response pending until the next turn.
+    #[test]
+    fn bad_request_closes_after_the_answer() {
+        let mut s = Script::default();
+        s.reads.push_back(b"\x16\x03\x01garbage\r\n\r\n".to_vec());
+        let mut conn = HttpConn::new();
+        assert_eq!(conn.pump(&mut s, &mut ok).next, HttpNext::Wait);
+        assert!(conn.pending_output() > 0);
+        s.window = usize::MAX;
+        let turn = conn.pump(&mut s, &mut ok);
+        assert_eq!(turn.next, HttpNext::Wait, "lingers after FIN");
+        assert!(s.shutdown && s.written.starts_with(b"HTTP/1.1 400 "));
+        s.reads.push_back(b"more garbage".to_vec());
+        s.eof = true;
+        let turn = conn.pump(&mut s, &mut ok);
+        assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
+        assert_eq!(s.written.iter().filter(|&&b| b == b'\n').count(), 7);
+    }
+
+    // An endless header line stops at the limit with a 431.
+    #[test]
+    fn oversized_head_is_431() {
+        let mut s = Script {
+            window: usize::MAX,
+            ..Default::default()
+        };
+        s.reads.push_back(b"GET /".to_vec());
+        s.reads.push_back(vec![b'a'; 3 * MAX_REQUEST]);
+        s.eof = true;
+        let mut conn = HttpConn::new();
+        let turn = conn.pump(&mut s, &mut ok);
+        assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
+        assert!(s.written.starts_with(b"HTTP/1.1 431 "));
+    }
+
+    // Many pipelined requests are answered a bounded number per turn.
+    #[test]
+    fn responses_per_turn_are_bounded() {
+        let mut s = Script {
+            window: usize::MAX,
+            ..Default::default()
+        };
+        s.reads
+            .push_back(b"GET /healthz HTTP/1.1\r\n\r\n".repeat(RESPONSES_PER_TURN + 2));
+        let mut conn = HttpConn::new();
+        let turn = conn.pump(&mut s, &mut ok);
+        assert_eq!(turn.next, HttpNext::Resume);
+        let turn = conn.pump(&mut s, &mut ok);
+        assert_eq!(
+            turn,
+            HttpTurn {
+                next: HttpNext::Wait,
+                responses: 2
+            }
+        );
+    }
+}
+
+/// After the final answer and FIN: drop input until the client closes (the
+/// server's HTTP timer bounds how long that may take).
+fn linger<S: Transport>(stream: &mut S, chunk: &mut [u8]) -> HttpNext {
+    loop {
+        match stream.read(chunk) {
+            Ok(0) => return HttpNext::Close(HttpClose::Answered),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return HttpNext::Wait,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return HttpNext::Close(HttpClose::Answered),
+        }
+    }
+}
+
+/// An HTTP connection as the server loop holds it, beside (not among) the
+/// echo connections.
+#[derive(Debug)]
+pub struct HttpConnection {
+    /// The socket.
+    pub stream: mio::net::TcpStream,
+    /// Who is on the other end.
+    pub peer: std::net::SocketAddr,
+    /// Its token (slab key with the HTTP flag, and a generation).
+    pub token: mio::Token,
+    /// Request/response state.
+    pub http: HttpConn,
+    /// Start of the current wait for a complete request: accept, or the
+    /// last response. The timeout runs from here, so dribbling bytes does
+    /// not keep a slow client alive.
+    pub since: std::time::Instant,
+    /// Deadline tick of its entry in the timer wheel, if one is armed.
+    pub timer: Option<u64>,
+    /// True while it sits in the server's resume queue.
+    pub queued: bool,
+}

@@ -1,0 +1,279 @@
+//! The metrics endpoint's side of the loop: accepting HTTP clients into
+//! their own slab, giving them turns, their timeouts, and rendering the
+//! answers from the loop's state. The request handling itself is pure code
+//! in [`crate::http`]; the figures are rendered by [`crate::metrics`].
+
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
+
+use log::debug;
+use mio::{Interest, Token};
+use slab::Slab;
+
+use super::{Server, ACCEPT_RETRY};
+use crate::connection::Connection;
+use crate::echo::Phase;
+use crate::http::conn::{HttpConn, HttpConnection, HttpNext};
+use crate::http::{Response, Route, Status};
+use crate::metrics::{self, ConnView, Observed, Process, Snapshot};
+use crate::stats::Stats;
+use crate::tcp_info;
+use crate::token;
+
+/// An HTTP client must send a whole request within this long of connecting
+/// or of its previous response, or it is closed (slowloris, idle
+/// keep-alive).
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP connections served at once; more are accepted and closed.
+pub const MAX_HTTP_CONNECTIONS: usize = 512;
+/// TCP_INFO of every connection, and the process figures from /proc, are
+/// read at most this often for endpoint requests, however hard the
+/// endpoint is hammered.
+const TCP_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// Most connections listed in `/stats.json` (the totals count them all).
+const MAX_LISTED: usize = 1000;
+/// The dashboard page, embedded so it works offline.
+const DASHBOARD: &str = include_str!("../dashboard.html");
+
+impl Server {
+    /// Accepts every waiting endpoint client (edge-triggered listener).
+    pub(super) fn accept_http(&mut self) {
+        loop {
+            let Some(listener) = &self.metrics_listener else {
+                return;
+            };
+            let (mut stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    // Out of descriptors: the client stays queued and no new
+                    // edge will come for it, so retry with the echo side's
+                    // accept retry.
+                    debug!(target: "ERROR", "metrics accept failed: {e}");
+                    if self.accept_retry_at.is_none() {
+                        self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                    }
+                    return;
+                }
+            };
+            if self.http.len() >= MAX_HTTP_CONNECTIONS {
+                debug!(target: "REJECT", "{peer}: over {MAX_HTTP_CONNECTIONS} metrics connections");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            self.generation = self.generation.wrapping_add(1);
+            let entry = self.http.vacant_entry();
+            let token = token::http(entry.key(), self.generation);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
+                debug!(target: "ERROR", "{peer}: cannot watch the metrics connection: {e}");
+                continue;
+            }
+            let now = Instant::now();
+            let deadline = self.clock.ceil(now + HTTP_TIMEOUT);
+            self.wheel.insert(deadline, token);
+            entry.insert(HttpConnection {
+                stream,
+                peer,
+                token,
+                http: HttpConn::new(),
+                since: now,
+                timer: Some(deadline),
+                queued: false,
+            });
+            self.observed.http_accepted += 1;
+        }
+    }
+
+    /// Gives an HTTP connection its turn: answer what it asked, then wait,
+    /// queue or close.
+    pub(super) fn service_http(&mut self, token: Token) {
+        let http_active = self.http.len();
+        let Server {
+            http,
+            connections,
+            stats,
+            observed,
+            tcp_sampled_at,
+            resume,
+            process,
+            ..
+        } = self;
+        let Some(conn) = live_http(http, token) else {
+            return;
+        };
+        let mut respond = |outcome: Result<Route, Status>| {
+            let response = match outcome {
+                Ok(route) => {
+                    let cached = Cached {
+                        tcp_sampled_at: &mut *tcp_sampled_at,
+                        process: &mut *process,
+                    };
+                    render(route, connections, stats, observed, cached, http_active)
+                }
+                Err(status) => Response::error(status),
+            };
+            observed.http.count(response.status);
+            response
+        };
+        let turn = conn.http.pump(&mut conn.stream, &mut respond);
+        if turn.responses > 0 {
+            conn.since = Instant::now();
+        }
+        match turn.next {
+            HttpNext::Wait => {}
+            HttpNext::Resume => {
+                if !conn.queued {
+                    conn.queued = true;
+                    resume.push_back(token);
+                }
+            }
+            HttpNext::Close(_) => self.close_http(token::key(token)),
+        }
+    }
+
+    /// An HTTP connection's timer fired: close it if it has not completed
+    /// a request within [`HTTP_TIMEOUT`], else re-arm.
+    pub(super) fn expire_http(&mut self, token: Token, tick: u64) {
+        let Some(conn) = live_http(&mut self.http, token) else {
+            return;
+        };
+        conn.timer = None;
+        let due = self.clock.ceil(conn.since + HTTP_TIMEOUT);
+        if due <= tick {
+            debug!(
+                target: "TIMEOUT",
+                "metrics client {} sent no complete request for {:.1}s",
+                conn.peer,
+                HTTP_TIMEOUT.as_secs_f64()
+            );
+            self.close_http(token::key(token));
+        } else {
+            self.wheel.insert(due, token);
+            conn.timer = Some(due);
+        }
+    }
+
+    pub(super) fn close_http(&mut self, key: usize) {
+        let conn = self.http.remove(key);
+        if let Some(deadline) = conn.timer {
+            self.wheel.remove(deadline, |token| *token == conn.token);
+        }
+    }
+}
+
+/// Reads TCP_INFO of every echo connection and adds new retransmits to the
+/// server-wide counter.
+pub(super) fn sample_tcp(connections: &mut Slab<Connection>, observed: &mut Observed) {
+    for (_, conn) in connections.iter_mut() {
+        if let Ok(info) = tcp_info::sample(&conn.stream) {
+            observed.retransmits +=
+                u64::from(info.total_retrans.saturating_sub(conn.retrans_counted));
+            conn.retrans_counted = conn.retrans_counted.max(info.total_retrans);
+            conn.tcp = Some(info);
+        }
+    }
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Echoing => "echoing",
+        Phase::PeerDone => "peer_done",
+        Phase::Draining => "draining",
+        Phase::Lingering => "lingering",
+    }
+}
+
+/// What the endpoint reads from the kernel at most once a second, however
+/// often it is asked.
+struct Cached<'a> {
+    tcp_sampled_at: &'a mut Option<Instant>,
+    process: &'a mut Option<(Instant, Option<Process>)>,
+}
+
+/// The response for an endpoint route, from the loop's current state.
+fn render(
+    route: Route,
+    connections: &mut Slab<Connection>,
+    stats: &Stats,
+    observed: &mut Observed,
+    cached: Cached<'_>,
+    http_active: usize,
+) -> Response {
+    let Cached {
+        tcp_sampled_at,
+        process,
+    } = cached;
+    match route {
+        Route::Health => return Response::ok("text/plain; charset=utf-8", "ok\n"),
+        Route::Dashboard => return Response::ok("text/html; charset=utf-8", DASHBOARD),
+        Route::Metrics | Route::StatsJson => {}
+    }
+    let now = Instant::now();
+    if !matches!(*tcp_sampled_at, Some(at) if now.duration_since(at) < TCP_SAMPLE_EVERY) {
+        sample_tcp(connections, observed);
+        *tcp_sampled_at = Some(now);
+    }
+    let buffered = connections
+        .iter()
+        .map(|(_, c)| c.echo.pending() as u64)
+        .sum();
+    let listed = if route == Route::StatsJson {
+        connections
+            .iter()
+            .take(MAX_LISTED)
+            .map(|(_, c)| ConnView {
+                peer: c.peer,
+                age: now.saturating_duration_since(c.connected_at),
+                idle: now.saturating_duration_since(c.last_active),
+                bytes_in: c.echo.received(),
+                bytes_out: c.echo.echoed(),
+                buffered: c.echo.pending(),
+                state: phase_name(c.echo.phase()),
+                tcp: c.tcp,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let snap = Snapshot {
+        stats,
+        observed,
+        buffered,
+        http_active,
+        connections: listed,
+        process: match *process {
+            Some((at, figures)) if now.duration_since(at) < TCP_SAMPLE_EVERY => figures,
+            _ => {
+                let figures = Process::read();
+                *process = Some((now, figures));
+                figures
+            }
+        },
+    };
+    match route {
+        Route::StatsJson => Response::ok("application/json", metrics::render_json(&snap)),
+        _ => Response::ok(
+            metrics::PROMETHEUS_CONTENT_TYPE,
+            metrics::render_prometheus(&snap),
+        ),
+    }
+}
+
+/// The HTTP connection an event's token refers to, if it is still that one.
+pub(super) fn live_http(
+    http: &mut Slab<HttpConnection>,
+    token: Token,
+) -> Option<&mut HttpConnection> {
+    http.get_mut(token::key(token))
+        .filter(|conn| conn.token == token)
+}
