@@ -78,17 +78,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn own_process_is_readable_and_consistent() {
-        let first = sample(std::process::id()).expect("own /proc entry");
-        // Burn CPU for several scheduler ticks: a running thread's total is
-        // only brought up to date at ticks and context switches.
-        let started = std::time::Instant::now();
-        let mut x = 0u64;
-        while started.elapsed() < std::time::Duration::from_millis(60) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
-        }
-        let second = sample(std::process::id()).expect("own /proc entry");
-        assert!(second.cpu > first.cpu);
+    fn a_busy_process_accumulates_cpu_time() {
+        // A child of its own: in this test process, other test threads come
+        // and go, and a thread's time leaves the sum when it exits.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("spawn sh");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let first = sample(child.id());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let second = sample(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        let (first, second) = (
+            first.expect("child's /proc"),
+            second.expect("child's /proc"),
+        );
+        assert!(second.cpu > first.cpu, "{first:?} then {second:?}");
         assert!(second.rss_kib > 0 && second.peak_rss_kib >= second.rss_kib);
     }
 
