@@ -178,6 +178,7 @@ fn failures_have_clear_messages_and_distinct_codes() {
 fn bad_arguments_exit_2_and_help_documents_exit_codes() {
     for (args, needle) in [
         (&["host:99999"][..], "not a port number"),
+        (&["127.0.0.1:1", ""][..], "MESSAGE"),
         (&["--timeout", "0", "127.0.0.1:1"], "--timeout"),
         (&["ping", "--size", "0"], "--size"),
         (&["bench", "--connections", "0"], "--connections"),

@@ -56,7 +56,7 @@ pub struct SendArgs {
     pub address: Target,
 
     /// The message to send.
-    #[arg(value_name = "MESSAGE", default_value = "hello")]
+    #[arg(value_name = "MESSAGE", default_value = "hello", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub message: String,
 
     /// Send this file's bytes instead of MESSAGE (binary-safe); `-` reads
