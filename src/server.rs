@@ -339,15 +339,7 @@ impl Server {
                     return;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // That one connection died in the queue; the others wait.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-                    ) =>
-                {
-                    continue
-                }
+                Err(e) if died_in_queue(&e) => continue,
                 Err(e) => {
                     self.pause_accepting(&e);
                     return;
@@ -631,6 +623,15 @@ impl Server {
 }
 
 /// The connection an event's token refers to, if it is still that one.
+/// An accept error that concerns only the one connection that gave up
+/// while queued (aborted or reset before we took it); the others still wait.
+fn died_in_queue(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
+}
+
 fn live(connections: &mut Slab<Connection>, token: Token) -> Option<&mut Connection> {
     connections
         .get_mut(token::key(token))

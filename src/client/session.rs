@@ -106,15 +106,10 @@ impl Session {
             .register(&mut stream, STREAM, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| ClientError::Other(format!("cannot register the socket: {e}")))?;
         loop {
-            // A non-blocking connect has finished when the socket has a
-            // pending error (failed) or a peer address (succeeded).
-            if let Some(e) = stream.take_error().ok().flatten() {
-                return Err(connect_error(addr, e, timeout));
-            }
-            match stream.peer_addr() {
-                Ok(_) => break,
-                Err(e) if e.kind() == ErrorKind::NotConnected => {}
-                Err(e) => return Err(connect_error(addr, e, timeout)),
+            match connect_outcome(&stream) {
+                Some(Ok(())) => break,
+                Some(Err(e)) => return Err(connect_error(addr, e, timeout)),
+                None => {}
             }
             if let Wake::TimedOut = self.wait(Some(deadline))? {
                 return Err(ClientError::ConnectTimeout(addr, timeout));
@@ -278,6 +273,21 @@ fn check_echo(expected_rest: &[u8], got: &[u8], offset: usize) -> Result<(), Cli
         }));
     }
     Ok(())
+}
+
+/// Whether a non-blocking connect has finished: `None` while it is in
+/// progress, else its result. It has finished when the socket holds a
+/// pending error (failed) or has a peer address (succeeded).
+pub fn connect_outcome(stream: &TcpStream) -> Option<io::Result<()>> {
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return Some(Err(e)),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => Some(Ok(())),
+        Err(e) if e.kind() == ErrorKind::NotConnected => None,
+        Err(e) => Some(Err(e)),
+    }
 }
 
 /// Maps a connect failure to the error the user should see; `timeout` is the

@@ -79,29 +79,10 @@ fn check_target(text: &str) -> Result<bool, Violation> {
 }
 
 fn check_client_command_line(data: &[u8]) -> Result<bool, Violation> {
-    let args: Vec<OsString> = std::iter::once(OsString::from("echo-client"))
-        .chain(
-            data.split(|&b| b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| OsString::from_vec(a.to_vec())),
-        )
-        .collect();
+    let args = arguments("echo-client", data);
     match ClientCli::try_parse_from(&args) {
         Ok(_) => Ok(true),
-        Err(error) => {
-            let expected_code = match error.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
-                _ => 2,
-            };
-            if error.exit_code() != expected_code || error.to_string().trim().is_empty() {
-                return Err(fail(
-                    "client command line",
-                    &format!("{args:?}"),
-                    format!("{:?} exits {}", error.kind(), error.exit_code()),
-                ));
-            }
-            Ok(false)
-        }
+        Err(error) => check_rejection("client command line", &args, &error),
     }
 }
 
@@ -206,13 +187,7 @@ fn check_seconds(text: &str) -> Result<bool, Violation> {
 }
 
 fn check_command_line(data: &[u8]) -> Result<bool, Violation> {
-    let args: Vec<OsString> = std::iter::once(OsString::from("echo-server"))
-        .chain(
-            data.split(|&b| b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| OsString::from_vec(a.to_vec())),
-        )
-        .collect();
+    let args = arguments("echo-server", data);
     let shown = || format!("{args:?}");
     match Cli::try_parse_from(&args) {
         Ok(cli) => {
@@ -239,24 +214,39 @@ fn check_command_line(data: &[u8]) -> Result<bool, Violation> {
             }
             Ok(true)
         }
-        Err(error) => {
-            let expected_code = match error.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
-                _ => 2,
-            };
-            if error.exit_code() != expected_code {
-                return Err(fail(
-                    "command line",
-                    &shown(),
-                    format!("{:?} exits {}", error.kind(), error.exit_code()),
-                ));
-            }
-            if error.to_string().trim().is_empty() {
-                return Err(fail("command line", &shown(), "empty error message"));
-            }
-            Ok(false)
-        }
+        Err(error) => check_rejection("command line", &args, &error),
     }
+}
+
+/// `program` followed by `data` split at NUL bytes, as a command line.
+fn arguments(program: &str, data: &[u8]) -> Vec<OsString> {
+    std::iter::once(OsString::from(program))
+        .chain(
+            data.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| OsString::from_vec(a.to_vec())),
+        )
+        .collect()
+}
+
+/// A command line clap refused: a usage error (exit 2) or help/version
+/// (exit 0), with a message.
+fn check_rejection(what: &str, args: &[OsString], error: &clap::Error) -> Result<bool, Violation> {
+    let expected_code = match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+        _ => 2,
+    };
+    if error.exit_code() != expected_code {
+        return Err(fail(
+            what,
+            &format!("{args:?}"),
+            format!("{:?} exits {}", error.kind(), error.exit_code()),
+        ));
+    }
+    if error.to_string().trim().is_empty() {
+        return Err(fail(what, &format!("{args:?}"), "empty error message"));
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use log::debug;
 use mio::{Interest, Token};
 use slab::Slab;
 
-use super::{Server, ACCEPT_RETRY};
+use super::{died_in_queue, Server, ACCEPT_RETRY};
 use crate::connection::Connection;
 use crate::echo::Phase;
 use crate::http::conn::{HttpConn, HttpConnection, HttpNext};
@@ -46,14 +46,7 @@ impl Server {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-                    ) =>
-                {
-                    continue
-                }
+                Err(e) if died_in_queue(&e) => continue,
                 Err(e) => {
                     // Out of descriptors: the client stays queued and no new
                     // edge will come for it, so retry with the echo side's

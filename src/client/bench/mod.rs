@@ -26,7 +26,7 @@ use self::report::{thousands, BenchReport, Latency, ServerUsage};
 use self::schedule::RateSchedule;
 use super::error::{exit, is_reset, ClientError};
 use super::pattern::Pattern;
-use super::session::connect_error;
+use super::session::{connect_error, connect_outcome};
 use crate::procstat::{self, ProcessSample};
 use crate::signal::StopSignals;
 
@@ -571,18 +571,10 @@ impl<'a> Engine<'a> {
         let Some(stream) = &self.conns[i].stream else {
             return;
         };
-        // A non-blocking connect has finished when the socket has a pending
-        // error (failed) or a peer address (succeeded).
-        if let Ok(Some(e)) | Err(e) = stream.take_error() {
-            self.connecting -= 1;
-            let error = connect_error(self.addr, e, self.config.timeout);
-            self.connect_failed(i, error);
-            return;
-        }
-        match stream.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotConnected => return,
-            Err(e) => {
+        match connect_outcome(stream) {
+            None => return,
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
                 self.connecting -= 1;
                 let error = connect_error(self.addr, e, self.config.timeout);
                 self.connect_failed(i, error);
