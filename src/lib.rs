@@ -21,6 +21,7 @@
 //! - [`http`]: the metrics endpoint's requests, routes and responses (pure),
 //!   and one HTTP connection's state machine.
 //! - [`metrics`]: endpoint counters, histograms, Prometheus text and JSON.
+//! - [`splice`]: a kernel pipe that echoes streaming connections without copying.
 //! - [`tcp_info`]: `TCP_INFO` (RTT, retransmits, cwnd) of a connection.
 //!
 //! See ARCHITECTURE.md for the state machine and the invariants.
@@ -44,6 +45,7 @@ pub mod model_check;
 pub mod procstat;
 pub mod server;
 pub mod signal;
+pub mod splice;
 pub mod stats;
 pub mod tcp_info;
 pub mod timer;

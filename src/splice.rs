@@ -1,0 +1,257 @@
+//! Echo without copying: a kernel pipe between a socket's receive queue
+//! and its send queue, filled and drained with `splice(2)`.
+//!
+//! Echoing through user space costs two copies per byte (`recv` into our
+//! memory, `send` back out). `splice` moves references to the kernel's
+//! pages instead, socket → pipe → socket, so a streaming connection's bytes
+//! never enter the process. On loopback bulk transfers this cuts the
+//! server's CPU per byte by more than half (BENCHMARKS.md, "bulk").
+//!
+//! `splice` into a socket has no `MSG_NOSIGNAL`: writing to a peer that has
+//! gone (reset after a half-close, for one) makes the kernel raise SIGPIPE,
+//! and both binaries keep SIGPIPE's default action, which ends the process
+//! (see [`crate::signal::restore_default_sigpipe`]). So the signal is
+//! blocked around that one call, and taken off the pending set if the call
+//! raised it, before the old mask comes back. The caller sees `EPIPE` as a
+//! plain error.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::pipe::{fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice};
+use rustix::pipe::{PipeFlags, SpliceFlags};
+
+/// Flags of every splice here: never block (the event loop owns waiting),
+/// and move pages rather than copy them where the kernel can.
+const FLAGS: SpliceFlags = SpliceFlags::NONBLOCK.union(SpliceFlags::MOVE);
+
+/// A non-blocking pipe used as a bounded, in-kernel buffer of bytes.
+#[derive(Debug)]
+pub struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+impl Pipe {
+    /// A pipe meant to hold at most `bytes` bytes. The kernel sizes pipes in
+    /// powers of two pages, and an unprivileged process cannot go beyond
+    /// `/proc/sys/fs/pipe-max-size` (1 MiB by default); [`capacity`](Self::capacity)
+    /// is what the caller may then rely on: `bytes` or the pipe's real size,
+    /// whichever is smaller.
+    pub fn with_capacity(bytes: usize) -> io::Result<Self> {
+        let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        // A refusal (EPERM above pipe-max-size, ENOMEM) is not fatal: the
+        // pipe keeps its default size, which is read back below.
+        let size = match fcntl_setpipe_size(&write, bytes.max(1)) {
+            Ok(size) => size,
+            Err(_) => fcntl_getpipe_size(&write)?,
+        };
+        Ok(Self {
+            read,
+            write,
+            capacity: bytes.min(size),
+        })
+    }
+
+    /// Most bytes the pipe is used for at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Moves up to `max` bytes queued on `socket` into the pipe. `Ok(0)`
+    /// is the peer's EOF; `WouldBlock` means the socket had nothing queued
+    /// or the pipe had no free slot. A result shorter than `max` does not
+    /// show the socket empty: the pipe holds a limited number of pieces
+    /// (one per page or packet fragment), whatever their size.
+    pub fn fill_from(&self, socket: BorrowedFd<'_>, max: usize) -> io::Result<usize> {
+        Ok(splice(socket, None, &self.write, None, max, FLAGS)?)
+    }
+
+    /// Moves up to `max` bytes from the pipe into `socket`, without blocking
+    /// and without raising SIGPIPE.
+    pub fn drain_into(&self, socket: BorrowedFd<'_>, max: usize) -> io::Result<usize> {
+        let guard = SigpipeBlocked::new();
+        let result = splice(&self.read, None, socket, None, max, FLAGS);
+        if result == Err(rustix::io::Errno::PIPE) {
+            guard.discard_pending();
+        }
+        Ok(result?)
+    }
+
+    /// The pipe's write end, for callers that fill it by other means
+    /// (`vmsplice` in the client's bulk sender).
+    pub fn write_end(&self) -> BorrowedFd<'_> {
+        self.write.as_fd()
+    }
+}
+
+/// SIGPIPE blocked on the calling thread while this lives.
+struct SigpipeBlocked {
+    previous: libc::sigset_t,
+}
+
+fn sigpipe_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset and sigaddset only write into the set they are
+    // given, which is a valid local; zeroed memory is a valid sigset_t to
+    // start from, and SIGPIPE is a valid signal number, so neither fails.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        set
+    }
+}
+
+impl SigpipeBlocked {
+    fn new() -> Self {
+        let set = sigpipe_set();
+        // SAFETY: pthread_sigmask reads `set` and writes the old mask into
+        // `previous`, both valid locals; SIG_BLOCK with a valid set cannot
+        // fail, and it changes only this thread's mask.
+        let previous = unsafe {
+            let mut previous: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
+            previous
+        };
+        Self { previous }
+    }
+
+    /// Takes a SIGPIPE that the last call raised off the pending set, so
+    /// restoring the mask does not deliver it.
+    fn discard_pending(&self) {
+        let set = sigpipe_set();
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: sigtimedwait reads the valid `set` and `zero`; the info
+        // pointer may be null. With a zero timeout it never blocks, and
+        // with SIGPIPE blocked it only dequeues a pending SIGPIPE (or
+        // returns EAGAIN when there is none, which is fine).
+        unsafe {
+            libc::sigtimedwait(&set, std::ptr::null_mut(), &zero);
+        }
+    }
+}
+
+impl Drop for SigpipeBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved in `new`, a valid sigset_t; only
+        // this thread's mask changes.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::os::fd::AsFd;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        (client, server)
+    }
+
+    // Bytes go socket -> pipe -> socket unchanged, and the byte counts the
+    // calls return are what moved.
+    #[test]
+    fn echoes_through_the_pipe() {
+        let (mut client, server) = pair();
+        server.set_nonblocking(true).expect("nonblocking");
+        let pipe = Pipe::with_capacity(64 * 1024).expect("pipe");
+        assert_eq!(pipe.capacity(), 64 * 1024);
+        let message: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        client.write_all(&message).expect("send");
+        let mut moved = 0;
+        while moved < message.len() {
+            match pipe.fill_from(server.as_fd(), pipe.capacity()) {
+                Ok(n) => moved += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("splice in: {e}"),
+            }
+        }
+        let out = pipe.drain_into(server.as_fd(), moved).expect("splice out");
+        assert_eq!(out, message.len());
+        let mut back = vec![0; message.len()];
+        client.read_exact(&mut back).expect("echo");
+        assert_eq!(back, message);
+    }
+
+    // Nothing queued: WouldBlock, not Ok(0), which would read as EOF.
+    #[test]
+    fn empty_socket_would_block_and_eof_is_zero() {
+        let (client, server) = pair();
+        server.set_nonblocking(true).expect("nonblocking");
+        let pipe = Pipe::with_capacity(4096).expect("pipe");
+        let err = pipe
+            .fill_from(server.as_fd(), 4096)
+            .expect_err("nothing queued");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        client.shutdown(Shutdown::Write).expect("FIN");
+        let mut eof = None;
+        for _ in 0..1000 {
+            match pipe.fill_from(server.as_fd(), 4096) {
+                Ok(n) => {
+                    eof = Some(n);
+                    break;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        assert_eq!(eof, Some(0));
+    }
+
+    fn sigpipe_pending() -> bool {
+        // SAFETY: sigpending and sigismember only touch the local set.
+        unsafe {
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigpending(&mut pending);
+            libc::sigismember(&pending, libc::SIGPIPE) == 1
+        }
+    }
+
+    // Splicing into a socket that can no longer send returns EPIPE, and the
+    // SIGPIPE the kernel raised with it is gone afterwards, so it can never
+    // be delivered. The test thread blocks SIGPIPE itself, so a signal left
+    // behind stays visible as pending instead of ending the test binary.
+    #[test]
+    fn a_gone_peer_is_an_error_not_a_signal() {
+        let _blocked = SigpipeBlocked::new();
+        let (mut client, server) = pair();
+        server.set_nonblocking(true).expect("nonblocking");
+        let pipe = Pipe::with_capacity(64 * 1024).expect("pipe");
+        client.write_all(&[1; 1000]).expect("send");
+        let mut moved = 0;
+        while moved < 1000 {
+            if let Ok(n) = pipe.fill_from(server.as_fd(), 1000 - moved) {
+                moved += n;
+            }
+        }
+        // Shutting the server's own write side is the surest way to EPIPE.
+        drop(client);
+        server.shutdown(Shutdown::Write).expect("shutdown");
+        let err = pipe
+            .drain_into(server.as_fd(), moved)
+            .expect_err("write after shutdown");
+        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+        assert!(
+            !sigpipe_pending(),
+            "the SIGPIPE raised by splice is still pending"
+        );
+    }
+
+    // The pipe never promises more than was asked, even though the kernel
+    // rounds sizes up to powers of two pages.
+    #[test]
+    fn capacity_is_what_was_asked_at_most() {
+        assert_eq!(Pipe::with_capacity(5000).expect("pipe").capacity(), 5000);
+        assert_eq!(Pipe::with_capacity(1).expect("pipe").capacity(), 1);
+    }
+}
