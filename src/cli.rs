@@ -50,6 +50,14 @@ pub struct Cli {
     #[arg(long, default_value = "64K", value_name = "BYTES", allow_negative_numbers = true, value_parser = buffer_size)]
     pub buffer_size: usize,
 
+    /// Copy every byte through the server's memory. By default a connection
+    /// whose client streams (a read fills the whole buffer) switches to
+    /// splice(2) through a kernel pipe, which echoes the same bytes with
+    /// less than half the CPU; this turns that off, for comparison or on
+    /// kernels where it misbehaves.
+    #[arg(long)]
+    pub no_splice: bool,
+
     /// Close a connection after this many seconds without a byte in either
     /// direction; 0 never does. Decimals allowed.
     #[arg(long, default_value = "300", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
@@ -154,6 +162,7 @@ impl Cli {
             listen: SocketAddr::new(self.bind, self.port),
             backlog: self.backlog,
             buffer_size: self.buffer_size,
+            splice: !self.no_splice,
             idle_timeout: nonzero(self.idle_timeout),
             max_connections: self.max_connections,
             shutdown_timeout: self.shutdown_timeout,

@@ -24,6 +24,9 @@ pub struct Config {
     /// size of each read. When a peer stops reading, this is where the
     /// server stops reading from it.
     pub buffer_size: usize,
+    /// Let streaming connections echo through a kernel pipe with splice(2)
+    /// instead of copying every byte in and out of the process.
+    pub splice: bool,
     /// Close connections that move no byte for this long; `None` never does.
     pub idle_timeout: Option<Duration>,
     /// Connections served at once; further ones are accepted and closed.
@@ -48,6 +51,7 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 7878)),
             backlog: 1024,
             buffer_size: 64 * 1024,
+            splice: true,
             idle_timeout: Some(Duration::from_secs(300)),
             max_connections: 10_000,
             shutdown_timeout: Duration::from_secs(5),

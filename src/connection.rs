@@ -1,13 +1,16 @@
 //! One client connection as the event loop holds it: the socket, who is on
 //! the other end, its echo state and its idle-timer bookkeeping.
 
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::Token;
 
-use crate::echo::{Echo, Progress};
+use crate::echo::{Echo, Progress, Transport};
+use crate::splice::Pipe;
 use crate::tcp_info::TcpInfo;
 
 /// How many reads one connection may do per turn before the others get
@@ -40,33 +43,102 @@ pub struct Connection {
     pub tcp: Option<TcpInfo>,
     /// Retransmits already added to the server-wide counter.
     pub retrans_counted: u32,
+    /// The kernel pipe of the zero-copy path, once the client streams.
+    pub pipe: Option<Pipe>,
 }
 
 impl Connection {
-    /// A freshly accepted connection that buffers at most `buffer_size` bytes.
+    /// A freshly accepted connection that buffers at most `buffer_size`
+    /// bytes, and may switch to the zero-copy path if `splice` allows.
     pub fn new(
         stream: TcpStream,
         peer: SocketAddr,
         token: Token,
         buffer_size: usize,
+        splice: bool,
         now: Instant,
     ) -> Self {
+        let echo = Echo::new(buffer_size);
         Self {
             stream,
             peer,
             token,
-            echo: Echo::new(buffer_size),
+            echo: if splice { echo.allow_splice() } else { echo },
             connected_at: now,
             last_active: now,
             timer: None,
             queued: false,
             tcp: None,
             retrans_counted: 0,
+            pipe: None,
         }
     }
 
-    /// Moves what bytes can move now; see [`Echo::pump`].
-    pub fn pump(&mut self, scratch: &mut [u8]) -> Progress {
-        self.echo.pump(&mut self.stream, scratch, READS_PER_TURN)
+    /// Moves what bytes can move now; see [`Echo::pump`]. `pipes_left` is
+    /// how many more pipes the server can afford (each costs two file
+    /// descriptors); taking one decrements it.
+    pub fn pump(&mut self, scratch: &mut [u8], pipes_left: &mut usize) -> Progress {
+        let mut socket = Socket {
+            stream: &mut self.stream,
+            pipe: &mut self.pipe,
+            pipes_left,
+        };
+        self.echo.pump(&mut socket, scratch, READS_PER_TURN)
+    }
+}
+
+/// The connection's socket with its pipe, as [`Echo`] moves bytes through.
+struct Socket<'a> {
+    stream: &'a mut TcpStream,
+    pipe: &'a mut Option<Pipe>,
+    pipes_left: &'a mut usize,
+}
+
+impl Socket<'_> {
+    fn pipe(&self) -> io::Result<&Pipe> {
+        self.pipe
+            .as_ref()
+            .ok_or_else(|| io::Error::other("splice without a pipe"))
+    }
+}
+
+impl Read for Socket<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Socket<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Socket<'_> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.stream.shutdown_write()
+    }
+
+    fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
+        if *self.pipes_left == 0 {
+            return Err(io::Error::other("no file descriptors to spare for a pipe"));
+        }
+        let pipe = Pipe::with_capacity(capacity)?;
+        let capacity = pipe.capacity();
+        *self.pipe = Some(pipe);
+        *self.pipes_left -= 1;
+        Ok(capacity)
+    }
+
+    fn splice_in(&mut self, max: usize) -> io::Result<usize> {
+        self.pipe()?.fill_from(self.stream.as_fd(), max)
+    }
+
+    fn splice_out(&mut self, max: usize) -> io::Result<usize> {
+        self.pipe()?.drain_into(self.stream.as_fd(), max)
     }
 }

@@ -18,6 +18,16 @@
 //! - When it stops reading because its buffer is full, nothing tells it to
 //!   start again except its own state: the next pump (after a writable
 //!   edge) flushes and then reads, because the buffer has room again.
+//!
+//! Zero-copy: a connection allowed to ([`Echo::allow_splice`]) switches,
+//! after a read that filled its whole buffer (the peer is streaming), to a
+//! kernel pipe the transport provides ([`Transport::attach_pipe`]); its
+//! bytes then go socket → pipe → socket without entering the process. The
+//! pipe is the same bounded buffer in the kernel: the same rules apply,
+//! with one difference: a short splice into the pipe does not show the
+//! socket empty (the pipe also runs out of slots), so only `WouldBlock`
+//! with an empty pipe counts as drained. The switch happens only with
+//! nothing buffered, so buffered bytes always precede piped ones.
 
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
@@ -28,6 +38,26 @@ use crate::buffer::PendingBuffer;
 pub trait Transport: Read + Write {
     /// Sends FIN: the peer reads EOF after the bytes already written.
     fn shutdown_write(&mut self) -> io::Result<()>;
+
+    /// Sets up the zero-copy path: a kernel pipe meant to hold `capacity`
+    /// bytes. Returns how many it may hold (at most `capacity`); an error
+    /// means this stream keeps copying.
+    fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
+        let _ = capacity;
+        Err(ErrorKind::Unsupported.into())
+    }
+
+    /// Moves up to `max` bytes from the peer into the pipe; `Ok(0)` is EOF.
+    fn splice_in(&mut self, max: usize) -> io::Result<usize> {
+        let _ = max;
+        Err(ErrorKind::Unsupported.into())
+    }
+
+    /// Moves up to `max` bytes from the pipe back to the peer.
+    fn splice_out(&mut self, max: usize) -> io::Result<usize> {
+        let _ = max;
+        Err(ErrorKind::Unsupported.into())
+    }
 }
 
 impl Transport for mio::net::TcpStream {
@@ -113,6 +143,8 @@ pub struct Progress {
     pub echoed: usize,
     /// What to do next.
     pub next: Next,
+    /// True if this turn switched the connection to the zero-copy path.
+    pub began_splicing: bool,
 }
 
 impl Progress {
@@ -124,8 +156,8 @@ impl Progress {
 
 /// The echo state of one connection: its pending bytes, phase and counters.
 ///
-/// Invariant: `received == echoed + pending.len()`, so the bytes written
-/// back are always a prefix of the bytes read.
+/// Invariant: `received == echoed + pending.len() + in_pipe`, so the bytes
+/// written back are always a prefix of the bytes read.
 #[derive(Debug)]
 pub struct Echo {
     pending: PendingBuffer,
@@ -134,6 +166,23 @@ pub struct Echo {
     echoed: u64,
     discarded: u64,
     peer_hung_up: bool,
+    splice: Splice,
+    /// Bytes in the transport's pipe, read and not yet echoed.
+    in_pipe: usize,
+}
+
+/// Where a connection stands with the zero-copy path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Splice {
+    /// Copies through user space for good (not allowed, or the pipe could
+    /// not be set up).
+    Off,
+    /// Allowed; waiting for a read that fills the whole buffer.
+    Allowed,
+    /// Such a read happened: switch once nothing is buffered.
+    Due,
+    /// Bytes go through the pipe, which may hold `capacity` of them.
+    On { capacity: usize },
 }
 
 /// How a single read or write attempt ended.
@@ -172,7 +221,21 @@ impl Echo {
             echoed: 0,
             discarded: 0,
             peer_hung_up: false,
+            splice: Splice::Off,
+            in_pipe: 0,
         }
+    }
+
+    /// Lets the connection switch to the transport's pipe once the peer
+    /// streams (see the module docs).
+    pub fn allow_splice(mut self) -> Self {
+        self.splice = Splice::Allowed;
+        self
+    }
+
+    /// True once bytes go through the pipe.
+    pub fn is_splicing(&self) -> bool {
+        matches!(self.splice, Splice::On { .. })
     }
 
     /// Current phase.
@@ -195,9 +258,17 @@ impl Echo {
         self.discarded
     }
 
-    /// Bytes read but not yet written back.
+    /// Bytes read but not yet written back (in our buffer or the pipe).
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.in_pipe
+    }
+
+    /// True when no read can be taken until some bytes are echoed.
+    fn is_full(&self) -> bool {
+        match self.splice {
+            Splice::On { capacity } => self.in_pipe >= capacity,
+            _ => self.pending.is_full(),
+        }
     }
 
     /// Records that the event source reported the peer's hang-up (EPOLLRDHUP
@@ -229,11 +300,12 @@ impl Echo {
             received: 0,
             echoed: 0,
             next: Next::Wait,
+            began_splicing: false,
         };
         progress.next = self.run(stream, scratch, max_reads, &mut progress);
         debug_assert_eq!(
             self.received,
-            self.echoed + self.pending.len() as u64,
+            self.echoed + self.pending() as u64,
             "echo accounting broken"
         );
         progress
@@ -252,16 +324,28 @@ impl Echo {
         // Set when a write showed the kernel's send buffer full.
         let mut write_blocked = false;
         loop {
-            // Waiting bytes go first: echo order is the contract.
-            if !write_blocked && !self.pending.is_empty() {
-                let chunk = self.pending.readable();
-                let want = chunk.len();
-                match retry_interrupted(|| stream.write(chunk)) {
+            // Waiting bytes go first: echo order is the contract. Buffered
+            // bytes precede piped ones (the pipe is attached only when
+            // nothing is buffered, and then nothing is buffered again).
+            if !write_blocked && self.pending() > 0 {
+                let from_pipe = self.pending.is_empty();
+                let (want, outcome) = if from_pipe {
+                    let in_pipe = self.in_pipe;
+                    (in_pipe, retry_interrupted(|| stream.splice_out(in_pipe)))
+                } else {
+                    let chunk = self.pending.readable();
+                    (chunk.len(), retry_interrupted(|| stream.write(chunk)))
+                };
+                match outcome {
                     Attempt::Moved(0) => {
                         return Next::Close(CloseReason::Error("write returned 0".into()))
                     }
                     Attempt::Moved(n) => {
-                        self.pending.consume(n);
+                        if from_pipe {
+                            self.in_pipe -= n;
+                        } else {
+                            self.pending.consume(n);
+                        }
                         self.echoed += n as u64;
                         progress.echoed += n;
                         write_blocked = n < want;
@@ -273,7 +357,7 @@ impl Echo {
                 }
             }
 
-            if self.pending.is_empty() {
+            if self.pending() == 0 {
                 match self.phase {
                     Phase::PeerDone => return Next::Close(CloseReason::PeerClosed),
                     Phase::Draining if drained => {
@@ -288,13 +372,43 @@ impl Echo {
             if self.phase == Phase::Lingering {
                 return self.discard(stream, scratch, max_reads - reads.min(max_reads));
             }
-            if self.phase == Phase::PeerDone || drained || self.pending.is_full() {
+            if self.phase == Phase::PeerDone || drained || self.is_full() {
                 return Next::Wait;
             }
             if reads == max_reads {
                 return Next::Resume;
             }
             reads += 1;
+
+            if self.splice == Splice::Due && self.pending.is_empty() && self.phase == Phase::Echoing
+            {
+                self.splice = match stream.attach_pipe(self.pending.capacity()) {
+                    Ok(capacity) if capacity > 0 => {
+                        progress.began_splicing = true;
+                        Splice::On { capacity }
+                    }
+                    _ => Splice::Off,
+                };
+            }
+            if let Splice::On { capacity } = self.splice {
+                let want = capacity - self.in_pipe;
+                match retry_interrupted(|| stream.splice_in(want)) {
+                    Attempt::Moved(0) => self.phase = Phase::PeerDone,
+                    Attempt::Moved(n) => {
+                        self.in_pipe += n;
+                        self.received += n as u64;
+                        progress.received += n;
+                    }
+                    // With bytes in the pipe, the pipe may be what is full:
+                    // only an empty pipe proves the socket empty. Bytes in it
+                    // mean the last flush was blocked, and its writable edge
+                    // brings the connection back.
+                    Attempt::WouldBlock if self.in_pipe == 0 => drained = true,
+                    Attempt::WouldBlock => return Next::Wait,
+                    Attempt::Failed(e) => return Next::Close(CloseReason::from_io(&e)),
+                }
+                continue;
+            }
 
             let (want, outcome) = if self.pending.is_empty() {
                 let want = scratch.len().min(self.pending.capacity());
@@ -317,6 +431,9 @@ impl Echo {
                     self.received += n as u64;
                     progress.received += n;
                     drained = n < want && !self.peer_hung_up;
+                    if n == want && self.splice == Splice::Allowed {
+                        self.splice = Splice::Due;
+                    }
                     if self.pending.is_empty() {
                         // Fast path: the bytes are in `scratch`, echo them now.
                         let data = &scratch[..n];
@@ -391,6 +508,13 @@ mod tests {
         reads: usize,
         writes: usize,
         fin_sent: bool,
+        /// The kernel pipe, once attached: bytes spliced in, not yet out.
+        pipe: Option<Vec<u8>>,
+        /// `attach_pipe` fails (as with EMFILE).
+        no_pipes: bool,
+        /// Most bytes one splice into the pipe moves (the pipe's slots).
+        splice_limit: Option<usize>,
+        splices: usize,
     }
 
     impl Read for MockStream {
@@ -434,6 +558,38 @@ mod tests {
         fn shutdown_write(&mut self) -> io::Result<()> {
             self.fin_sent = true;
             Ok(())
+        }
+
+        fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
+            if self.no_pipes {
+                return Err(ErrorKind::OutOfMemory.into());
+            }
+            self.pipe = Some(Vec::new());
+            Ok(capacity)
+        }
+
+        fn splice_in(&mut self, max: usize) -> io::Result<usize> {
+            self.splices += 1;
+            let limit = self.splice_limit.unwrap_or(usize::MAX).min(max);
+            let mut chunk = vec![0; limit];
+            let result = self.read(&mut chunk);
+            self.reads -= 1;
+            let n = result?;
+            self.pipe
+                .as_mut()
+                .expect("splice before attach")
+                .extend(&chunk[..n]);
+            Ok(n)
+        }
+
+        fn splice_out(&mut self, max: usize) -> io::Result<usize> {
+            self.splices += 1;
+            let pipe = self.pipe.take().expect("splice before attach");
+            let result = self.write(&pipe[..max.min(pipe.len())]);
+            self.writes -= 1;
+            let n = *result.as_ref().unwrap_or(&0);
+            self.pipe = Some(pipe[n..].to_vec());
+            result
         }
     }
 
@@ -567,6 +723,91 @@ mod tests {
         assert_eq!(echo.received(), 10);
     }
 
+    // A streaming peer (a read fills the whole buffer) is switched to the
+    // pipe, and from then on no byte goes through read/write.
+    #[test]
+    fn streaming_switches_to_the_pipe() {
+        let input: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let mut echo = Echo::new(64).allow_splice();
+        let mut io = stream(&input, usize::MAX);
+        let mut scratch = vec![0; 64];
+        let first = echo.pump(&mut io, &mut scratch, 2);
+        assert!(first.began_splicing);
+        assert!(echo.is_splicing());
+        assert_eq!((io.reads, io.writes), (1, 1), "only the first read copies");
+        while echo.pump(&mut io, &mut scratch, 2).next == Next::Resume {}
+        assert_eq!(io.output, input);
+        assert_eq!((io.reads, io.writes), (1, 1));
+        assert!(io.splices > 0);
+        assert_eq!(echo.pending(), 0);
+    }
+
+    // Short reads never switch, and without `allow_splice` nothing does.
+    #[test]
+    fn only_allowed_streaming_connections_splice() {
+        let mut echo = Echo::new(64).allow_splice();
+        let mut io = stream(b"short", usize::MAX);
+        echo.pump(&mut io, &mut [0; 64], 16);
+        io.inbound = vec![1; 63];
+        echo.pump(&mut io, &mut [0; 64], 16);
+        assert!(!echo.is_splicing(), "switched before a full read was seen");
+        io.inbound = vec![2; 64];
+        echo.pump(&mut io, &mut [0; 64], 16);
+        assert!(echo.is_splicing(), "a full read did not switch");
+
+        let mut echo = Echo::new(8);
+        let mut io = stream(&[3; 100], usize::MAX);
+        while echo.pump(&mut io, &mut [0; 8], 16).next == Next::Resume {}
+        assert!(!echo.is_splicing() && io.splices == 0);
+        assert_eq!(io.output, [3; 100]);
+    }
+
+    // A short splice does not prove the socket empty (the pipe ran out of
+    // slots): the turn goes on until a splice finds nothing with the pipe
+    // empty, so no byte waits for an edge that will never come.
+    #[test]
+    fn short_splices_do_not_end_the_turn() {
+        let input: Vec<u8> = (0..200u8).collect();
+        let mut echo = Echo::new(16).allow_splice();
+        let mut io = stream(&input, usize::MAX);
+        io.splice_limit = Some(3);
+        let progress = echo.pump(&mut io, &mut [0; 16], 1000);
+        assert_eq!(progress.next, Next::Wait);
+        assert_eq!(io.output, input);
+        assert!(io.inbound.is_empty());
+    }
+
+    // When the pipe cannot be had, the connection goes on copying.
+    #[test]
+    fn no_pipe_keeps_copying() {
+        let mut echo = Echo::new(8).allow_splice();
+        let mut io = stream(&[9; 100], usize::MAX);
+        io.no_pipes = true;
+        while echo.pump(&mut io, &mut [0; 8], 16).next == Next::Resume {}
+        assert!(!echo.is_splicing());
+        assert_eq!(io.output, [9; 100]);
+    }
+
+    // Backpressure holds in the pipe too: at most `capacity` bytes owed,
+    // and the writable edge alone resumes reading.
+    #[test]
+    fn pipe_is_bounded_and_resumes() {
+        let input: Vec<u8> = (0..100u8).collect();
+        let mut echo = Echo::new(16).allow_splice();
+        let mut io = stream(&input, 16);
+        let mut scratch = vec![0; 16];
+        echo.pump(&mut io, &mut scratch, 16);
+        echo.pump(&mut io, &mut scratch, 16);
+        assert!(echo.is_splicing());
+        assert_eq!(echo.pending(), 16);
+        let before = io.splices;
+        assert_eq!(echo.pump(&mut io, &mut scratch, 16).next, Next::Wait);
+        assert_eq!(io.splices, before + 1, "only the blocked flush is tried");
+        io.room = usize::MAX;
+        while echo.pump(&mut io, &mut scratch, 16).next == Next::Resume {}
+        assert_eq!(io.output, input);
+    }
+
     // Random chunking of input and of socket room never reorders, loses or
     // invents a byte, and the buffer never exceeds its cap.
     #[test]
@@ -578,8 +819,17 @@ mod tests {
             seed ^= seed << 17;
             seed % bound
         };
-        for capacity in [1usize, 5, 64] {
+        for (capacity, splice) in [
+            (1usize, false),
+            (5, false),
+            (64, false),
+            (5, true),
+            (64, true),
+        ] {
             let mut echo = Echo::new(capacity);
+            if splice {
+                echo = echo.allow_splice();
+            }
             let mut io = MockStream::default();
             let mut scratch = vec![0; capacity];
             let mut sent = Vec::new();
@@ -588,6 +838,7 @@ mod tests {
                 sent.extend((0..chunk).map(|i| (step as usize + i) as u8));
                 io.inbound.extend(&sent[sent.len() - chunk..]);
                 io.room += next(2 * capacity as u64 + 1) as usize;
+                io.splice_limit = Some(1 + next(capacity as u64) as usize);
                 let progress = echo.pump(&mut io, &mut scratch, 1 + next(4) as usize);
                 assert!(!matches!(progress.next, Next::Close(_)));
                 assert!(echo.pending() <= capacity);

@@ -201,6 +201,8 @@ pub struct ConnView {
     pub buffered: usize,
     /// Its phase: `echoing`, `peer_done`, `draining`, `lingering`.
     pub state: &'static str,
+    /// True once it echoes through a kernel pipe (zero-copy).
+    pub zero_copy: bool,
     /// The last TCP_INFO reading, if any.
     pub tcp: Option<TcpInfo>,
 }
@@ -239,6 +241,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "echo_connections_peak",
     "echo_connections_rejected_total",
     "echo_connections_closed_total",
+    "echo_connections_zero_copy_total",
     "echo_bytes_received_total",
     "echo_bytes_sent_total",
     "echo_bytes_buffered",
@@ -303,6 +306,13 @@ pub fn render_prometheus(snap: &Snapshot<'_>) -> String {
             "echo_connections_closed_total{{reason=\"{reason}\"}} {count}"
         );
     }
+    single(
+        &mut out,
+        "echo_connections_zero_copy_total",
+        "Echo connections switched to the zero-copy path (splice through a kernel pipe) because their client streamed.",
+        "counter",
+        s.spliced,
+    );
     single(
         &mut out,
         "echo_bytes_received_total",
@@ -424,6 +434,7 @@ pub fn render_json(snap: &Snapshot<'_>) -> String {
         .uint("peak", s.peak as u64)
         .uint("rejected", s.rejected)
         .uint("timed_out", s.timed_out)
+        .uint("zero_copy", s.spliced)
         .object("closed", closed);
     let mut bytes = JsonObject::new();
     bytes
@@ -460,7 +471,8 @@ pub fn render_json(snap: &Snapshot<'_>) -> String {
                 .uint("bytes_in", c.bytes_in)
                 .uint("bytes_out", c.bytes_out)
                 .uint("buffered", c.buffered as u64)
-                .str("state", c.state);
+                .str("state", c.state)
+                .bool("zero_copy", c.zero_copy);
             match &c.tcp {
                 Some(t) => {
                     let mut tcp = JsonObject::new();
@@ -529,6 +541,7 @@ mod tests {
                 bytes_out: 5,
                 buffered: 5,
                 state: "echoing",
+                zero_copy: true,
                 tcp: Some(TcpInfo::default()),
             }],
             process: Some(Process::default()),

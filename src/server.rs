@@ -88,6 +88,8 @@ pub struct Server {
     /// The one read buffer all connections share: echoes that the socket
     /// takes at once never touch per-connection memory.
     scratch: Box<[u8]>,
+    /// Zero-copy pipes that may still be opened (see `limits::pipe_budget`).
+    pipes_left: usize,
     stats: Stats,
     /// Set while accepting is paused after a failure; the loop retries then.
     accept_retry_at: Option<Instant>,
@@ -139,6 +141,7 @@ impl Server {
             wheel: TimerWheel::new(WHEEL_SLOT_BITS),
             fired: Vec::new(),
             scratch: vec![0; config.buffer_size].into_boxed_slice(),
+            pipes_left: crate::limits::pipe_budget(config.max_connections),
             stats: Stats::default(),
             accept_retry_at: None,
             accept_failing_since: None,
@@ -276,7 +279,14 @@ impl Server {
         if hangup {
             conn.echo.note_peer_hangup();
         }
-        let progress = conn.pump(&mut self.scratch);
+        let progress = conn.pump(&mut self.scratch, &mut self.pipes_left);
+        if progress.began_splicing {
+            self.stats.spliced += 1;
+            debug!(
+                target: "DATA",
+                "{} streams: echoing through a kernel pipe from now on (zero-copy)", conn.peer
+            );
+        }
         if progress.moved_bytes() {
             conn.last_active = Instant::now();
             self.stats.bytes_in += progress.received as u64;
@@ -405,7 +415,15 @@ impl Server {
             return;
         }
         let now = Instant::now();
-        let mut conn = Connection::new(stream, peer, token, self.config.buffer_size, now);
+        let conn = Connection::new(
+            stream,
+            peer,
+            token,
+            self.config.buffer_size,
+            self.config.splice,
+            now,
+        );
+        let mut conn = conn;
         if let Some(idle) = self.config.idle_timeout {
             let deadline = self.clock.ceil(now + idle);
             self.wheel.insert(deadline, token);
@@ -567,6 +585,9 @@ impl Server {
     /// the socket (which also removes it from the poll).
     fn close(&mut self, key: usize, reason: CloseReason) {
         let conn = self.connections.remove(key);
+        if conn.pipe.is_some() {
+            self.pipes_left += 1;
+        }
         if let Some(deadline) = conn.timer {
             self.wheel.remove(deadline, |token| *token == conn.token);
         }
@@ -661,14 +682,14 @@ mod tests {
         let (old_stream, _old_client) = loopback_stream();
         let key = slab.vacant_entry().key();
         let old = token::connection(key, 1);
-        slab.insert(Connection::new(old_stream, peer, old, 64, now));
+        slab.insert(Connection::new(old_stream, peer, old, 64, false, now));
         slab.remove(key);
 
         let (new_stream, _new_client) = loopback_stream();
         let reused = slab.vacant_entry().key();
         assert_eq!(reused, key, "slab reuses the freed key first");
         let new = token::connection(reused, 2);
-        slab.insert(Connection::new(new_stream, peer, new, 64, now));
+        slab.insert(Connection::new(new_stream, peer, new, 64, false, now));
 
         assert!(
             live(&mut slab, old).is_none(),

@@ -19,6 +19,8 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes echoed to clients.
     pub bytes_out: u64,
+    /// Connections that switched to the zero-copy (splice) path.
+    pub spliced: u64,
 }
 
 impl Stats {
@@ -101,6 +103,7 @@ mod tests {
             timed_out: 1,
             bytes_in: 1234,
             bytes_out: 1200,
+            spliced: 1,
         };
         assert_eq!(
             stats.report().to_string(),

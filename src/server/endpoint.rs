@@ -232,6 +232,7 @@ fn render(
                 bytes_out: c.echo.echoed(),
                 buffered: c.echo.pending(),
                 state: phase_name(c.echo.phase()),
+                zero_copy: c.echo.is_splicing(),
                 tcp: c.tcp,
             })
             .collect()
