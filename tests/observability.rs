@@ -260,6 +260,38 @@ fn stats_json_matches_generated_traffic() {
 }
 
 #[test]
+fn streaming_connections_show_as_zero_copy() {
+    // Proves: a client that streams (reads fill the whole buffer) is counted
+    // by echo_connections_zero_copy_total and flagged zero_copy in
+    // /stats.json, while a ping-pong client is not.
+    let (srv, maddr) = start(&[]);
+    let mut ping = connect(srv.addr());
+    echo_roundtrip(&mut ping, b"small");
+    let mut bulk = connect(srv.addr());
+    let mut w = bulk.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&vec![5u8; 4 << 20]).unwrap());
+    let echo = read_exactly(&mut bulk, 4 << 20);
+    writer.join().unwrap();
+    assert!(echo.iter().all(|&b| b == 5));
+
+    let doc: Value = serde_json::from_slice(&get(maddr, "/stats.json").body).unwrap();
+    assert_eq!(doc["connections"]["zero_copy"], 1);
+    let flag_of = |s: &TcpStream| {
+        let peer = s.local_addr().unwrap().to_string();
+        let list = doc["active_connections"].as_array().unwrap();
+        let conn = list.iter().find(|c| c["peer"] == peer.as_str()).unwrap();
+        conn["zero_copy"].clone()
+    };
+    assert_eq!(flag_of(&bulk), true);
+    assert_eq!(flag_of(&ping), false);
+    let text = get(maddr, "/metrics").text();
+    assert!(
+        text.contains("\necho_connections_zero_copy_total 1\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn json_logs_carry_the_fields() {
     // Proves: --log-format json writes one JSON object per line with
     // timestamp, level, event, peer, bytes, duration and reason; the text

@@ -1,0 +1,183 @@
+//! The zero-copy path: a client that streams is echoed through a kernel
+//! pipe (splice), byte for byte, and the ways a peer can end a stream never
+//! take the server down.
+mod common;
+
+use common::*;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::Duration;
+
+const MIB: u64 = 1024 * 1024;
+/// The DEBUG line (`-v`) that says a connection switched.
+const SWITCHED: &str = "streams: echoing through a kernel pipe";
+
+/// Writes `total` bytes of stream `seed` on a clone of `s` while reading
+/// and checking the echo here; returns the bytes verified.
+fn stream_and_verify(s: &mut TcpStream, seed: u64, total: u64) -> u64 {
+    let mut w = s.try_clone().expect("clone");
+    let writer = thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut off = 0;
+        while off < total {
+            let n = ((total - off) as usize).min(buf.len());
+            pattern_fill(seed, off, &mut buf[..n]);
+            w.write_all(&buf[..n]).expect("stream write");
+            off += n as u64;
+        }
+    });
+    let mut got = vec![0u8; 256 * 1024];
+    let mut want = vec![0u8; 256 * 1024];
+    let mut verified = 0;
+    while verified < total {
+        let n = match s.read(&mut got) {
+            Ok(0) => panic!("EOF after {verified} of {total} bytes"),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("read after {verified} of {total} bytes: {e}"),
+        };
+        pattern_fill(seed, verified, &mut want[..n]);
+        if got[..n] != want[..n] {
+            let i = got[..n].iter().zip(&want[..n]).position(|(a, b)| a != b);
+            panic!(
+                "echo differs at offset {}",
+                verified + i.unwrap_or(0) as u64
+            );
+        }
+        verified += n as u64;
+    }
+    writer.join().expect("writer thread");
+    verified
+}
+
+#[test]
+fn streaming_client_is_echoed_exactly_through_the_pipe() {
+    // Proves: 32 MiB streamed with a concurrent reader come back in order
+    // through the zero-copy path (the switch is logged), and the DISCONNECT
+    // line counts every byte both ways.
+    const TOTAL: u64 = 32 * MIB;
+    let srv = Server::start(&["-v"]);
+    let mut c = connect(srv.addr());
+    let client = c.local_addr().unwrap();
+    assert_eq!(stream_and_verify(&mut c, 7, TOTAL), TOTAL);
+    srv.wait_for(&format!("{client} {SWITCHED}"), IO_TIMEOUT);
+    shutdown_write(&c);
+    assert_eq!(expect_closed(&mut c, IO_TIMEOUT), Closed::Eof);
+    let d = srv.wait_disconnect(client, IO_TIMEOUT);
+    assert_eq!(
+        (d.rx, d.tx, d.reason.as_str()),
+        (TOTAL, TOTAL, "peer closed")
+    );
+}
+
+#[test]
+fn no_splice_copies_and_echoes_the_same() {
+    // Proves: --no-splice keeps every connection on the copying path (no
+    // switch logged) with the same exact echo.
+    const TOTAL: u64 = 8 * MIB;
+    let srv = Server::start(&["-v", "--no-splice"]);
+    let mut c = connect(srv.addr());
+    let client = c.local_addr().unwrap();
+    assert_eq!(stream_and_verify(&mut c, 8, TOTAL), TOTAL);
+    shutdown_write(&c);
+    assert_eq!(expect_closed(&mut c, IO_TIMEOUT), Closed::Eof);
+    let d = srv.wait_disconnect(client, IO_TIMEOUT);
+    assert_eq!((d.rx, d.tx), (TOTAL, TOTAL));
+    assert_eq!(srv.count(|l| l.contains(SWITCHED)), 0, "{}", srv.dump());
+}
+
+#[test]
+fn half_close_mid_stream_flushes_the_pipe_then_closes() {
+    // Proves: a streaming client that half-closes while its echo is still
+    // in the pipe gets all of it, then EOF.
+    const TOTAL: u64 = 4 * MIB;
+    let srv = Server::start(&["-v"]);
+    let mut c = connect(srv.addr());
+    let client = c.local_addr().unwrap();
+    let mut w = c.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut off = 0;
+        while off < TOTAL {
+            pattern_fill(9, off, &mut buf);
+            w.write_all(&buf).expect("stream write");
+            off += buf.len() as u64;
+        }
+        w.shutdown(std::net::Shutdown::Write).expect("FIN");
+    });
+    let echo = read_to_eof(&mut c);
+    writer.join().unwrap();
+    let mut want = vec![0u8; TOTAL as usize];
+    pattern_fill(9, 0, &mut want);
+    assert_same(&echo, &want, "echo after half-close");
+    srv.wait_for(&format!("{client} {SWITCHED}"), IO_TIMEOUT);
+    let d = srv.wait_disconnect(client, IO_TIMEOUT);
+    assert_eq!(
+        (d.rx, d.tx, d.reason.as_str()),
+        (TOTAL, TOTAL, "peer closed")
+    );
+}
+
+/// RX and TX of the server's last DATA line (`-v`) about `client`.
+fn last_turn(srv: &Server, client: std::net::SocketAddr) -> Option<(u64, u64)> {
+    let prefix = format!("[DATA] {client} RX: ");
+    let lines = srv.lines();
+    let line = lines.iter().rev().find(|l| l.contains(&prefix))?;
+    let (_, rest) = line.split_once(&prefix)?;
+    let (rx, rest) = rest.split_once(" bytes, TX: ")?;
+    let (tx, _) = rest.split_once(" bytes")?;
+    Some((rx.parse().ok()?, tx.parse().ok()?))
+}
+
+/// With the client no longer reading, sends 16 KiB at a time until a server
+/// turn echoes less than it read: the rest now waits in the pipe, while the
+/// server's receive queue is (nearly) empty, so a FIN still gets through.
+fn leave_echo_in_the_pipe(srv: &Server, c: &mut TcpStream, seed: u64, mut off: u64) {
+    let client = c.local_addr().unwrap();
+    let mut buf = vec![0u8; 16 * 1024];
+    for _ in 0..4096 {
+        let before = srv.count(|l| l.contains("[DATA]"));
+        pattern_fill(seed, off, &mut buf);
+        c.write_all(&buf)
+            .expect("write while the server still reads");
+        off += buf.len() as u64;
+        srv.wait_count(|l| l.contains("[DATA]"), before + 1, IO_TIMEOUT);
+        if let Some((rx, tx)) = last_turn(srv, client) {
+            if tx < rx {
+                return;
+            }
+        }
+    }
+    panic!("64 MiB sent and the echo never backed up: {}", srv.dump());
+}
+
+#[test]
+fn reset_after_half_close_with_a_full_pipe_does_not_kill_the_server() {
+    // Proves: the case where splicing into the socket raises SIGPIPE (the
+    // peer half-closed, then reset, while echo bytes wait in the pipe: the
+    // kernel reports EPIPE) ends that connection as a reset and nothing
+    // else: the server keeps running and echoing for others.
+    let srv = Server::start(&["-v"]);
+    let mut c = connect(srv.addr());
+    let client = c.local_addr().unwrap();
+    // Stream a while with a reader, so the connection switches to the pipe.
+    stream_and_verify(&mut c, 11, 4 * MIB);
+    srv.wait_for(&format!("{client} {SWITCHED}"), IO_TIMEOUT);
+    // Stop reading, until echo bytes wait in the pipe.
+    leave_echo_in_the_pipe(&srv, &mut c, 11, 4 * MIB);
+    shutdown_write(&c);
+    thread::sleep(Duration::from_millis(200));
+    // RST on top of the FIN, with the echo still owed.
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+
+    let d = srv.wait_disconnect(client, IO_TIMEOUT);
+    assert_eq!(d.reason, "reset by peer", "{}", srv.dump());
+    let mut other = connect(srv.addr());
+    echo_roundtrip(&mut other, b"still here");
+    let mut srv = srv;
+    assert!(srv.is_running(), "server died: {}", srv.dump());
+}
