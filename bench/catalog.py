@@ -41,6 +41,13 @@ SERVERS = [
         "echo-server",
         lambda b, p: [str(b.echo_server), "--port", str(p), "--bind", LOCALHOST],
     ),
+    # The same server with its zero-copy path off, so the tables show what
+    # splice(2) is worth (bulk) and that it leaves small messages alone.
+    Server(
+        "echo-server-copy",
+        "echo-server --no-splice",
+        lambda b, p: [str(b.echo_server), "--port", str(p), "--bind", LOCALHOST, "--no-splice"],
+    ),
     Server(
         "tokio-current",
         "tokio current_thread",
