@@ -470,12 +470,14 @@ impl<'a> Engine<'a> {
     }
 
     /// Issues what connection `i` may send now: closed loop, up to `depth`
-    /// messages; open loop, the owed ones up to `depth`; bulk, the next write.
+    /// messages; open loop, the owed ones up to `depth`; bulk, the next write
+    /// (which is what `--requests` counts in bulk mode).
     fn top_up(&mut self, i: usize, now: Instant) {
         let size = self.config.size as u64;
         if self.config.bulk {
             if self.may_issue() && self.conns[i].flow.unwritten() == 0 {
                 self.conns[i].flow.issue_bytes(size);
+                self.issued += 1;
                 self.outstanding += size;
             }
             return;
