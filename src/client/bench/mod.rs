@@ -294,6 +294,10 @@ impl<'a> Engine<'a> {
                     };
                 if done_sending {
                     self.stop_sending(now);
+                    // Straight to the drain check: with nothing outstanding
+                    // (every connection gone, say) no event would come to
+                    // end the wait before the drain deadline.
+                    return self.advance(now);
                 } else {
                     self.send_due(now);
                 }
