@@ -18,8 +18,8 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::pipe::{fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice};
-use rustix::pipe::{PipeFlags, SpliceFlags};
+use rustix::pipe::{fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice, vmsplice};
+use rustix::pipe::{IoSliceRaw, PipeFlags, SpliceFlags};
 
 /// Flags of every splice here: never block (the event loop owns waiting),
 /// and move pages rather than copy them where the kernel can.
@@ -83,6 +83,30 @@ impl Pipe {
     /// (`vmsplice` in the client's bulk sender).
     pub fn write_end(&self) -> BorrowedFd<'_> {
         self.write.as_fd()
+    }
+
+    /// Queues up to `data.len()` bytes of `data` in the pipe by reference,
+    /// without copying them (`vmsplice(2)`, no `SPLICE_F_GIFT`), and
+    /// without blocking: `WouldBlock` means the pipe has no free slot. A
+    /// short count is normal: each slot holds at most one page of `data`.
+    ///
+    /// The pipe then holds the pages of `data` themselves, and so does every
+    /// socket buffer they are later spliced into, possibly after the pipe,
+    /// the socket and the process are gone; what is sent is whatever those
+    /// pages hold when the kernel finally reads them. Hence `'static`:
+    /// shared memory that lives, unchanged, as long as the process.
+    pub fn vmsplice_from(&self, data: &'static [u8]) -> io::Result<usize> {
+        let slices = [IoSliceRaw::from_slice(data)];
+        // SAFETY: `self.write` is the pipe's write end, so the kernel only
+        // reads the memory `slices` describes (it maps the pages into the
+        // pipe), never writes it: passing an immutable slice is sound.
+        // Without GIFT there is no alignment requirement. The pages stay
+        // referenced by the kernel after the call returns; `data` is
+        // `&'static [u8]` (no interior mutability), so its bytes are neither
+        // freed nor changed for the rest of the process, and the kernel's
+        // own page references keep them after exit.
+        let moved = unsafe { vmsplice(&self.write, &slices, SpliceFlags::NONBLOCK) }?;
+        Ok(moved)
     }
 }
 
@@ -244,6 +268,55 @@ mod tests {
         assert!(
             !sigpipe_pending(),
             "the SIGPIPE raised by splice is still pending"
+        );
+    }
+
+    static MESSAGE: [u8; 10_000] = {
+        let mut bytes = [0u8; 10_000];
+        let mut i = 0;
+        while i < bytes.len() {
+            bytes[i] = (i * 13 % 251) as u8;
+            i += 1;
+        }
+        bytes
+    };
+
+    // Memory queued by reference comes out of the socket byte for byte, in
+    // as many calls as the pipe's slots need; a full pipe is WouldBlock.
+    #[test]
+    fn vmspliced_memory_reaches_the_socket() {
+        let (client, mut server) = pair();
+        client.set_nonblocking(true).expect("nonblocking");
+        let pipe = Pipe::with_capacity(64 * 1024).expect("pipe");
+        let mut queued = 0;
+        while queued < MESSAGE.len() {
+            queued += pipe.vmsplice_from(&MESSAGE[queued..]).expect("vmsplice");
+        }
+        let mut sent = 0;
+        while sent < queued {
+            sent += pipe
+                .drain_into(client.as_fd(), queued - sent)
+                .expect("splice");
+        }
+        let mut back = vec![0; MESSAGE.len()];
+        server.read_exact(&mut back).expect("read");
+        assert_eq!(back, MESSAGE);
+
+        // Two slots: at most two pages go in, then the pipe is full.
+        let small = Pipe::with_capacity(4096).expect("pipe");
+        let _ = fcntl_setpipe_size(&small.write, 2 * 4096);
+        let slots = fcntl_getpipe_size(&small.write).expect("size") / 4096;
+        let mut queued = 0;
+        let err = loop {
+            match small.vmsplice_from(&MESSAGE) {
+                Ok(n) => queued += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(
+            queued > 0 && queued <= slots * 4096,
+            "{queued} in {slots} slots"
         );
     }
 

@@ -129,6 +129,248 @@ fn bulk_mode_measures_verified_throughput() {
     assert!((num(&doc, &["mb_per_s"]) - bytes / 1e6 / num(&doc, &["elapsed_s"])).abs() < 1.0);
 }
 
+/// With --requests, bulk sends exactly that many writes in all, every
+/// byte is echoed and verified, and the server received exactly those
+/// bytes (odd-sized writes, so no write lines up with a page or the
+/// pattern's period).
+#[test]
+fn bulk_request_count_is_exact_and_agrees_with_the_server() {
+    const WRITES: u64 = 300;
+    const SIZE: u64 = 100_003;
+    let server = Server::start(&[]);
+    let exit = client(&[
+        "bench",
+        &server.addr().to_string(),
+        "--bulk",
+        "-c",
+        "3",
+        "-s",
+        &SIZE.to_string(),
+        "-n",
+        &WRITES.to_string(),
+        "--json",
+    ]);
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let doc = json_of(&exit);
+    assert_eq!(doc["mismatches"], 0);
+    assert_eq!(doc["incomplete"], 0);
+    assert_eq!(doc["messages"], WRITES);
+    assert_eq!(doc["bytes"], WRITES * SIZE);
+    assert_eq!(server_bytes_in(server), WRITES * SIZE);
+}
+
+/// What one client run under strace did: the pipes it got or was refused,
+/// and the bytes it moved with each call that can reach a socket.
+#[derive(Debug, Default)]
+struct Traced {
+    pipes: u64,
+    pipes_refused: u64,
+    vmsplices: u64,
+    /// Sum of splice results: in the client, only pipe to socket.
+    spliced: u64,
+    /// Sum of sendto results: std's copying socket writes.
+    sent: u64,
+}
+
+/// Runs `sh -c script` (which execs the client) under strace, with
+/// `strace_args` added (fault injection), and adds up the calls. `None`
+/// after printing SKIP when strace cannot trace here.
+fn traced(test: &str, strace_args: &[&str], script: &str) -> Option<(common::Exit, Traced)> {
+    let log =
+        std::env::temp_dir().join(format!("echo-client-{test}-{}.strace", std::process::id()));
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-qq", "-s", "0", "-o"])
+        .arg(&log)
+        .args(["-e", "trace=pipe2,vmsplice,splice,sendto"])
+        .args(strace_args)
+        .args(["sh", "-c", script]);
+    let exit = common::run_cmd_to_exit(cmd, Duration::from_secs(30));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    if exit.stderr.contains("strace:") && exit.stderr.contains("ptrace") {
+        skip(
+            test,
+            &format!("strace cannot trace here: {}", exit.stderr.trim()),
+        );
+        return None;
+    }
+    let mut t = Traced::default();
+    for line in text.lines() {
+        // "PID name(args) = RESULT [ERRNO (text)]"
+        let call = line
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        let Some((name, _)) = call.split_once('(') else {
+            continue;
+        };
+        let Some((_, result)) = call.rsplit_once(") = ") else {
+            panic!("unexpected strace line: {line}");
+        };
+        let value: i64 = result
+            .split_whitespace()
+            .next()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected strace line: {line}"));
+        match (name, value) {
+            ("pipe2", 0) => t.pipes += 1,
+            ("pipe2", _) => t.pipes_refused += 1,
+            ("vmsplice", n) if n > 0 => t.vmsplices += 1,
+            ("splice", n) if n > 0 => t.spliced += n as u64,
+            ("sendto", n) if n > 0 => t.sent += n as u64,
+            _ => {}
+        }
+    }
+    Some((exit, t))
+}
+
+/// Bulk sends without copying: every byte reaches the socket through a
+/// pipe filled by vmsplice, none through a copying send, and the bytes
+/// spliced are exactly those the server received and the client verified.
+#[test]
+fn bulk_sends_through_a_pipe_without_copying() {
+    const TEST: &str = "bulk_sends_through_a_pipe_without_copying";
+    const WRITES: u64 = 300;
+    const SIZE: u64 = 100_003;
+    if !common::require_tool(TEST, "strace") {
+        return;
+    }
+    let server = Server::start(&[]);
+    let script = format!(
+        "exec '{}' bench {} --bulk -c 3 -s {SIZE} -n {WRITES} --json",
+        client_support::CLIENT,
+        server.addr()
+    );
+    let Some((exit, t)) = traced(TEST, &[], &script) else {
+        return;
+    };
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let doc = json_of(&exit);
+    assert_eq!(doc["mismatches"], 0);
+    assert_eq!(doc["bytes"], WRITES * SIZE);
+    assert_eq!((t.pipes, t.pipes_refused), (3, 0), "{t:?}");
+    assert!(t.vmsplices >= WRITES, "{t:?}");
+    assert_eq!(t.spliced, WRITES * SIZE, "{t:?}");
+    assert_eq!(t.sent, 0, "{t:?}");
+    assert_eq!(server_bytes_in(server), WRITES * SIZE);
+}
+
+/// A connection that cannot have a pipe (no descriptor left once the
+/// connections are open) copies instead, next to connections that splice,
+/// and every byte is still verified. The open file limit is raised one by
+/// one until every connection gets its pipe; the limits in between leave
+/// some connections without.
+#[test]
+fn bulk_connections_without_a_pipe_copy_instead() {
+    const TEST: &str = "bulk_connections_without_a_pipe_copy_instead";
+    if !common::require_tool(TEST, "strace") {
+        return;
+    }
+    let server = Server::start(&[]);
+    let mut mixed = 0;
+    let mut all_piped = false;
+    for limit in 16..64 {
+        let script = format!(
+            "ulimit -n {limit} && exec '{}' bench {} --bulk -c 3 -s 100003 \
+             --duration 0.3 --warmup 0 --json",
+            client_support::CLIENT,
+            server.addr()
+        );
+        let Some((exit, t)) = traced(TEST, &[], &script) else {
+            return;
+        };
+        if exit.code() != Some(0) && exit.stderr.contains("open files") {
+            // Too few even for the connections: the client refuses to start.
+            continue;
+        }
+        assert_eq!(exit.code(), Some(0), "limit {limit}: {}", exit.describe());
+        let doc = json_of(&exit);
+        assert_eq!(doc["mismatches"], 0);
+        assert_eq!(doc["incomplete"], 0);
+        assert!(num(&doc, &["bytes"]) > 0.0);
+        if t.pipes_refused == 0 {
+            assert_eq!((t.pipes, t.sent), (3, 0), "limit {limit}: {t:?}");
+            all_piped = true;
+            break;
+        }
+        // The first refusal ends the attempts.
+        assert_eq!(t.pipes_refused, 1, "limit {limit}: {t:?}");
+        assert!(t.sent > 0, "limit {limit}: {t:?}");
+        if t.pipes > 0 {
+            assert!(t.vmsplices > 0 && t.spliced > 0, "limit {limit}: {t:?}");
+            mixed += 1;
+        } else {
+            assert_eq!((t.vmsplices, t.spliced), (0, 0), "limit {limit}: {t:?}");
+        }
+    }
+    assert!(all_piped, "no limit up to 63 gave every connection a pipe");
+    assert!(mixed > 0, "no limit left some connections without a pipe");
+}
+
+/// When vmsplice fails (strace makes it: ENOSYS on every call, as under a
+/// sandbox that forbids it; ENOMEM from the fifth call on, after bytes went
+/// through the pipes), the connections copy instead, and the server still
+/// receives exactly the bytes sent, every one verified.
+#[test]
+fn bulk_copies_when_vmsplice_fails() {
+    const TEST: &str = "bulk_copies_when_vmsplice_fails";
+    const WRITES: u64 = 300;
+    const SIZE: u64 = 100_003;
+    if !common::require_tool(TEST, "strace") {
+        return;
+    }
+    let server = Server::start(&[]);
+    let script = format!(
+        "exec '{}' bench {} --bulk -c 3 -s {SIZE} -n {WRITES} --json",
+        client_support::CLIENT,
+        server.addr()
+    );
+    for (inject, piped) in [
+        ("inject=vmsplice:error=ENOSYS", false),
+        ("inject=vmsplice:error=ENOMEM:when=5+", true),
+    ] {
+        let Some((exit, t)) = traced(TEST, &["-e", inject], &script) else {
+            return;
+        };
+        assert_eq!(exit.code(), Some(0), "{inject}: {}", exit.describe());
+        let doc = json_of(&exit);
+        assert_eq!(doc["mismatches"], 0);
+        assert_eq!(doc["bytes"], WRITES * SIZE);
+        assert_eq!(t.pipes, 3, "{inject}: {t:?}");
+        assert_eq!(t.spliced > 0, piped, "{inject}: {t:?}");
+        assert_eq!(t.spliced + t.sent, WRITES * SIZE, "{inject}: {t:?}");
+    }
+    assert_eq!(server_bytes_in(server), 2 * WRITES * SIZE);
+}
+
+/// The checks hold for bytes sent through pipes: a flipped byte on each of
+/// three bulk connections, and a dropped byte, are reported at their
+/// offset with exit code 1.
+#[test]
+fn bulk_corruption_is_caught_at_its_offset() {
+    let bulk = ["--bulk", "--duration", "2", "--warmup", "0", "--json"];
+    let corrupting = FaultyServer::start(Fault::FlipByteAt(1_000_003));
+    let addr = corrupting.addr();
+    let mut args = vec!["bench", &addr, "-c", "3"];
+    args.extend(bulk);
+    let exit = client(&args);
+    assert_eq!(exit.code(), Some(1), "{}", exit.describe());
+    let doc = json_of(&exit);
+    assert_eq!(doc["mismatches"], 3, "{doc}");
+    let error = doc["error"].as_str().unwrap();
+    assert!(error.contains("at byte offset 1000003"), "{doc}");
+
+    let dropping = FaultyServer::start(Fault::DropByteAt(2_000_001));
+    let addr = dropping.addr();
+    let mut args = vec!["bench", &addr];
+    args.extend(bulk);
+    let exit = client(&args);
+    assert_eq!(exit.code(), Some(1), "{}", exit.describe());
+    let doc = json_of(&exit);
+    assert_eq!(doc["mismatches"], 1, "{doc}");
+    let error = doc["error"].as_str().unwrap();
+    assert!(error.contains("at byte offset 2000001"), "{doc}");
+}
+
 /// --rate sends on a fixed schedule, and latency is measured from each
 /// message's intended send time: one 300 ms server stall shows up in the
 /// tail of the distribution instead of as a single slow sample.

@@ -138,8 +138,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "10", value_name = "SECS", value_parser = positive_seconds, conflicts_with = "requests", allow_negative_numbers = true)]
     pub duration: Duration,
 
-    /// Stop after sending this many messages in all (warm-up included)
-    /// instead of after --duration.
+    /// Stop after sending this many messages in all (warm-up included;
+    /// with --bulk, writes of --size) instead of after --duration.
     #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub requests: Option<u64>,
 

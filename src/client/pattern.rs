@@ -6,6 +6,13 @@
 //! `memcmp` against the table, so it costs far less than the echo itself,
 //! and a server that swaps, drops, repeats or crosses bytes between
 //! connections shows up at the first wrong offset.
+//!
+//! The table is built once per process and never freed or written: the
+//! bulk sender hands its pages to the kernel by reference (`vmsplice`), and
+//! the kernel may still hold them, in a pipe or a socket buffer, after the
+//! connection or even the process is gone.
+
+use std::sync::OnceLock;
 
 /// Length of the table. Prime, so the stream does not line up with any
 /// power-of-two buffer size a server might repeat or skip.
@@ -16,12 +23,16 @@ pub const MAX_WINDOW: usize = 64 * 1024;
 /// [`PERIOD`], so neighbouring connections send different bytes.
 const STREAM_STEP: u64 = 7_919;
 
-/// The shared byte table.
-#[derive(Debug, Clone)]
+/// The table: `PERIOD` bytes, then `MAX_WINDOW` more continuing the cycle,
+/// so every window is one slice. A static is never dropped, and nothing
+/// hands out `&mut` to it, so once built the bytes stay as they are for
+/// the rest of the process.
+static TABLE: OnceLock<Box<[u8]>> = OnceLock::new();
+
+/// A handle on the shared byte table.
+#[derive(Debug, Clone, Copy)]
 pub struct Pattern {
-    /// `PERIOD` bytes, then `MAX_WINDOW` more continuing the cycle, so every
-    /// window is one slice.
-    table: Vec<u8>,
+    table: &'static [u8],
 }
 
 impl Default for Pattern {
@@ -30,25 +41,32 @@ impl Default for Pattern {
     }
 }
 
+/// Builds the table (xorshift64, fixed seed: runs are reproducible).
+fn build() -> Box<[u8]> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut table: Vec<u8> = (0..PERIOD)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    // MAX_WINDOW exceeds PERIOD, so the tail wraps past the start.
+    table.extend(
+        (0..MAX_WINDOW)
+            .map(|i| table[i % PERIOD])
+            .collect::<Vec<u8>>(),
+    );
+    table.into_boxed_slice()
+}
+
 impl Pattern {
-    /// Builds the table (xorshift64, fixed seed: runs are reproducible).
+    /// The shared table, built on first use.
     pub fn new() -> Self {
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut table: Vec<u8> = (0..PERIOD)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 24) as u8
-            })
-            .collect();
-        // MAX_WINDOW exceeds PERIOD, so the tail wraps past the start.
-        table.extend(
-            (0..MAX_WINDOW)
-                .map(|i| table[i % PERIOD])
-                .collect::<Vec<u8>>(),
-        );
-        Self { table }
+        Self {
+            table: TABLE.get_or_init(build),
+        }
     }
 
     fn start(stream: u64, offset: u64) -> usize {
@@ -57,8 +75,9 @@ impl Pattern {
     }
 
     /// The bytes of `stream` at `offset..offset + len`; `len` is capped at
-    /// [`MAX_WINDOW`], so callers loop for longer runs.
-    pub fn window(&self, stream: u64, offset: u64, len: usize) -> &[u8] {
+    /// [`MAX_WINDOW`], so callers loop for longer runs. The slice is part
+    /// of the process-wide table, so it never changes.
+    pub fn window(&self, stream: u64, offset: u64, len: usize) -> &'static [u8] {
         let start = Self::start(stream, offset);
         &self.table[start..start + len.min(MAX_WINDOW)]
     }

@@ -2,9 +2,15 @@
 //! write next, and what an echoed chunk means (verified bytes, completed
 //! messages and their send stamps, or the offset where it went wrong).
 //!
-//! Pure over plain values so the invariants (verified ≤ written ≤ issued,
-//! one completion per message, stamps in order) are unit-tested here and
-//! the event loop only moves bytes.
+//! Pure over plain values so the invariants (verified ≤ written ≤ written +
+//! piped ≤ issued, one completion per message, stamps in order) are
+//! unit-tested here and the event loop only moves bytes.
+//!
+//! Bytes reach the socket either straight from memory ([`Flow::wrote`]) or
+//! through a pipe: queued into it ([`Flow::piped`]), then moved on to the
+//! socket ([`Flow::spliced`]). Only bytes that reached the socket count as
+//! written, so the echo is checked against exactly what the server was
+//! sent, in order.
 
 use std::collections::VecDeque;
 
@@ -20,6 +26,8 @@ pub struct Flow<T> {
     issued: u64,
     /// Bytes handed to the socket.
     written: u64,
+    /// Bytes after `written` queued in a pipe, not yet in the socket.
+    piped: u64,
     /// Bytes echoed back and checked.
     verified: u64,
     /// One stamp per issued message not yet fully echoed, oldest first
@@ -35,6 +43,7 @@ impl<T> Flow<T> {
             size: size.max(1) as u64,
             issued: 0,
             written: 0,
+            piped: 0,
             verified: 0,
             stamps: VecDeque::new(),
         }
@@ -56,9 +65,14 @@ impl<T> Flow<T> {
         self.stamps.len()
     }
 
-    /// Bytes issued but not yet written.
+    /// Bytes issued but not yet written (those in a pipe included).
     pub fn unwritten(&self) -> u64 {
         self.issued - self.written
+    }
+
+    /// Bytes queued in a pipe but not yet in the socket.
+    pub fn in_pipe(&self) -> u64 {
+        self.piped
     }
 
     /// Bytes written but not yet echoed.
@@ -71,15 +85,33 @@ impl<T> Flow<T> {
         self.verified
     }
 
-    /// The next bytes to write (empty when nothing is unwritten).
-    pub fn next_write<'p>(&self, pattern: &'p Pattern) -> &'p [u8] {
-        let len = self.unwritten().min(MAX_WINDOW as u64) as usize;
-        pattern.window(self.stream_id, self.written, len)
+    /// The next bytes to write or queue in a pipe: those after what is
+    /// already in the pipe (empty when every issued byte is written or
+    /// queued). Part of the process-wide pattern table, so they never change.
+    pub fn next_write(&self, pattern: &Pattern) -> &'static [u8] {
+        let len = (self.unwritten() - self.piped).min(MAX_WINDOW as u64) as usize;
+        pattern.window(self.stream_id, self.written + self.piped, len)
     }
 
-    /// Records that the socket took `n` bytes of [`Flow::next_write`].
+    /// Records that the socket took `n` bytes of [`Flow::next_write`]
+    /// (nothing may be in a pipe: those bytes would have to go first).
     pub fn wrote(&mut self, n: usize) {
+        debug_assert_eq!(self.piped, 0, "written around bytes in the pipe");
         self.written = (self.written + n as u64).min(self.issued);
+    }
+
+    /// Records that a pipe took `n` bytes of [`Flow::next_write`]; they are
+    /// not written until [`Flow::spliced`] says they reached the socket.
+    pub fn piped(&mut self, n: usize) {
+        self.piped = (self.piped + n as u64).min(self.issued - self.written);
+    }
+
+    /// Records that `n` bytes went on from the pipe to the socket: the
+    /// oldest ones queued, which are the next in the stream.
+    pub fn spliced(&mut self, n: usize) {
+        let n = (n as u64).min(self.piped);
+        self.piped -= n;
+        self.written += n;
     }
 
     /// Checks an echoed chunk and calls `complete` with the stamp of each
@@ -183,6 +215,61 @@ mod tests {
         // Unsolicited bytes before anything was written.
         let mut idle: Flow<()> = Flow::new(1, 8);
         assert_eq!(idle.echoed(b"x", &pattern, |_| {}).unwrap_err().offset, 0);
+    }
+
+    // Bytes in a pipe are neither written (their echo would be unsolicited)
+    // nor handed out again; the socket gets them first and in order, and
+    // the stream carries on after them.
+    #[test]
+    fn piped_bytes_count_once_they_reach_the_socket() {
+        let pattern = Pattern::new();
+        let mut flow: Flow<()> = Flow::new(5, 1000);
+        flow.issue_bytes(100_000);
+        let mut expected = Vec::new();
+        pattern.extend(5, 0, 100_000, &mut expected);
+
+        let first = flow.next_write(&pattern);
+        assert_eq!(first, &expected[..MAX_WINDOW]);
+        flow.piped(5000);
+        assert_eq!(
+            (flow.in_pipe(), flow.unwritten(), flow.unechoed()),
+            (5000, 100_000, 0)
+        );
+        assert_eq!(
+            flow.next_write(&pattern),
+            &expected[5000..5000 + MAX_WINDOW]
+        );
+        flow.piped(3000);
+        // The server echoes what reached it so far: nothing yet.
+        let m = flow.echoed(&expected[..1], &pattern, |_| {}).unwrap_err();
+        assert_eq!((m.offset, m.received), (0, None));
+
+        flow.spliced(6000);
+        assert_eq!(
+            (flow.in_pipe(), flow.unwritten(), flow.unechoed()),
+            (2000, 94_000, 6000)
+        );
+        assert_eq!(
+            flow.next_write(&pattern),
+            &expected[8000..8000 + MAX_WINDOW]
+        );
+        assert_eq!(flow.echoed(&expected[..6000], &pattern, |_| {}), Ok(6));
+        let m = flow
+            .echoed(&expected[6000..6001], &pattern, |_| {})
+            .unwrap_err();
+        assert_eq!(m.offset, 6000);
+
+        // The rest, queued and spliced in odd pieces, completes the stream.
+        let mut flow: Flow<()> = Flow::new(5, 1000);
+        flow.issue_bytes(100_000);
+        while flow.unwritten() > 0 {
+            let chunk = flow.next_write(&pattern);
+            flow.piped(chunk.len().min(7777));
+            flow.spliced(4321);
+        }
+        assert_eq!(flow.in_pipe(), 0);
+        assert!(flow.next_write(&pattern).is_empty());
+        assert_eq!(flow.echoed(&expected, &pattern, |_| {}), Ok(100));
     }
 
     #[test]

@@ -6,6 +6,13 @@
 //! read and write readiness, reads and writes go until WouldBlock (a short
 //! read ends a turn unless the peer hung up), and the next message of a
 //! closed-loop connection is written in the same turn its echo completed.
+//!
+//! Bulk connections send without copying where the kernel lets them: each
+//! gets a pipe, the pattern's pages are queued in it by reference
+//! (`vmsplice`) and spliced on into the socket, so the client's CPU goes to
+//! reading and checking the echo, not to copying what it sends. Any refusal
+//! (no descriptor left, pipe pages rationed, vmsplice unavailable) leaves
+//! that connection on plain writes. Echoes are read and compared as always.
 
 pub mod flow;
 pub mod report;
@@ -14,6 +21,7 @@ pub mod schedule;
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, IsTerminal, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -29,6 +37,7 @@ use super::pattern::Pattern;
 use super::session::{connect_error, connect_outcome};
 use crate::procstat::{self, ProcessSample};
 use crate::signal::StopSignals;
+use crate::splice::Pipe;
 
 /// Tokens at the top of the range belong to the signal pipes; connections
 /// use their index.
@@ -40,6 +49,21 @@ const MAX_CONNECTING: usize = 256;
 const READ_CHUNK: usize = 256 * 1024;
 /// Latency histogram range: 1 ns to 1 hour at 3 significant digits.
 const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
+/// Size asked for each bulk connection's pipe. A pipe holds one page per
+/// slot, and a 64 KiB window of the pattern (the default write) spans up
+/// to 17 pages, so the 16 slots of a default pipe would split every write
+/// in two calls; the kernel rounds this up to 32 slots, which take a whole
+/// window and part of the next.
+const PIPE_BYTES: usize = 128 * 1024;
+/// Smallest pipe worth sending through. A user whose pipes already hold
+/// `/proc/sys/fs/pipe-user-pages-soft` pages gets new pipes of 2 slots;
+/// queuing 8 KiB per pair of calls costs more than copying.
+const MIN_PIPE_BYTES: usize = 64 * 1024;
+/// Bulk connections that get a pipe, at most: 256 × 32 pages is a quarter
+/// of the default per-user pipe budget (16,384 pages), so a server on this
+/// host running as the same user keeps most of it for its own pipes. The
+/// other connections copy, as before.
+const MAX_PIPES: usize = 256;
 
 /// When the sending stops.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,6 +128,12 @@ struct Conn {
     flow: Flow<Instant>,
     /// Intended send times that fell due while `depth` messages were out.
     owed: VecDeque<Instant>,
+    /// Bulk: the pipe this connection sends through without copying; none
+    /// means plain writes.
+    pipe: Option<Pipe>,
+    /// The pipe stopped taking memory: the bytes in it go out, then the
+    /// connection copies.
+    pipe_failed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -187,6 +217,8 @@ impl<'a> Engine<'a> {
                 state: State::NotStarted,
                 flow: Flow::new(i as u64, config.size),
                 owed: VecDeque::new(),
+                pipe: None,
+                pipe_failed: false,
             })
             .collect();
         let latency = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
@@ -294,6 +326,10 @@ impl<'a> Engine<'a> {
                     };
                 if done_sending {
                     self.stop_sending(now);
+                    // Straight to the drain check: with nothing outstanding
+                    // (every connection gone, say) no event would come to
+                    // end the wait before the drain deadline.
+                    return self.advance(now);
                 } else {
                     self.send_due(now);
                 }
@@ -396,6 +432,9 @@ impl<'a> Engine<'a> {
             let _ = self.poll.registry().deregister(&mut stream);
         }
         conn.state = State::Closed;
+        // Bytes still in the pipe never reach the socket; they are part of
+        // `unwritten` and leave the count with it.
+        conn.pipe = None;
         self.outstanding -= conn.flow.unwritten() + conn.flow.unechoed();
         conn.owed.clear();
         if let Some(schedule) = &mut self.schedule {
@@ -425,10 +464,30 @@ impl<'a> Engine<'a> {
         if !self.window.open && now >= self.window.start {
             self.open_window();
         }
+        if self.config.bulk {
+            self.open_pipes();
+        }
         for i in 0..self.conns.len() {
             if matches!(self.conns[i].state, State::Open) {
                 self.top_up(i, now);
                 self.write(i);
+            }
+        }
+    }
+
+    /// Gives open bulk connections a pipe to send through, once every
+    /// connect is done, so pipes never take a descriptor a connection
+    /// needed. The first refusal ends it: a descriptor limit, the pipe
+    /// page budget or a sandbox would refuse the next ones too.
+    fn open_pipes(&mut self) {
+        let open = self
+            .conns
+            .iter_mut()
+            .filter(|c| matches!(c.state, State::Open));
+        for conn in open.take(MAX_PIPES) {
+            match Pipe::with_capacity(PIPE_BYTES) {
+                Ok(pipe) if pipe.capacity() >= MIN_PIPE_BYTES => conn.pipe = Some(pipe),
+                Ok(_) | Err(_) => return,
             }
         }
     }
@@ -470,12 +529,14 @@ impl<'a> Engine<'a> {
     }
 
     /// Issues what connection `i` may send now: closed loop, up to `depth`
-    /// messages; open loop, the owed ones up to `depth`; bulk, the next write.
+    /// messages; open loop, the owed ones up to `depth`; bulk, the next write
+    /// (which is what `--requests` counts in bulk mode).
     fn top_up(&mut self, i: usize, now: Instant) {
         let size = self.config.size as u64;
         if self.config.bulk {
             if self.may_issue() && self.conns[i].flow.unwritten() == 0 {
                 self.conns[i].flow.issue_bytes(size);
+                self.issued += 1;
                 self.outstanding += size;
             }
             return;
@@ -660,8 +721,69 @@ impl<'a> Engine<'a> {
         true
     }
 
-    /// Writes what connection `i` has issued until the socket is full.
+    /// Sends what connection `i` has issued until the socket is full.
     fn write(&mut self, i: usize) {
+        if self.conns[i].pipe.is_some() {
+            self.write_spliced(i);
+        } else {
+            self.write_copied(i);
+        }
+    }
+
+    /// Sends through connection `i`'s pipe: the next bytes of its stream
+    /// are queued in the pipe by reference, then spliced into the socket,
+    /// oldest first. Only what reached the socket counts as written.
+    fn write_spliced(&mut self, i: usize) {
+        let now = Instant::now();
+        loop {
+            self.top_up(i, now);
+            let conn = &mut self.conns[i];
+            let (Some(stream), Some(pipe)) = (&conn.stream, &conn.pipe) else {
+                return;
+            };
+            let queued = conn.flow.in_pipe() as usize;
+            let room = pipe.capacity().saturating_sub(queued);
+            let chunk = conn.flow.next_write(&self.pattern);
+            let chunk = &chunk[..chunk.len().min(room)];
+            if !conn.pipe_failed && !chunk.is_empty() {
+                match pipe.vmsplice_from(chunk) {
+                    Ok(n) => conn.flow.piped(n),
+                    // Every slot is taken: the socket takes some first.
+                    Err(e) if e.kind() == ErrorKind::WouldBlock && queued > 0 => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    // Memory cannot be queued (ENOMEM, a seccomp filter,
+                    // an empty pipe that takes nothing...): copy from now
+                    // on, once what the pipe holds has gone out.
+                    Err(_) => conn.pipe_failed = true,
+                }
+            }
+            let queued = conn.flow.in_pipe() as usize;
+            if queued == 0 {
+                if conn.pipe_failed {
+                    conn.pipe = None;
+                    self.write_copied(i);
+                }
+                return;
+            }
+            match pipe.drain_into(stream.as_fd(), queued) {
+                // Only an empty pipe gives 0, which the counts rule out;
+                // if it happened, the bytes would be missing and the run
+                // would end reporting them incomplete, without spinning.
+                Ok(0) => return,
+                Ok(n) => conn.flow.spliced(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.closed(i, is_reset(&e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes what connection `i` has issued, copied from memory, until the
+    /// socket is full.
+    fn write_copied(&mut self, i: usize) {
         let now = Instant::now();
         loop {
             self.top_up(i, now);
