@@ -1160,6 +1160,36 @@ mod tests {
         assert_reaches_the_pipe(&runs, 10);
     }
 
+    // The same, leaning on the zero-copy path: splicing allowed, and about
+    // one byte in five a pipe operation (uniform bytes select one in 16).
+    #[test]
+    fn generated_splice_scripts_pass() {
+        let mut rng = XorShift(0x5EED_0F50_11CE);
+        let mut runs = Vec::new();
+        for i in 0..3_000 {
+            let len = (rng.next() % 300) as usize;
+            let mut data = rng.bytes(len);
+            if let Some(head) = data.first_mut() {
+                *head |= 0x08;
+            }
+            for byte in data.iter_mut().skip(2) {
+                if rng.next() % 5 == 0 {
+                    *byte = PIPE_OPS + (rng.next() % 16) as u8;
+                }
+            }
+            match check_echo(&data) {
+                Ok(run) => runs.push(run),
+                Err(v) => panic!("script {i} {data:?}: {v}"),
+            }
+        }
+        let short = runs.iter().filter(|r| r.short_splice).count();
+        let slots = runs.iter().filter(|r| r.slots_full).count();
+        assert!(
+            short >= 100 && slots >= 50,
+            "{short} short, {slots} out of slots"
+        );
+    }
+
     /// At least `least` of `runs` took each turn of the zero-copy path, and
     /// as many stayed on the copying one.
     fn assert_reaches_the_pipe(runs: &[EchoRun], least: usize) {
