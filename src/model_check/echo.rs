@@ -63,9 +63,17 @@ use crate::echo::{CloseReason, Echo, Next, Phase, Progress, Transport};
 const CAPACITIES: [usize; 8] = [1, 2, 3, 5, 8, 64, 255, 4096];
 /// Operations decoded from one input at most; keeps each run short.
 const MAX_STEPS: usize = 4096;
-/// Consecutive pumps one step may cause before it counts as a livelock:
-/// each must move a byte or end, and no step queues this many.
-const MAX_PUMPS_PER_STEP: usize = 100_000;
+/// Bytes the peer can have sent and not yet read by the server (its send
+/// buffer and the server's receive buffer); a send is cut to what fits, as
+/// TCP's window would. Bounds the backlog a pipe of one byte drains one
+/// byte a turn.
+const RECEIVE_WINDOW: usize = 256 * 1024;
+/// Consecutive pumps in which the socket moves nothing before it counts as
+/// a livelock. A turn that moves nothing ends in `Wait` or `Close` (a
+/// `Resume` follows reads that all found data), so the real machine never
+/// has more than a couple in a row. Pumps that move bytes are not limited:
+/// with a pipe of one byte and one read a turn, each moves just one.
+const MAX_IDLE_PUMPS: usize = 1_000;
 /// The kinds of operation a script byte below [`PIPE_OPS`] selects (by its
 /// value modulo this).
 const OPS: u8 = 12;
@@ -659,9 +667,24 @@ impl<'a, M: Machine> Harness<'a, M> {
         })
     }
 
+    /// What holds the bytes owed: the pipe once attached, else the buffer.
+    fn buffer(&self) -> usize {
+        if self.peer.pipe.is_some() {
+            self.peer.pipe_capacity
+        } else {
+            self.peer.capacity
+        }
+    }
+
     fn size(&mut self) -> usize {
         // Up to a few buffers' worth, so sends both fit and overflow.
-        1 + self.input.below(3 * self.peer.capacity + 3)
+        1 + self.input.below(3 * self.buffer() + 3)
+    }
+
+    /// A send of up to a few buffers' worth, cut to the window left.
+    fn send_size(&mut self) -> usize {
+        let unread = self.peer.inbound.len() + self.peer.arriving.len();
+        self.size().min(RECEIVE_WINDOW.saturating_sub(unread))
     }
 
     fn apply_op(&mut self) {
@@ -675,15 +698,19 @@ impl<'a, M: Machine> Harness<'a, M> {
         match op {
             // The peer sends bytes; they are in the receive queue now.
             0 | 1 if peer_can_send => {
-                let n = self.size();
+                let n = self.send_size();
                 let start = self.peer.sent.len();
-                self.peer.send(payload(start, n), false);
+                if n > 0 {
+                    self.peer.send(payload(start, n), false);
+                }
             }
             // The peer sends bytes that land just after the next read call.
             2 if peer_can_send => {
-                let n = self.size();
+                let n = self.send_size();
                 let start = self.peer.sent.len();
-                self.peer.send(payload(start, n), true);
+                if n > 0 {
+                    self.peer.send(payload(start, n), true);
+                }
             }
             // The peer reads K bytes of echo: the socket takes K more.
             3 => {
@@ -751,7 +778,7 @@ impl<'a, M: Machine> Harness<'a, M> {
             }
             // The pipe runs out of slots: the next splice into it that finds
             // data moves at most K bytes, whatever the socket holds.
-            13 => self.peer.splice_limit = Some(1 + self.input.below(self.peer.capacity)),
+            13 => self.peer.splice_limit = Some(1 + self.input.below(self.buffer())),
             // The pipe has no free slot: the next splice into it while it
             // holds bytes gets `WouldBlock`.
             14 => self.peer.slots_full = true,
@@ -762,13 +789,15 @@ impl<'a, M: Machine> Harness<'a, M> {
     /// Pumps for as long as the loop would: while an edge or a queued turn
     /// is waiting.
     fn deliver(&mut self) -> Result<(), Violation> {
-        let mut pumps = 0;
+        let mut idle_pumps = 0;
         while self.closed.is_none()
             && (self.peer.readable_edge || self.peer.writable_edge || self.resume || self.spurious)
         {
-            pumps += 1;
-            if pumps > MAX_PUMPS_PER_STEP {
-                return Err(self.fail("livelock: the connection keeps asking for turns"));
+            if idle_pumps == MAX_IDLE_PUMPS {
+                return Err(self.fail(format!(
+                    "livelock: the connection asked for {idle_pumps} turns in a row \
+                     without moving a byte"
+                )));
             }
             self.peer.readable_edge = false;
             self.peer.writable_edge = false;
@@ -781,9 +810,13 @@ impl<'a, M: Machine> Harness<'a, M> {
             self.peer.turn_written = 0;
             self.peer.attached_in_turn = false;
             self.pumps += 1;
+            let discarded = self.peer.discarded;
             let progress = self
                 .machine
                 .pump(&mut self.peer, &mut self.scratch, self.max_reads);
+            let moved =
+                self.peer.turn_read + self.peer.turn_written + self.peer.discarded - discarded;
+            idle_pumps = if moved == 0 { idle_pumps + 1 } else { 0 };
             if let Some(message) = self.peer.violation.take() {
                 return Err(self.fail(message));
             }
@@ -1036,9 +1069,10 @@ mod tests {
         assert!(run.attach_refused && !run.spliced, "{run:?}");
         assert_eq!((run.sent, run.echoed), (89, 89));
 
+        // Sizes are a few pipes' worth once it is attached: 8 + 3 × 3.
         let run = check_echo(&splice_script(4, 13, 3, &streaming)).unwrap();
         assert!(run.spliced && run.pipe_smaller, "{run:?}");
-        assert_eq!((run.sent, run.echoed), (89, 89));
+        assert_eq!((run.sent, run.echoed), (17, 17));
 
         let mut ops = vec![PIPE_PLAN, 1, 0];
         ops.extend(streaming);
