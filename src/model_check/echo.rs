@@ -1278,6 +1278,8 @@ mod tests {
         MiscountTurn,
         /// Takes a short splice into the pipe for a drained socket.
         ShortSpliceDrains,
+        /// Says `Resume` where it should say `Wait`, so it spins.
+        ResumeForever,
     }
 
     /// Forwards to the peer, losing one byte of the second write.
@@ -1371,6 +1373,13 @@ mod tests {
                     let mut lossy = Lossy { peer, writes: 0 };
                     self.echo.pump(&mut lossy, scratch, max_reads)
                 }
+                Fault::ResumeForever => {
+                    let mut progress = self.echo.pump(peer, scratch, max_reads);
+                    if progress.next == Next::Wait {
+                        progress.next = Next::Resume;
+                    }
+                    progress
+                }
                 Fault::ForgetResume => {
                     let mut progress = self.echo.pump(peer, scratch, max_reads);
                     if progress.next == Next::Resume {
@@ -1460,6 +1469,8 @@ mod tests {
         assert!(v.message.contains("stalled"), "{v}");
         let v = caught(Fault::MiscountTurn).expect("miscount not caught");
         assert!(v.message.contains("turn reports"), "{v}");
+        let v = caught(Fault::ResumeForever).expect("spinning not caught");
+        assert!(v.message.contains("livelock"), "{v}");
         // Rarer: the pipe's slots ran out with data queued, and the peer
         // then only waits for its echo (about one script in 10,000).
         let waits = "stalled: the peer waits for its echo";
