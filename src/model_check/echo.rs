@@ -12,6 +12,19 @@
 //! found the send buffer full, as Linux raises EPOLLOUT), after `Resume`,
 //! after `begin_shutdown`, and on the spurious event.
 //!
+//! The zero-copy path is in the script too. Its first byte says whether
+//! the machine may splice ([`Echo::allow_splice`]) and what the kernel does
+//! when it asks for a pipe: grant the capacity asked, grant less (down to
+//! one byte), or refuse (the connection must go on copying). The pipe is a
+//! queue of bytes inside the peer: `splice_in` follows the rules of `read`
+//! (interrupts, reset, EOF, `WouldBlock`, the readable edge of late data)
+//! but puts the bytes in the pipe, and `splice_out` those of `write`
+//! (room, short writes, the writable edge) taking them from the pipe's
+//! front. Script operations make the pipe run out of slots: the next
+//! `splice_in` moves at most K bytes with more still queued, or gets
+//! `WouldBlock` while the pipe holds bytes, so a short splice is never
+//! proof that the socket is empty.
+//!
 //! Checked after every pump, against a reference that is just "the bytes
 //! the peer sent, and how many the socket handed over":
 //! - the bytes written back are always a prefix of the bytes sent;
@@ -19,15 +32,24 @@
 //!   turn's [`Progress`]) equal the bytes the socket actually moved;
 //! - no read is issued while the buffer is full, and no read asks for more
 //!   than the buffer can still hold;
+//! - the same bound holds in the pipe: no splice into it asks for more than
+//!   the capacity it reported, less what is owed;
+//! - order across the two paths: the pipe is attached only with nothing
+//!   buffered in user space, nothing is read or written through the copy
+//!   path while the pipe holds bytes, no splice before the pipe is attached
+//!   or with a length of 0, and a pipe only where splicing was allowed;
+//!   `began_splicing` and `is_splicing` say what happened;
 //! - FIN is sent only once everything read has been echoed, and nothing is
 //!   written after it;
 //! - after EOF with a drained buffer the connection closes, and each close
 //!   reason matches what the peer did (`peer closed` only with the whole
 //!   echo delivered);
-//! - liveness: when the script ends, the peer reads everything and closes;
-//!   with no further events than a real kernel would raise, the connection
-//!   must deliver every byte and close. A turn that returns `Wait` with
-//!   work left and no edge coming shows up here as a stall.
+//! - liveness: when the script ends, the peer reads everything and waits
+//!   for its echo; with no further events than a real kernel would raise,
+//!   every byte it sent must be read and echoed (a short read or splice
+//!   taken for an empty socket leaves bytes no edge will announce). Then
+//!   the peer closes, and the connection must close. A turn that returns
+//!   `Wait` with work left and no edge coming shows up here as a stall.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
@@ -41,11 +63,24 @@ use crate::echo::{CloseReason, Echo, Next, Phase, Progress, Transport};
 const CAPACITIES: [usize; 8] = [1, 2, 3, 5, 8, 64, 255, 4096];
 /// Operations decoded from one input at most; keeps each run short.
 const MAX_STEPS: usize = 4096;
-/// Consecutive pumps one step may cause before it counts as a livelock:
-/// each must move a byte or end, and no step queues this many.
-const MAX_PUMPS_PER_STEP: usize = 100_000;
-/// The kinds of operation a script byte can select.
+/// Bytes the peer can have sent and not yet read by the server (its send
+/// buffer and the server's receive buffer); a send is cut to what fits, as
+/// TCP's window would. Bounds the backlog a pipe of one byte drains one
+/// byte a turn.
+const RECEIVE_WINDOW: usize = 256 * 1024;
+/// Consecutive pumps in which the socket moves nothing before it counts as
+/// a livelock. A turn that moves nothing ends in `Wait` or `Close` (a
+/// `Resume` follows reads that all found data), so the real machine never
+/// has more than a couple in a row. Pumps that move bytes are not limited:
+/// with a pipe of one byte and one read a turn, each moves just one.
+const MAX_IDLE_PUMPS: usize = 1_000;
+/// The kinds of operation a script byte below [`PIPE_OPS`] selects (by its
+/// value modulo this).
 const OPS: u8 = 12;
+/// Script bytes from here up select the pipe's operations instead, so the
+/// seed corpus, written when there were only the twelve above, keeps its
+/// meaning.
+const PIPE_OPS: u8 = 240;
 
 /// What one script did, for tests that check a corpus covers the ground.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +98,38 @@ pub struct EchoRun {
     /// True when the close happened while the script ran, not in the final
     /// settling phase.
     pub closed_during_script: bool,
-    /// True when the pending buffer was full after some pump.
+    /// True when the pending buffer (or the pipe) was full after some pump.
     pub buffer_filled: bool,
+    /// True when the script let the machine splice ([`Echo::allow_splice`]).
+    pub splice_allowed: bool,
+    /// True when a pipe was attached: bytes went through the zero-copy path.
+    pub spliced: bool,
+    /// True when the attached pipe holds less than the capacity asked.
+    pub pipe_smaller: bool,
+    /// True when the machine asked for a pipe and was refused.
+    pub attach_refused: bool,
+    /// True when a splice into the pipe moved less than asked while more
+    /// was queued (the pipe ran out of slots).
+    pub short_splice: bool,
+    /// True when a splice into the pipe got `WouldBlock` while more was
+    /// queued (the pipe, holding bytes, had no slot left).
+    pub slots_full: bool,
 }
 
 /// Runs the script in `data` against [`Echo`]; see the module docs for
 /// what is checked.
 pub fn check_echo(data: &[u8]) -> Result<EchoRun, Violation> {
-    Harness::new(data, Echo::new).run()
+    Harness::new(data, echo_machine).run()
+}
+
+/// The real machine as the server builds it, with or without splicing.
+fn echo_machine(capacity: usize, splice: bool) -> Echo {
+    let echo = Echo::new(capacity);
+    if splice {
+        echo.allow_splice()
+    } else {
+        echo
+    }
 }
 
 /// What the harness needs from the state machine; [`Echo`] is the real
@@ -84,6 +143,7 @@ pub(crate) trait Machine {
     fn echoed(&self) -> u64;
     fn discarded(&self) -> u64;
     fn pending(&self) -> usize;
+    fn is_splicing(&self) -> bool;
 }
 
 impl Machine for Echo {
@@ -110,6 +170,9 @@ impl Machine for Echo {
     }
     fn pending(&self) -> usize {
         Echo::pending(self)
+    }
+    fn is_splicing(&self) -> bool {
+        Echo::is_splicing(self)
     }
 }
 
@@ -151,6 +214,28 @@ pub(crate) struct Peer {
     turn_written: u64,
     /// First broken rule seen inside a read or write call.
     violation: Option<String>,
+    /// The machine was built with [`Echo::allow_splice`].
+    splice_allowed: bool,
+    /// What the next `attach_pipe` does: refuse (`None`) or grant at most
+    /// this many bytes (and at least one).
+    pipe_plan: Option<usize>,
+    /// The kernel pipe, once attached: bytes spliced in, not yet out.
+    pipe: Option<VecDeque<u8>>,
+    /// What the pipe may hold, as `attach_pipe` reported it.
+    pipe_capacity: usize,
+    /// The next `splice_in` that finds data moves at most this many bytes:
+    /// the pipe runs out of slots before the socket runs out of data.
+    splice_limit: Option<usize>,
+    /// The pipe's slots are used up: the next `splice_in` made while the
+    /// pipe holds bytes gets `WouldBlock` (an empty pipe always has room).
+    slots_full: bool,
+    /// A pipe was attached during the current pump.
+    attached_in_turn: bool,
+    /// What happened on the zero-copy path, for [`EchoRun`].
+    attach_refused: bool,
+    pipe_smaller: bool,
+    short_splice: bool,
+    slots_blocked: bool,
 }
 
 impl Peer {
@@ -182,27 +267,63 @@ impl Peer {
         }
     }
 
+    /// Bytes in the pipe (0 without one).
+    fn in_pipe(&self) -> usize {
+        self.pipe.as_ref().map_or(0, VecDeque::len)
+    }
+
+    /// Flags a copy-path call while the pipe holds bytes: whatever it moved
+    /// would overtake them.
+    fn check_copy_path(&mut self, call: &str) {
+        let in_pipe = self.in_pipe();
+        if in_pipe > 0 {
+            self.flag(format!(
+                "{call} through the copy path with {in_pipe} bytes in the pipe (echo order)"
+            ));
+        }
+    }
+
+    /// The checks of a call that takes up to `asked` bytes in, against what
+    /// the buffer (or pipe) holding them may hold.
+    fn check_room(&mut self, call: &str, asked: usize, capacity: usize, what: &str) {
+        if self.fin_sent {
+            return;
+        }
+        let pending = self.kept - self.written;
+        if asked == 0 {
+            self.flag(format!("{call} of 0 bytes (Ok(0) would look like EOF)"));
+        } else if pending >= capacity as u64 {
+            self.flag(format!(
+                "{call} while the {what} is full ({pending} pending)"
+            ));
+        } else if pending + asked as u64 > capacity as u64 {
+            self.flag(format!(
+                "{call} of {asked} bytes with {pending} pending: more than the {what}'s \
+                 capacity {capacity}"
+            ));
+        }
+    }
+
+    /// Takes `n` queued bytes as read: owed back, or thrown away after FIN.
+    fn take_inbound(&mut self, n: usize) -> std::collections::vec_deque::Drain<'_, u8> {
+        if self.fin_sent {
+            self.discarded += n as u64;
+        } else {
+            self.kept += n as u64;
+            self.turn_read += n as u64;
+        }
+        self.inbound.drain(..n)
+    }
+
     fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.check_copy_path("read");
         if std::mem::take(&mut self.interrupt_read) {
             return Err(ErrorKind::Interrupted.into());
         }
         if self.reset {
             return Err(ErrorKind::ConnectionReset.into());
         }
-        if !self.fin_sent {
-            let pending = self.kept - self.written;
-            if buf.is_empty() {
-                self.flag("read with an empty buffer (Ok(0) would look like EOF)".into());
-            } else if pending >= self.capacity as u64 {
-                self.flag(format!("read while the buffer is full ({pending} pending)"));
-            } else if pending + buf.len() as u64 > self.capacity as u64 {
-                self.flag(format!(
-                    "read of {} bytes with {pending} pending: more than the capacity {}",
-                    buf.len(),
-                    self.capacity
-                ));
-            }
-        }
+        self.check_room("read", buf.len(), self.capacity, "buffer");
         if self.inbound.is_empty() {
             return if self.eof {
                 Ok(0)
@@ -211,19 +332,14 @@ impl Peer {
             };
         }
         let n = buf.len().min(self.inbound.len());
-        for (slot, byte) in buf.iter_mut().zip(self.inbound.drain(..n)) {
+        for (slot, byte) in buf.iter_mut().zip(self.take_inbound(n)) {
             *slot = byte;
-        }
-        if self.fin_sent {
-            self.discarded += n as u64;
-        } else {
-            self.kept += n as u64;
-            self.turn_read += n as u64;
         }
         Ok(n)
     }
 
     fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check_copy_path("write");
         if std::mem::take(&mut self.interrupt_write) {
             return Err(ErrorKind::Interrupted.into());
         }
@@ -241,6 +357,17 @@ impl Peer {
             return Err(ErrorKind::WouldBlock.into());
         }
         let n = buf.len().min(self.room);
+        self.take_echo(&buf[..n]);
+        if n < buf.len() {
+            self.starved = true;
+        }
+        Ok(n)
+    }
+
+    /// The socket takes `echo` (it had room for it): it must continue the
+    /// bytes sent, right after those already echoed.
+    fn take_echo(&mut self, echo: &[u8]) {
+        let n = echo.len();
         let at = self.written as usize;
         if at + n > self.kept as usize {
             self.flag(format!(
@@ -248,8 +375,8 @@ impl Peer {
                 at + n,
                 self.kept
             ));
-        } else if buf[..n] != self.sent[at..at + n] {
-            let i = buf[..n]
+        } else if echo != &self.sent[at..at + n] {
+            let i = echo
                 .iter()
                 .zip(&self.sent[at..at + n])
                 .position(|(a, b)| a != b)
@@ -257,29 +384,113 @@ impl Peer {
             self.flag(format!(
                 "echo differs from the input at offset {}: {:#04x} instead of {:#04x}",
                 at + i,
-                buf[i],
+                echo[i],
                 self.sent[at + i]
             ));
         }
         self.room -= n;
         self.written += n as u64;
         self.turn_written += n as u64;
-        if n < buf.len() {
+    }
+
+    /// `splice_in` without the late data: `read`'s rules, into the pipe.
+    fn splice_in_now(&mut self, max: usize) -> io::Result<usize> {
+        let Some(in_pipe) = self.pipe.as_ref().map(VecDeque::len) else {
+            self.flag("splice_in before attach_pipe".into());
+            return Err(ErrorKind::Unsupported.into());
+        };
+        if self.fin_sent {
+            self.flag("splice_in after FIN: those bytes could never be echoed".into());
+        }
+        if std::mem::take(&mut self.interrupt_read) {
+            return Err(ErrorKind::Interrupted.into());
+        }
+        if self.reset {
+            return Err(ErrorKind::ConnectionReset.into());
+        }
+        self.check_room("splice_in", max, self.pipe_capacity, "pipe");
+        if self.slots_full && in_pipe > 0 {
+            self.slots_full = false;
+            self.slots_blocked |= !self.inbound.is_empty();
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        if self.inbound.is_empty() {
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(ErrorKind::WouldBlock.into())
+            };
+        }
+        let limit = self.splice_limit.take().unwrap_or(usize::MAX);
+        let n = max.min(self.inbound.len()).min(limit);
+        self.short_splice |= n < max && n < self.inbound.len();
+        let bytes: Vec<u8> = self.take_inbound(n).collect();
+        if let Some(pipe) = self.pipe.as_mut() {
+            pipe.extend(bytes);
+        }
+        Ok(n)
+    }
+
+    /// `splice_out` without the late room: `write`'s rules, from the pipe.
+    fn splice_out_now(&mut self, max: usize) -> io::Result<usize> {
+        let Some(in_pipe) = self.pipe.as_ref().map(VecDeque::len) else {
+            self.flag("splice_out before attach_pipe".into());
+            return Err(ErrorKind::Unsupported.into());
+        };
+        if std::mem::take(&mut self.interrupt_write) {
+            return Err(ErrorKind::Interrupted.into());
+        }
+        if self.fin_sent {
+            self.flag("splice_out after FIN".into());
+        }
+        if max == 0 {
+            self.flag("splice_out of 0 bytes".into());
+        }
+        if self.reset {
+            // A splice into a reset socket fails with EPIPE (SIGPIPE blocked).
+            return Err(ErrorKind::BrokenPipe.into());
+        }
+        if in_pipe == 0 {
+            self.flag("splice_out from an empty pipe".into());
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        if self.room == 0 {
+            self.starved = true;
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        let offered = max.min(in_pipe);
+        let n = offered.min(self.room);
+        let echo: Vec<u8> = match self.pipe.as_mut() {
+            Some(pipe) => pipe.drain(..n).collect(),
+            None => Vec::new(),
+        };
+        self.take_echo(&echo);
+        if n < offered {
             self.starved = true;
         }
         Ok(n)
+    }
+
+    /// Data that arrives just as the kernel reports the queue empty: its
+    /// edge is the only thing that brings the server back for it.
+    fn land_arriving(&mut self) {
+        if !self.arriving.is_empty() {
+            self.inbound.extend(self.arriving.drain(..));
+            self.readable_edge = true;
+        }
+    }
+
+    /// The peer read its echo during the last write or splice.
+    fn land_room(&mut self) {
+        let freed = std::mem::take(&mut self.room_arriving);
+        self.free_room(freed);
     }
 }
 
 impl Read for Peer {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let result = self.read_now(buf);
-        // Data that arrives just as the kernel reports the queue empty: its
-        // edge is the only thing that brings the server back for it.
-        if !self.arriving.is_empty() {
-            self.inbound.extend(self.arriving.drain(..));
-            self.readable_edge = true;
-        }
+        self.land_arriving();
         result
     }
 }
@@ -287,8 +498,7 @@ impl Read for Peer {
 impl Write for Peer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let result = self.write_now(buf);
-        let freed = std::mem::take(&mut self.room_arriving);
-        self.free_room(freed);
+        self.land_room();
         result
     }
 
@@ -314,6 +524,47 @@ impl Transport for Peer {
         }
         Ok(())
     }
+
+    fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
+        if !self.splice_allowed {
+            self.flag("attach_pipe on a connection not allowed to splice".into());
+        }
+        if self.pipe.is_some() {
+            self.flag("attach_pipe with a pipe already attached".into());
+        }
+        if capacity == 0 {
+            self.flag("attach_pipe for 0 bytes".into());
+        }
+        let buffered = self.kept - self.written;
+        if buffered > 0 {
+            self.flag(format!(
+                "attach_pipe with {buffered} bytes buffered: bytes spliced after them \
+                 could overtake them"
+            ));
+        }
+        let Some(most) = self.pipe_plan else {
+            self.attach_refused = true;
+            return Err(io::Error::other("no file descriptors to spare for a pipe"));
+        };
+        let granted = most.min(capacity).max(1);
+        self.pipe_smaller |= granted < capacity;
+        self.pipe = Some(VecDeque::new());
+        self.pipe_capacity = granted;
+        self.attached_in_turn = true;
+        Ok(granted)
+    }
+
+    fn splice_in(&mut self, max: usize) -> io::Result<usize> {
+        let result = self.splice_in_now(max);
+        self.land_arriving();
+        result
+    }
+
+    fn splice_out(&mut self, max: usize) -> io::Result<usize> {
+        let result = self.splice_out_now(max);
+        self.land_room();
+        result
+    }
 }
 
 /// Deterministic, position-dependent bytes, so a reordered, duplicated or
@@ -338,9 +589,22 @@ pub(crate) struct Harness<'a, M> {
 }
 
 impl<'a, M: Machine> Harness<'a, M> {
-    pub(crate) fn new(data: &'a [u8], make: impl FnOnce(usize) -> M) -> Self {
+    /// `make` builds the machine for a buffer capacity, allowed to splice
+    /// or not.
+    pub(crate) fn new(data: &'a [u8], make: impl FnOnce(usize, bool) -> M) -> Self {
         let mut input = Input::new(data);
-        let capacity = CAPACITIES[input.below(CAPACITIES.len())];
+        // The first byte: capacity (bits 0-2), splicing allowed (bit 3), and
+        // what the kernel does when asked for a pipe (bits 4-7).
+        let head = input.byte();
+        let capacity = CAPACITIES[usize::from(head) % CAPACITIES.len()];
+        let splice_allowed = head & 0x08 != 0;
+        let pipe_plan = match head >> 4 {
+            0..=9 => Some(usize::MAX),
+            10..=12 => None,
+            13 => Some(1),
+            14 => Some(capacity / 2),
+            _ => Some(capacity - 1),
+        };
         // The server passes READS_PER_TURN (16); any budget must work.
         let max_reads = 1 + input.below(16);
         let peer = Peer {
@@ -348,11 +612,13 @@ impl<'a, M: Machine> Harness<'a, M> {
             // Registration reports the socket writable once.
             writable_edge: true,
             room: usize::MAX,
+            splice_allowed,
+            pipe_plan,
             ..Peer::default()
         };
         Self {
             input,
-            machine: make(capacity),
+            machine: make(capacity, splice_allowed),
             peer,
             // As in the server: the shared scratch is one buffer-size long.
             scratch: vec![0; capacity],
@@ -392,28 +658,59 @@ impl<'a, M: Machine> Harness<'a, M> {
             closed,
             closed_during_script,
             buffer_filled: self.buffer_filled,
+            splice_allowed: self.peer.splice_allowed,
+            spliced: self.peer.pipe.is_some(),
+            pipe_smaller: self.peer.pipe_smaller,
+            attach_refused: self.peer.attach_refused,
+            short_splice: self.peer.short_splice,
+            slots_full: self.peer.slots_blocked,
         })
+    }
+
+    /// What holds the bytes owed: the pipe once attached, else the buffer.
+    fn buffer(&self) -> usize {
+        if self.peer.pipe.is_some() {
+            self.peer.pipe_capacity
+        } else {
+            self.peer.capacity
+        }
     }
 
     fn size(&mut self) -> usize {
         // Up to a few buffers' worth, so sends both fit and overflow.
-        1 + self.input.below(3 * self.peer.capacity + 3)
+        1 + self.input.below(3 * self.buffer() + 3)
+    }
+
+    /// A send of up to a few buffers' worth, cut to the window left.
+    fn send_size(&mut self) -> usize {
+        let unread = self.peer.inbound.len() + self.peer.arriving.len();
+        self.size().min(RECEIVE_WINDOW.saturating_sub(unread))
     }
 
     fn apply_op(&mut self) {
         let peer_can_send = !self.peer.eof && !self.peer.reset;
-        match self.input.byte() % OPS {
+        let byte = self.input.byte();
+        let op = if byte >= PIPE_OPS {
+            OPS + (byte - PIPE_OPS) % 3
+        } else {
+            byte % OPS
+        };
+        match op {
             // The peer sends bytes; they are in the receive queue now.
             0 | 1 if peer_can_send => {
-                let n = self.size();
+                let n = self.send_size();
                 let start = self.peer.sent.len();
-                self.peer.send(payload(start, n), false);
+                if n > 0 {
+                    self.peer.send(payload(start, n), false);
+                }
             }
             // The peer sends bytes that land just after the next read call.
             2 if peer_can_send => {
-                let n = self.size();
+                let n = self.send_size();
                 let start = self.peer.sent.len();
-                self.peer.send(payload(start, n), true);
+                if n > 0 {
+                    self.peer.send(payload(start, n), true);
+                }
             }
             // The peer reads K bytes of echo: the socket takes K more.
             3 => {
@@ -470,6 +767,21 @@ impl<'a, M: Machine> Harness<'a, M> {
             }
             // An event with nothing behind it: mio documents they happen.
             11 => self.spurious = true,
+            // The next request for a pipe is refused (out of descriptors),
+            // or granted with room for only K bytes.
+            12 => {
+                self.peer.pipe_plan = if self.input.byte() % 4 == 0 {
+                    None
+                } else {
+                    Some(1 + self.input.below(self.peer.capacity))
+                };
+            }
+            // The pipe runs out of slots: the next splice into it that finds
+            // data moves at most K bytes, whatever the socket holds.
+            13 => self.peer.splice_limit = Some(1 + self.input.below(self.buffer())),
+            // The pipe has no free slot: the next splice into it while it
+            // holds bytes gets `WouldBlock`.
+            14 => self.peer.slots_full = true,
             _ => {}
         }
     }
@@ -477,13 +789,15 @@ impl<'a, M: Machine> Harness<'a, M> {
     /// Pumps for as long as the loop would: while an edge or a queued turn
     /// is waiting.
     fn deliver(&mut self) -> Result<(), Violation> {
-        let mut pumps = 0;
+        let mut idle_pumps = 0;
         while self.closed.is_none()
             && (self.peer.readable_edge || self.peer.writable_edge || self.resume || self.spurious)
         {
-            pumps += 1;
-            if pumps > MAX_PUMPS_PER_STEP {
-                return Err(self.fail("livelock: the connection keeps asking for turns"));
+            if idle_pumps == MAX_IDLE_PUMPS {
+                return Err(self.fail(format!(
+                    "livelock: the connection asked for {idle_pumps} turns in a row \
+                     without moving a byte"
+                )));
             }
             self.peer.readable_edge = false;
             self.peer.writable_edge = false;
@@ -494,10 +808,15 @@ impl<'a, M: Machine> Harness<'a, M> {
             }
             self.peer.turn_read = 0;
             self.peer.turn_written = 0;
+            self.peer.attached_in_turn = false;
             self.pumps += 1;
+            let discarded = self.peer.discarded;
             let progress = self
                 .machine
                 .pump(&mut self.peer, &mut self.scratch, self.max_reads);
+            let moved =
+                self.peer.turn_read + self.peer.turn_written + self.peer.discarded - discarded;
+            idle_pumps = if moved == 0 { idle_pumps + 1 } else { 0 };
             if let Some(message) = self.peer.violation.take() {
                 return Err(self.fail(message));
             }
@@ -544,7 +863,26 @@ impl<'a, M: Machine> Harness<'a, M> {
                 peer.capacity
             )));
         }
-        self.buffer_filled |= pending == peer.capacity;
+        self.buffer_filled |=
+            pending == peer.capacity || (peer.pipe.is_some() && pending == peer.pipe_capacity);
+        if progress.began_splicing != peer.attached_in_turn {
+            return Err(self.fail(format!(
+                "turn reports began_splicing {}, but a pipe was {}attached in it",
+                progress.began_splicing,
+                if peer.attached_in_turn { "" } else { "not " }
+            )));
+        }
+        if m.is_splicing() != peer.pipe.is_some() {
+            return Err(self.fail(format!(
+                "is_splicing {} with {}",
+                m.is_splicing(),
+                if peer.pipe.is_some() {
+                    "a pipe attached"
+                } else {
+                    "no pipe"
+                }
+            )));
+        }
         let phase = m.phase();
         if peer.fin_sent != (phase == Phase::Lingering) {
             return Err(self.fail(format!("phase {phase:?} with FIN sent: {}", peer.fin_sent)));
@@ -597,9 +935,11 @@ impl<'a, M: Machine> Harness<'a, M> {
         }
     }
 
-    /// The script is over: no more signals, the peer reads everything and
-    /// half-closes. The connection must then deliver the rest and close on
-    /// the events a kernel would raise, and nothing else.
+    /// The script is over: no more signals; the peer reads everything and
+    /// waits for its echo, then half-closes. On the events a kernel would
+    /// raise, and nothing else, the connection must first echo every byte
+    /// sent (a peer waiting for its echo sends nothing that would raise a
+    /// new edge), then close.
     fn settle(&mut self) -> Result<(), Violation> {
         if self.closed.is_some() {
             return Ok(());
@@ -607,6 +947,8 @@ impl<'a, M: Machine> Harness<'a, M> {
         self.step += 1;
         self.peer.interrupt_read = false;
         self.peer.interrupt_write = false;
+        self.peer.splice_limit = None;
+        self.peer.slots_full = false;
         if !self.peer.arriving.is_empty() {
             let arriving = std::mem::take(&mut self.peer.arriving);
             self.peer.inbound.extend(arriving);
@@ -615,6 +957,11 @@ impl<'a, M: Machine> Harness<'a, M> {
         self.peer.room_arriving = 0;
         self.peer.room = 0;
         self.peer.free_room(usize::MAX);
+        self.deliver()?;
+        let p = &self.peer;
+        if self.closed.is_none() && !p.reset && !(p.inbound.is_empty() && p.written == p.kept) {
+            return Err(self.stalled("the peer waits for its echo"));
+        }
         if !self.peer.eof && !self.peer.reset {
             self.peer.eof = true;
             self.peer.readable_edge = true;
@@ -622,15 +969,7 @@ impl<'a, M: Machine> Harness<'a, M> {
         }
         self.deliver()?;
         let Some(reason) = &self.closed else {
-            let p = &self.peer;
-            return Err(self.fail(format!(
-                "stalled: no event is coming, yet the connection is open with {} of {} bytes \
-                 echoed, {} unread (phase {:?})",
-                p.written,
-                p.sent.len(),
-                p.inbound.len(),
-                self.machine.phase()
-            )));
+            return Err(self.stalled("the peer closed"));
         };
         let expected = if self.peer.reset {
             CloseReason::Reset
@@ -644,6 +983,18 @@ impl<'a, M: Machine> Harness<'a, M> {
         }
         Ok(())
     }
+
+    fn stalled(&self, peer: &str) -> Violation {
+        let p = &self.peer;
+        self.fail(format!(
+            "stalled: {peer}, no event is coming, yet the connection is open with {} of {} \
+             bytes echoed, {} unread (phase {:?})",
+            p.written,
+            p.sent.len(),
+            p.inbound.len(),
+            self.machine.phase()
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -656,6 +1007,141 @@ mod tests {
         let mut v = vec![capacity, max_reads];
         v.extend_from_slice(ops);
         v
+    }
+
+    // The same, with splicing allowed and the kernel's answer to a request
+    // for a pipe (`plan`, 0..16: see `Harness::new`).
+    fn splice_script(capacity: u8, plan: u8, max_reads: u8, ops: &[u8]) -> Vec<u8> {
+        script(capacity | 0x08 | plan << 4, max_reads, ops)
+    }
+
+    // Operation bytes of the pipe (see `apply_op`).
+    const PIPE_PLAN: u8 = PIPE_OPS;
+    const SPLICE_LIMIT: u8 = PIPE_OPS + 1;
+    const SLOTS_FULL: u8 = PIPE_OPS + 2;
+
+    // Capacity 8, 16 reads a turn; the peer sends 8 bytes, a full read, so
+    // the connection switches to the pipe at once.
+    const STREAM_8: [u8; 2] = [0, 7];
+
+    // A short splice (the pipe's slots ran out) with the peer's EOF already
+    // behind the rest: the hang-up raises no further edge, so only going on
+    // after the short splice delivers the 17 bytes still queued.
+    fn short_splice_before_eof() -> Vec<u8> {
+        let mut ops = STREAM_8.to_vec();
+        // 20 bytes in flight, a splice limited to 3, then the FIN.
+        ops.extend([2, 19, SPLICE_LIMIT, 2, 8]);
+        splice_script(4, 0, 15, &ops)
+    }
+
+    #[test]
+    fn short_splice_is_not_drained() {
+        let run = check_echo(&short_splice_before_eof()).unwrap();
+        assert!(run.spliced && run.short_splice, "{run:?}");
+        assert_eq!((run.sent, run.echoed), (28, 28));
+        assert_eq!(run.closed, CloseReason::PeerClosed);
+        assert!(run.closed_during_script, "{run:?}");
+    }
+
+    // The pipe holds bytes its socket will not take and has no slot left:
+    // the splice in gets `WouldBlock` with 10 bytes queued, and the
+    // writable edge of the peer reading its echo brings the rest.
+    #[test]
+    fn pipe_out_of_slots_resumes_on_the_writable_edge() {
+        let mut ops = STREAM_8.to_vec();
+        // Send buffer full, 5 bytes, no free slot, 10 bytes, peer reads 3.
+        ops.extend([6, 0, 4, SLOTS_FULL, 0, 9, 3, 29]);
+        let run = check_echo(&splice_script(4, 0, 15, &ops)).unwrap();
+        assert!(
+            run.spliced && run.slots_full && run.buffer_filled,
+            "{run:?}"
+        );
+        assert_eq!((run.sent, run.echoed), (23, 23));
+        assert_eq!(run.closed, CloseReason::PeerClosed);
+    }
+
+    // A refused pipe leaves the connection copying; a pipe of one byte
+    // (granted by the first byte, or by the operation) still echoes all.
+    #[test]
+    fn refused_and_small_pipes() {
+        let streaming = [0, 7, 0, 26, 2, 26, 0, 26];
+        let run = check_echo(&splice_script(4, 10, 3, &streaming)).unwrap();
+        assert!(run.attach_refused && !run.spliced, "{run:?}");
+        assert_eq!((run.sent, run.echoed), (89, 89));
+
+        // Sizes are a few pipes' worth once it is attached: 8 + 3 × 3.
+        let run = check_echo(&splice_script(4, 13, 3, &streaming)).unwrap();
+        assert!(run.spliced && run.pipe_smaller, "{run:?}");
+        assert_eq!((run.sent, run.echoed), (17, 17));
+
+        let mut ops = vec![PIPE_PLAN, 1, 0];
+        ops.extend(streaming);
+        let run = check_echo(&splice_script(4, 0, 3, &ops)).unwrap();
+        assert!(run.spliced && run.pipe_smaller, "{run:?}");
+        let mut ops = vec![PIPE_PLAN, 0];
+        ops.extend(streaming);
+        let run = check_echo(&splice_script(4, 0, 3, &ops)).unwrap();
+        assert!(run.attach_refused && !run.spliced, "{run:?}");
+
+        // Without the flag, nothing asks for a pipe.
+        let run = check_echo(&script(4, 3, &streaming)).unwrap();
+        assert!(!run.splice_allowed && !run.spliced && !run.attach_refused);
+    }
+
+    // The peer's own rules for the pipe: each misuse is flagged.
+    #[test]
+    fn pipe_misuse_is_flagged() {
+        fn peer() -> Peer {
+            Peer {
+                capacity: 8,
+                room: usize::MAX,
+                splice_allowed: true,
+                pipe_plan: Some(usize::MAX),
+                ..Peer::default()
+            }
+        }
+        fn flagged(peer: &mut Peer) -> String {
+            peer.violation.take().unwrap_or_default()
+        }
+        let mut p = peer();
+        let _ = p.splice_in(4);
+        assert!(flagged(&mut p).contains("before attach_pipe"));
+        let _ = p.splice_out(4);
+        assert!(flagged(&mut p).contains("before attach_pipe"));
+
+        let mut p = peer();
+        p.send(payload(0, 6), false);
+        let _ = p.read(&mut [0; 4]);
+        let _ = p.attach_pipe(8);
+        assert!(flagged(&mut p).contains("4 bytes buffered"));
+
+        let mut p = peer();
+        p.send(payload(0, 4), false);
+        assert_eq!(p.attach_pipe(8).unwrap(), 8);
+        assert_eq!(p.splice_in(4).unwrap(), 4);
+        assert_eq!(p.violation, None);
+        let _ = p.read(&mut [0; 2]);
+        assert!(flagged(&mut p).contains("read through the copy path"));
+        p.room = 0;
+        let _ = p.write(&[0]);
+        assert!(flagged(&mut p).contains("write through the copy path"));
+        p.room = usize::MAX;
+        let _ = p.splice_in(0);
+        assert!(flagged(&mut p).contains("splice_in of 0 bytes"));
+        let _ = p.splice_in(5);
+        assert!(flagged(&mut p).contains("more than the pipe's capacity"));
+        let _ = p.splice_out(0);
+        assert!(flagged(&mut p).contains("splice_out of 0 bytes"));
+        assert_eq!(p.splice_out(9).unwrap(), 4, "the pipe's bytes, and no more");
+        assert_eq!(p.violation, None);
+
+        let mut p = peer();
+        p.splice_allowed = false;
+        let _ = p.attach_pipe(8);
+        assert!(flagged(&mut p).contains("not allowed to splice"));
+        p.splice_allowed = true;
+        let _ = p.attach_pipe(8);
+        assert!(flagged(&mut p).contains("already attached"));
     }
 
     // An empty input still runs the settle phase and closes cleanly.
@@ -692,17 +1178,84 @@ mod tests {
     fn generated_scripts_pass() {
         let mut rng = XorShift(0x0123_4567_89AB_CDEF);
         let mut reasons = std::collections::HashSet::new();
+        let mut runs = Vec::new();
         for i in 0..3_000 {
             let len = (rng.next() % 300) as usize;
             let data = rng.bytes(len);
             match check_echo(&data) {
                 Ok(run) => {
                     reasons.insert(run.closed.to_string());
+                    runs.push(run);
                 }
                 Err(v) => panic!("script {i} {data:?}: {v}"),
             }
         }
         assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert_reaches_the_pipe(&runs, 10);
+    }
+
+    // The same, leaning on the zero-copy path: splicing allowed, and about
+    // one byte in five a pipe operation (uniform bytes select one in 16).
+    #[test]
+    fn generated_splice_scripts_pass() {
+        let mut rng = XorShift(0x5EED_0F50_11CE);
+        let mut runs = Vec::new();
+        for i in 0..3_000 {
+            let len = (rng.next() % 300) as usize;
+            let mut data = rng.bytes(len);
+            if let Some(head) = data.first_mut() {
+                *head |= 0x08;
+            }
+            for byte in data.iter_mut().skip(2) {
+                if rng.next() % 5 == 0 {
+                    *byte = PIPE_OPS + (rng.next() % 16) as u8;
+                }
+            }
+            match check_echo(&data) {
+                Ok(run) => runs.push(run),
+                Err(v) => panic!("script {i} {data:?}: {v}"),
+            }
+        }
+        let short = runs.iter().filter(|r| r.short_splice).count();
+        let slots = runs.iter().filter(|r| r.slots_full).count();
+        assert!(
+            short >= 100 && slots >= 50,
+            "{short} short, {slots} out of slots"
+        );
+    }
+
+    /// At least `least` of `runs` took each turn of the zero-copy path, and
+    /// as many stayed on the copying one.
+    fn assert_reaches_the_pipe(runs: &[EchoRun], least: usize) {
+        let count = |f: fn(&EchoRun) -> bool| runs.iter().filter(|r| f(r)).count();
+        let counts = [
+            ("copying only", count(|r| !r.splice_allowed)),
+            ("spliced", count(|r| r.spliced)),
+            ("pipe smaller than asked", count(|r| r.pipe_smaller)),
+            ("pipe refused", count(|r| r.attach_refused)),
+            ("short splice", count(|r| r.short_splice)),
+            ("pipe out of slots", count(|r| r.slots_full)),
+            ("pipe full", count(|r| r.spliced && r.buffer_filled)),
+        ];
+        for (what, n) in counts {
+            assert!(n >= least, "{what}: {n} of {} runs; {counts:?}", runs.len());
+        }
+    }
+
+    // The checked-in seeds reach the zero-copy path too, so replaying them
+    // (`model_check::tests::echo_corpus_replays`) covers it.
+    #[test]
+    fn seeds_reach_the_pipe() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/echo");
+        let runs: Vec<EchoRun> = std::fs::read_dir(&dir)
+            .expect("seed corpus")
+            .map(|entry| {
+                let path = entry.expect("seed").path();
+                let data = std::fs::read(&path).expect("read seed");
+                check_echo(&data).unwrap_or_else(|v| panic!("{}: {v}", path.display()))
+            })
+            .collect();
+        assert_reaches_the_pipe(&runs, 1);
     }
 
     /// A deliberately broken state machine wrapping the real one.
@@ -723,6 +1276,10 @@ mod tests {
         ForgetResume,
         /// Overstates the bytes received in a turn.
         MiscountTurn,
+        /// Takes a short splice into the pipe for a drained socket.
+        ShortSpliceDrains,
+        /// Says `Resume` where it should say `Wait`, so it spins.
+        ResumeForever,
     }
 
     /// Forwards to the peer, losing one byte of the second write.
@@ -754,6 +1311,59 @@ mod tests {
         fn shutdown_write(&mut self) -> io::Result<()> {
             self.peer.shutdown_write()
         }
+        fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
+            self.peer.attach_pipe(capacity)
+        }
+        fn splice_in(&mut self, max: usize) -> io::Result<usize> {
+            self.peer.splice_in(max)
+        }
+        fn splice_out(&mut self, max: usize) -> io::Result<usize> {
+            self.peer.splice_out(max)
+        }
+    }
+
+    /// Forwards to the peer, but after a splice into the pipe that moved
+    /// less than asked, reports the socket empty (`WouldBlock`) for the
+    /// rest of the turn: the machine then stops as if a short splice meant
+    /// a drained socket, as the copying path may for a short read.
+    struct Hasty<'p> {
+        peer: &'p mut Peer,
+        drained: bool,
+    }
+
+    impl Read for Hasty<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.peer.read(buf)
+        }
+    }
+
+    impl Write for Hasty<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.peer.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Transport for Hasty<'_> {
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            self.peer.shutdown_write()
+        }
+        fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
+            self.peer.attach_pipe(capacity)
+        }
+        fn splice_in(&mut self, max: usize) -> io::Result<usize> {
+            if self.drained {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let result = self.peer.splice_in(max);
+            self.drained = matches!(result, Ok(n) if n > 0 && n < max);
+            result
+        }
+        fn splice_out(&mut self, max: usize) -> io::Result<usize> {
+            self.peer.splice_out(max)
+        }
     }
 
     impl Machine for Broken {
@@ -762,6 +1372,13 @@ mod tests {
                 Fault::LoseAByte => {
                     let mut lossy = Lossy { peer, writes: 0 };
                     self.echo.pump(&mut lossy, scratch, max_reads)
+                }
+                Fault::ResumeForever => {
+                    let mut progress = self.echo.pump(peer, scratch, max_reads);
+                    if progress.next == Next::Wait {
+                        progress.next = Next::Resume;
+                    }
+                    progress
                 }
                 Fault::ForgetResume => {
                     let mut progress = self.echo.pump(peer, scratch, max_reads);
@@ -776,6 +1393,13 @@ mod tests {
                         progress.received += 1;
                     }
                     progress
+                }
+                Fault::ShortSpliceDrains => {
+                    let mut hasty = Hasty {
+                        peer,
+                        drained: false,
+                    };
+                    self.echo.pump(&mut hasty, scratch, max_reads)
                 }
                 Fault::DropHangup => self.echo.pump(peer, scratch, max_reads),
             }
@@ -803,11 +1427,14 @@ mod tests {
         fn pending(&self) -> usize {
             self.echo.pending()
         }
+        fn is_splicing(&self) -> bool {
+            self.echo.is_splicing()
+        }
     }
 
     fn check_broken(data: &[u8], fault: Fault) -> Result<EchoRun, Violation> {
-        Harness::new(data, |capacity| Broken {
-            echo: Echo::new(capacity),
+        Harness::new(data, |capacity, splice| Broken {
+            echo: echo_machine(capacity, splice),
             fault,
         })
         .run()
@@ -815,10 +1442,18 @@ mod tests {
 
     /// The first generated script on which `fault` is caught, if any.
     fn caught(fault: Fault) -> Option<Violation> {
+        caught_as(fault, "", 2_000)
+    }
+
+    /// The first of `scripts` generated scripts on which `fault` is caught
+    /// with a complaint that contains `complaint`, if any.
+    fn caught_as(fault: Fault, complaint: &str, scripts: usize) -> Option<Violation> {
         let mut rng = XorShift(0xFEED_FACE_CAFE_BEEF);
-        (0..2_000).find_map(|_| {
+        (0..scripts).find_map(|_| {
             let len = (rng.next() % 200) as usize;
-            check_broken(&rng.bytes(len), fault).err()
+            check_broken(&rng.bytes(len), fault)
+                .err()
+                .filter(|v| v.message.contains(complaint))
         })
     }
 
@@ -834,5 +1469,25 @@ mod tests {
         assert!(v.message.contains("stalled"), "{v}");
         let v = caught(Fault::MiscountTurn).expect("miscount not caught");
         assert!(v.message.contains("turn reports"), "{v}");
+        let v = caught(Fault::ResumeForever).expect("spinning not caught");
+        assert!(v.message.contains("livelock"), "{v}");
+        // Rarer: the pipe's slots ran out with data queued, and the peer
+        // then only waits for its echo (about one script in 10,000).
+        let waits = "stalled: the peer waits for its echo";
+        caught_as(Fault::ShortSpliceDrains, waits, 20_000)
+            .expect("short splice as drained not caught");
+    }
+
+    // The scripted case in point: the same short splice that the real
+    // machine gets through (`short_splice_is_not_drained`) stalls one that
+    // takes it for a drained socket.
+    #[test]
+    fn short_splice_taken_for_drained_stalls() {
+        let v = check_broken(&short_splice_before_eof(), Fault::ShortSpliceDrains).unwrap_err();
+        assert!(v.message.contains("stalled"), "{v}");
+        assert!(
+            v.message.contains("11 of 28 bytes echoed, 17 unread"),
+            "{v}"
+        );
     }
 }
