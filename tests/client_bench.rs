@@ -223,6 +223,16 @@ fn traced(test: &str, strace_args: &[&str], script: &str) -> Option<(common::Exi
     Some((exit, t))
 }
 
+/// The shell command of a bulk run on 3 connections: `writes` writes of
+/// `size` bytes in all, JSON out.
+fn bulk_script(server: &Server, writes: u64, size: u64) -> String {
+    format!(
+        "exec '{}' bench {} --bulk -c 3 -s {size} -n {writes} --json",
+        client_support::CLIENT,
+        server.addr()
+    )
+}
+
 /// Bulk sends without copying: every byte reaches the socket through a
 /// pipe filled by vmsplice, none through a copying send, and the bytes
 /// spliced are exactly those the server received and the client verified.
@@ -235,11 +245,7 @@ fn bulk_sends_through_a_pipe_without_copying() {
         return;
     }
     let server = Server::start(&[]);
-    let script = format!(
-        "exec '{}' bench {} --bulk -c 3 -s {SIZE} -n {WRITES} --json",
-        client_support::CLIENT,
-        server.addr()
-    );
+    let script = bulk_script(&server, WRITES, SIZE);
     let Some((exit, t)) = traced(TEST, &[], &script) else {
         return;
     };
@@ -319,11 +325,7 @@ fn bulk_copies_when_vmsplice_fails() {
         return;
     }
     let server = Server::start(&[]);
-    let script = format!(
-        "exec '{}' bench {} --bulk -c 3 -s {SIZE} -n {WRITES} --json",
-        client_support::CLIENT,
-        server.addr()
-    );
+    let script = bulk_script(&server, WRITES, SIZE);
     for (inject, piped) in [
         ("inject=vmsplice:error=ENOSYS", false),
         ("inject=vmsplice:error=ENOMEM:when=5+", true),
