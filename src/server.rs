@@ -415,7 +415,7 @@ impl Server {
             return;
         }
         let now = Instant::now();
-        let conn = Connection::new(
+        let mut conn = Connection::new(
             stream,
             peer,
             token,
@@ -423,7 +423,6 @@ impl Server {
             self.config.splice,
             now,
         );
-        let mut conn = conn;
         if let Some(idle) = self.config.idle_timeout {
             let deadline = self.clock.ceil(now + idle);
             self.wheel.insert(deadline, token);
