@@ -27,6 +27,10 @@ def figures(run: dict, server: Server) -> dict[str, float | None]:
         "closed_early": c.get("closed_early"),
         "server_threads": run.get("server_threads"),
     }
+    tcp = run.get("kernel_tcp") or {}
+    f["retrans_segs"] = tcp.get("retrans_segs")
+    # 1 or 0 per run, so the summary can count the runs the kernel slowed.
+    f["rcv_collapsed_run"] = None if "rcv_collapsed" not in tcp else int(tcp["rcv_collapsed"] > 0)
     for k in LATENCY_KEYS + ("p95",):
         f[f"lat_{k}_us"] = lat.get(k)
     f["cpu_ns_per_msg"] = srv.get("cpu_ns_per_msg") if srv else None
@@ -59,6 +63,8 @@ def summarize(scenarios: list[Scenario], servers: list[Server], runs: list[dict]
             if ok:
                 medians = median_figures(ok)
                 medians["passes"] = len(ok)
+                collapsed = [f["rcv_collapsed_run"] for f in ok if f["rcv_collapsed_run"] is not None]
+                medians["rcv_collapsed_runs"] = sum(collapsed) if collapsed else None
                 summary.setdefault(scenario.name, {})[server.name] = medians
     return summary
 

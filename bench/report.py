@@ -28,7 +28,9 @@ def describe_run(run: dict, scenario: Scenario) -> str:
     f = figures(run, server)
     head = f"   {scenario.name:<7} {server.name:<14} pass {run['pass']}:"
     if scenario.bulk:
-        perf = f"{fmt(f['mb_per_s'], 1)} MB/s"
+        perf = f"{fmt(f['mb_per_s'], 1)} MB/s, kernel retransmits {fmt(f['retrans_segs'])}"
+        if f["rcv_collapsed_run"]:
+            perf += " (a receive queue collapsed)"
     else:
         perf = f"{fmt(f['msgs_per_s'])} msgs/s, p50 {fmt(f['lat_p50_us'], 1)} us, p99 {fmt(f['lat_p99_us'], 1)} us"
     extra = f"CPU {fmt(f['cpu_ns_per_msg'])} ns/msg, peak RSS {fmt(f['peak_rss_kib'])} KiB"
@@ -94,7 +96,7 @@ def markdown_block(opts: Options, results: dict) -> str:
         "## Machine and command of this run",
         "",
         f"- CPU: {m['cpu']}, {m['nproc']} CPUs (nproc), {m['memory_gib']} GiB memory",
-        f"- Kernel: {m['kernel']}; {m['rustc']}",
+        f"- Kernel: {m['kernel']}, TCP congestion control {m.get('tcp_congestion_control') or 'unknown'} (the system default, used by every server, the client and iperf3); {m['rustc']}",
         f"- Tools: {m['socat'] or 'socat missing'}; {m['iperf3'] or 'iperf3 missing'}; {m['strace'] or 'strace missing'}",
         f"- Date (UTC): {results['date']}",
         f"- Command: `{opts.command}` ({plural(opts.passes, 'pass', 'passes')}, {opts.duration} s measured after {opts.warmup} s warm-up per run)",
@@ -166,13 +168,22 @@ def scenario_section(scenario: Scenario, rows: dict, results: dict, opts: Option
     out = [f"## {scenario.name}: {scenario.title}", ""]
     if scenario.bulk:
         iperf = results["ceilings"].get("iperf3_mb_per_s")
-        out += ["| server | MB/s | x tokio current_thread | x iperf3 | server CPU ns/64 KiB msg | peak RSS KiB |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        out += ["| server | MB/s | x tokio current_thread | x iperf3 | server CPU ns/64 KiB msg | peak RSS KiB | kernel retransmits per run | runs with a collapsed receive queue |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name, f in rows.items():
+            collapsed = f.get("rcv_collapsed_runs")
+            collapsed_text = "n/a" if collapsed is None else f"{collapsed:.0f} of {f['passes']:.0f}"
             out.append(
                 f"| {SERVERS_BY_NAME[name].label} | {fmt(f['mb_per_s'], 1)} | {fmt(ratio(f['mb_per_s'], base.get('mb_per_s')), 2)} "
-                f"| {fmt(ratio(f['mb_per_s'], iperf), 2)} | {fmt(f['cpu_ns_per_msg'])} | {fmt(f['peak_rss_kib'])} |"
+                f"| {fmt(ratio(f['mb_per_s'], iperf), 2)} | {fmt(f['cpu_ns_per_msg'])} | {fmt(f['peak_rss_kib'])} "
+                f"| {fmt(f.get('retrans_segs'))} | {collapsed_text} |"
             )
-        return out + [""]
+        out += ["", "Kernel counters are system-wide deltas over each client run (/proc/net/snmp `RetransSegs`, /proc/net/netstat "
+                "`TCPRcvCollapsed`); nothing is lost on loopback's wire, so a retransmission follows either reordering (segments sent from both CPUs "
+                "overtake each other; DSACKs then show the resend was spurious) or a segment dropped by a full receive queue, "
+                "and a collapse means the kernel pruned and re-copied a receive queue that outgrew its buffer. "
+                f"iperf3's own runs: {fmt(results['ceilings'].get('iperf3_retrans_segs'))} retransmits per run (median).", ""]
+        return out
     per_conn = scenario.name == "c10000"
     head = "| server | msgs/s | MB/s | p50 us | p99 us | p99.9 us | CPU ns/msg | peak RSS KiB |"
     head += " RSS/conn KiB |" if per_conn else ""

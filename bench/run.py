@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import graphs
+import kernel_tcp
 import report
 from catalog import (
     CLIENT_CPU,
@@ -358,7 +359,9 @@ def bench_once(env: Env, opts: Options, scenario: Scenario, server: Server, pass
             run["rss_before_kib"] = read_kib(f"/proc/{proc.pid}/status", "VmRSS")
             args = scenario.client_args(opts.duration, opts.warmup, opts.tiny) + ["--server-pid", str(proc.pid)]
             timeout = scenario.seconds(opts.duration, opts.warmup) + CLIENT_SLACK
+            before = kernel_tcp.snapshot()
             run["client"], error = run_client(env, port, args, timeout)
+            run["kernel_tcp"] = kernel_tcp.delta(before, kernel_tcp.snapshot())
     except RuntimeError as e:
         error = str(e)
     run["error"] = error
@@ -371,11 +374,12 @@ def bench_once(env: Env, opts: Options, scenario: Scenario, server: Server, pass
     return run
 
 
-def iperf3_ceiling(env: Env, opts: Options) -> float | None:
+def iperf3_ceiling(env: Env, opts: Options) -> tuple[float | None, dict[str, int]]:
     """One-direction loopback TCP MB/s (10^6 bytes/s) as iperf3 measures it,
-    pinned like the servers and the client."""
+    pinned like the servers and the client, and the kernel's TCP counters
+    over that run."""
     if env.tools["iperf3"] is None:
-        return None
+        return None, {}
     port = free_port()
     log = env.work / f"iperf3-server-{port}.log"
     with log.open("wb") as out:
@@ -388,14 +392,16 @@ def iperf3_ceiling(env: Env, opts: Options) -> float | None:
             # its banner instead (--forceflush: stdout is a file).
             if not wait_for_text(log, "Server listening", server):
                 env.fail(f"iperf3 server did not start; see {log}")
-                return None
+                return None, {}
             argv = env.pinned(CLIENT_CPU, ["iperf3", "-c", LOCALHOST, "-p", str(port), "-J", "-t", str(opts.iperf_seconds)])
+            before = kernel_tcp.snapshot()
             p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=opts.iperf_seconds + 30)
+            counters = kernel_tcp.delta(before, kernel_tcp.snapshot())
             bps = json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"]
-            return bps / 8 / 1e6
+            return bps / 8 / 1e6, counters
         except (subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as e:
             env.fail(f"iperf3 client: {e!r}")
-            return None
+            return None, {}
         finally:
             stop(server)
 
@@ -490,6 +496,7 @@ def machine_info() -> dict[str, Any]:
         "nproc": len(os.sched_getaffinity(0)),  # what `nproc` prints
         "memory_gib": round(mem_kib / 1024 / 1024, 1) if mem_kib else None,
         "kernel": f"{u.system} {u.release} {u.machine}",
+        "tcp_congestion_control": kernel_tcp.congestion_control(),
         "rustc": first_line(["rustc", "--version"]),
         "socat": first_line(["socat", "-V"], match="socat version"),
         "iperf3": first_line(["iperf3", "--version"]),
@@ -534,7 +541,8 @@ def run_passes(env: Env, opts: Options) -> tuple[list[dict], list[dict]]:
     runs, ceiling_runs = [], []
     for pass_no in range(1, opts.passes + 1):
         print(f"\n== Pass {pass_no}/{opts.passes}", flush=True)
-        c = {"pass": pass_no, "iperf3_mb_per_s": iperf3_ceiling(env, opts)}
+        iperf3_mb_per_s, iperf3_tcp = iperf3_ceiling(env, opts)
+        c = {"pass": pass_no, "iperf3_mb_per_s": iperf3_mb_per_s, "iperf3_retrans_segs": iperf3_tcp.get("retrans_segs")}
         floor = syscall_floor(env, opts)
         c["floor_round_trip_ns"] = floor and floor["round_trip_ns"]
         c["floor_server_ns"] = floor and floor["server_read_write_ns"]
