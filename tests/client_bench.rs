@@ -129,6 +129,82 @@ fn bulk_mode_measures_verified_throughput() {
     assert!((num(&doc, &["mb_per_s"]) - bytes / 1e6 / num(&doc, &["elapsed_s"])).abs() < 1.0);
 }
 
+/// What a silent server has read once the client's bytes stop arriving
+/// (they are all written by the time the client exits).
+fn settled_received(server: &FaultyServer) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut last = server.received();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = server.received();
+        if now == last || std::time::Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Runs a 1 s bulk benchmark against a server that reads everything and
+/// echoes nothing, and returns what it reported and what the server read.
+fn bulk_into_silence(extra: &[&str]) -> (serde_json::Value, u64) {
+    let silent = FaultyServer::start(Fault::Silent);
+    let mut args = vec![
+        "bench",
+        "--bulk",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "-W",
+        "1",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let addr = silent.addr();
+    args.push(&addr);
+    let exit = client(&args);
+    // No echo ever came: the drain times out with the bytes unechoed.
+    assert_eq!(exit.code(), Some(5), "{}", exit.describe());
+    let doc = json_of(&exit);
+    assert_eq!(doc["incomplete"], 1, "{doc}");
+    (doc, settled_received(&silent))
+}
+
+/// Bulk keeps at most --in-flight bytes written and not yet echoed: a
+/// server that reads promptly and never echoes gets exactly the whole
+/// 64 KiB writes that fit, where an unbounded sender would push
+/// gigabytes into it in the same second. By default the bound follows the
+/// socket's send buffer, which the kernel keeps within tcp_wmem's maximum,
+/// and never goes below 1 MiB.
+#[test]
+fn bulk_keeps_at_most_in_flight_bytes_unechoed() {
+    const WRITE: u64 = 65536;
+    for (arg, limit) in [("300K", 300 * 1024), ("3M", 3 << 20)] {
+        let (doc, received) = bulk_into_silence(&["--in-flight", arg]);
+        assert_eq!(doc["in_flight"]["auto"], false, "{doc}");
+        assert_eq!(doc["in_flight"]["largest_bytes"], limit, "{doc}");
+        assert_eq!(received, limit / WRITE * WRITE, "--in-flight {arg}");
+    }
+
+    let wmem_max: u64 = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .expect("tcp_wmem")
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .expect("tcp_wmem's maximum");
+    let (doc, received) = bulk_into_silence(&[]);
+    assert_eq!(doc["in_flight"]["auto"], true, "{doc}");
+    let largest = num(&doc, &["in_flight", "largest_bytes"]) as u64;
+    assert!(
+        largest >= 1 << 20 && largest <= wmem_max.max(1 << 20),
+        "{doc}"
+    );
+    assert!(
+        received >= (1 << 20) && received <= largest,
+        "{received} bytes in flight, limit {largest}"
+    );
+}
+
 /// With --requests, bulk sends exactly that many writes in all, every
 /// byte is echoed and verified, and the server received exactly those
 /// bytes (odd-sized writes, so no write lines up with a page or the

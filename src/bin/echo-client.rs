@@ -67,6 +67,7 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
         warmup: args.warmup(),
         rate: args.rate,
         bulk: args.bulk,
+        in_flight: args.in_flight,
         timeout: args.timeout,
         server_pid: args.server_pid,
         progress: false,

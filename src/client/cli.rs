@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use super::bench::in_flight::InFlight;
 use super::error::EXIT_CODES_HELP;
 use super::target::{parse_target, Target};
 use crate::units::{parse_seconds, parse_size};
@@ -158,6 +159,14 @@ pub struct BenchArgs {
     #[arg(long)]
     pub bulk: bool,
 
+    /// With --bulk, most bytes a connection keeps written but not yet
+    /// echoed: BYTES (K and M suffixes, at most 1024M), or auto, which
+    /// follows the socket's send buffer as the kernel sizes it from the
+    /// path (at least 1M). Raise it on a path whose bandwidth × RTT is
+    /// larger.
+    #[arg(long, default_value = "auto", value_name = "BYTES|auto", value_parser = in_flight, requires = "bulk", allow_negative_numbers = true)]
+    pub in_flight: InFlight,
+
     /// Longest wait, in seconds, for a connection, and for the last echoes
     /// once sending stops.
     #[arg(short = 'W', long, default_value = "5", value_name = "SECS", value_parser = positive_seconds, allow_negative_numbers = true)]
@@ -217,6 +226,15 @@ fn message_size(text: &str) -> Result<usize, String> {
     sized(text, 16 << 20, "16M")
 }
 
+fn in_flight(text: &str) -> Result<InFlight, String> {
+    if text.trim().eq_ignore_ascii_case("auto") {
+        return Ok(InFlight::Auto);
+    }
+    sized(text, 1 << 30, "1024M")
+        .map(|n| InFlight::Bytes(n as u64))
+        .map_err(|e| format!("{e} (or auto)"))
+}
+
 fn positive_rate(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1e9 => Ok(rate),
@@ -252,9 +270,16 @@ mod tests {
             panic!("not bench")
         };
         assert_eq!(
-            (bench.size(), bench.warmup()),
-            (65536, Duration::from_secs(1))
+            (bench.size(), bench.warmup(), bench.in_flight),
+            (65536, Duration::from_secs(1), InFlight::Auto)
         );
+        let cli =
+            ClientCli::try_parse_from(["echo-client", "bench", "--bulk", "--in-flight", "4M"])
+                .unwrap();
+        let Some(Mode::Bench(bench)) = cli.mode else {
+            panic!("not bench")
+        };
+        assert_eq!(bench.in_flight, InFlight::Bytes(4 << 20));
         let cli = ClientCli::try_parse_from(["echo-client", "bench", "-n", "10"]).unwrap();
         let Some(Mode::Bench(bench)) = cli.mode else {
             panic!("not bench")
@@ -271,6 +296,10 @@ mod tests {
             &["echo-client", "bench", "--rate", "10", "--bulk"],
             &["echo-client", "bench", "--duration", "1", "--requests", "5"],
             &["echo-client", "bench", "--connections", "0"],
+            &["echo-client", "bench", "--in-flight", "1M"],
+            &["echo-client", "bench", "--bulk", "--in-flight", "0"],
+            &["echo-client", "bench", "--bulk", "--in-flight", "2048M"],
+            &["echo-client", "bench", "--bulk", "--in-flight", "lots"],
             &["echo-client", "send", "host:0"],
             &["echo-client", "--timeout", "0"],
             &["echo-client", "--file", "x", "127.0.0.1:9", "message"],

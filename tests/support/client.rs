@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -72,6 +72,7 @@ pub struct FaultyServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
+    received: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -82,7 +83,8 @@ impl FaultyServer {
         let addr = listener.local_addr().expect("addr");
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
-        let (stop2, accepted2) = (stop.clone(), accepted.clone());
+        let received = Arc::new(AtomicU64::new(0));
+        let (stop2, accepted2, received2) = (stop.clone(), accepted.clone(), received.clone());
         let stalled = Arc::new(AtomicBool::new(false));
         let thread = thread::spawn(move || {
             // Bounded: the owner sets `stop` on drop; each poll sleeps 5 ms.
@@ -92,7 +94,8 @@ impl FaultyServer {
                         accepted2.fetch_add(1, Ordering::Relaxed);
                         let stop3 = stop2.clone();
                         let stalled = stalled.clone();
-                        thread::spawn(move || serve(stream, fault, &stop3, &stalled));
+                        let received = received2.clone();
+                        thread::spawn(move || serve(stream, fault, &stop3, &stalled, &received));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
@@ -102,6 +105,7 @@ impl FaultyServer {
             addr,
             stop,
             accepted,
+            received,
             thread: Some(thread),
         }
     }
@@ -114,6 +118,11 @@ impl FaultyServer {
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Relaxed)
     }
+
+    /// Bytes read from all connections so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for FaultyServer {
@@ -125,7 +134,13 @@ impl Drop for FaultyServer {
     }
 }
 
-fn serve(mut stream: TcpStream, fault: Fault, stop: &AtomicBool, stalled: &AtomicBool) {
+fn serve(
+    mut stream: TcpStream,
+    fault: Fault,
+    stop: &AtomicBool,
+    stalled: &AtomicBool,
+    received: &AtomicU64,
+) {
     stream
         .set_read_timeout(Some(Duration::from_millis(50)))
         .expect("timeout");
@@ -137,7 +152,10 @@ fn serve(mut stream: TcpStream, fault: Fault, stop: &AtomicBool, stalled: &Atomi
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         let n = match stream.read(&mut buf) {
             Ok(0) => return,
-            Ok(n) => n,
+            Ok(n) => {
+                received.fetch_add(n as u64, Ordering::Relaxed);
+                n
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
             Err(_) => return,

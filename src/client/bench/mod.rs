@@ -15,6 +15,7 @@
 //! that connection on plain writes. Echoes are read and compared as always.
 
 pub mod flow;
+pub mod in_flight;
 pub mod report;
 pub mod schedule;
 
@@ -30,6 +31,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use self::flow::Flow;
+use self::in_flight::{InFlight, InFlightLimit};
 use self::report::{thousands, BenchReport, Latency, ServerUsage};
 use self::schedule::RateSchedule;
 use super::error::{exit, is_reset, ClientError};
@@ -93,6 +95,8 @@ pub struct BenchConfig {
     pub rate: Option<f64>,
     /// Stream continuously instead of sending messages.
     pub bulk: bool,
+    /// Bulk: how many bytes each connection may have unechoed.
+    pub in_flight: InFlight,
     /// Longest wait for a connect, and for the last echoes at the end.
     pub timeout: Duration,
     /// Process to report CPU time and memory of (the server, on this host).
@@ -134,6 +138,8 @@ struct Conn {
     /// The pipe stopped taking memory: the bytes in it go out, then the
     /// connection copies.
     pipe_failed: bool,
+    /// Bulk: the bound on its bytes written and not yet echoed.
+    in_flight: InFlightLimit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -219,6 +225,7 @@ impl<'a> Engine<'a> {
                 owed: VecDeque::new(),
                 pipe: None,
                 pipe_failed: false,
+                in_flight: InFlightLimit::new(config.in_flight),
             })
             .collect();
         let latency = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
@@ -534,8 +541,23 @@ impl<'a> Engine<'a> {
     fn top_up(&mut self, i: usize, now: Instant) {
         let size = self.config.size as u64;
         if self.config.bulk {
-            if self.may_issue() && self.conns[i].flow.unwritten() == 0 {
-                self.conns[i].flow.issue_bytes(size);
+            let may_issue = self.may_issue();
+            let conn = &mut self.conns[i];
+            let (flow, stream) = (&conn.flow, &conn.stream);
+            // The kernel's current size of this socket's send buffer.
+            let send_buffer = || {
+                let bytes = socket2::SockRef::from(stream.as_ref()?)
+                    .send_buffer_size()
+                    .ok()?;
+                Some(bytes as u64)
+            };
+            if may_issue
+                && flow.unwritten() == 0
+                && conn
+                    .in_flight
+                    .allows(flow.unechoed(), size, now, send_buffer)
+            {
+                conn.flow.issue_bytes(size);
                 self.issued += 1;
                 self.outstanding += size;
             }
@@ -876,6 +898,10 @@ impl<'a> Engine<'a> {
             size: self.config.size,
             depth: self.config.depth,
             bulk: self.config.bulk,
+            in_flight: self.config.bulk.then(|| {
+                let largest = self.conns.iter().map(|c| c.in_flight.largest()).max();
+                (self.config.in_flight, largest.unwrap_or(0))
+            }),
             rate: self.config.rate,
             warmup: self.config.warmup,
             elapsed: end.saturating_duration_since(self.window.start),

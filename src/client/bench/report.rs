@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::in_flight::InFlight;
 use crate::json::JsonObject;
 use crate::procstat::ProcessSample;
 
@@ -103,6 +104,9 @@ pub struct BenchReport {
     pub depth: usize,
     /// Bulk streaming instead of messages.
     pub bulk: bool,
+    /// Bulk: the bound on unechoed bytes asked for, and the largest any
+    /// connection had (auto follows the send buffer).
+    pub in_flight: Option<(InFlight, u64)>,
     /// Fixed request rate, if any.
     pub rate: Option<f64>,
     /// Warm-up before the window.
@@ -167,6 +171,16 @@ impl BenchReport {
             .uint("size", self.size as u64)
             .uint("depth", self.depth as u64)
             .bool("bulk", self.bulk);
+        match self.in_flight {
+            Some((choice, largest)) => {
+                let mut limit = JsonObject::new();
+                limit
+                    .bool("auto", choice == InFlight::Auto)
+                    .uint("largest_bytes", largest);
+                o.object("in_flight", limit)
+            }
+            None => o.null("in_flight"),
+        };
         match self.rate {
             Some(rate) => o.float("rate", rate),
             None => o.null("rate"),
@@ -234,7 +248,19 @@ pub fn thousands(n: u64) -> String {
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = if self.bulk {
-            format!("bulk stream, {} B writes", self.size)
+            let limit = match self.in_flight {
+                Some((choice, largest)) => format!(
+                    ", at most {} B in flight{}",
+                    thousands(largest),
+                    if choice == InFlight::Auto {
+                        " (auto: the send buffer)"
+                    } else {
+                        ""
+                    }
+                ),
+                None => String::new(),
+            };
+            format!("bulk stream, {} B writes{limit}", self.size)
         } else {
             format!("{} B messages, depth {}", self.size, self.depth)
         };
