@@ -87,6 +87,7 @@ class Scenario:
     size: str  # as echo-client takes it: bytes, or with a K suffix
     depth: int = 1
     bulk: bool = False
+    in_flight: str | None = None  # bulk: echo-client's --in-flight; None: its default (auto)
     requests: int | None = None  # a fixed message count instead of --duration
     warmup: float | None = None  # None: the run's --warmup
     tiny_connections: int | None = None  # fewer connections under --tiny
@@ -97,6 +98,8 @@ class Scenario:
         args = ["--connections", str(conns), "--size", self.size]
         if self.bulk:
             args.append("--bulk")
+            if self.in_flight is not None:
+                args += ["--in-flight", self.in_flight]
         else:
             args += ["--depth", str(self.depth)]
         if self.requests is not None:
@@ -118,6 +121,10 @@ SCENARIOS = [
     Scenario("msg50", "50 connections x 64 B, depth 1 (messages/s)", "50 conns x 64 B", 50, "64"),
     Scenario("d4", "50 connections x 4 KiB, depth 4", "50 conns x 4 KiB, depth 4", 50, "4K", depth=4),
     Scenario("bulk", "1 connection, bulk 64 KiB writes (MB/s)", "1 conn, 64 KiB writes", 1, "64K", bulk=True),
+    # The same stream with less and with (almost) no bound on the bytes in
+    # flight: how the comparison depends on it (BENCHMARKS.md, "bulk").
+    Scenario("bulk256k", "1 connection, bulk 64 KiB writes, at most 256 KiB in flight", "1 conn, 256 KiB in flight", 1, "64K", bulk=True, in_flight="256K"),
+    Scenario("bulk1g", "1 connection, bulk 64 KiB writes, up to 1 GiB in flight (no bound in practice)", "1 conn, 1 GiB in flight", 1, "64K", bulk=True, in_flight="1024M"),
     Scenario("c1000", "1,000 connections x 64 B (scale)", "1,000 conns x 64 B", 1000, "64"),
     Scenario("c10000", "10,000 connections x 64 B (scale)", "10,000 conns x 64 B", 10000, "64", tiny_connections=200),
     Scenario("seed", "the Python seed's scenario: 1 connection, 16 KiB x 1000", "1 conn, 16 KiB x 1000", 1, "16K", requests=1000, warmup=0),

@@ -151,10 +151,11 @@ def throughput_graph(path: Path, summary: dict, servers: list[str], iperf3_mb_pe
     svg = Svg(cols * 300 + 40, rows_n * 300 + 90)
     svg.text(svg.width / 2, 24, "Throughput per scenario and server (higher is better)", size=15, weight="bold")
     for i, name in enumerate(names):
-        key, unit = ("mb_per_s", "MB/s") if name in ("bulk", "seed") else ("msgs_per_s", "messages/s")
+        scenario = SCENARIOS_BY_NAME[name]
+        key, unit = ("mb_per_s", "MB/s") if scenario.bulk or name == "seed" else ("msgs_per_s", "messages/s")
         rows = summary[name]
         x0, y0 = 80 + (i % cols) * 300, 70 + (i // cols) * 300
-        ceiling = ("iperf3", iperf3_mb_per_s) if name == "bulk" and iperf3_mb_per_s else None
+        ceiling = ("iperf3", iperf3_mb_per_s) if scenario.bulk and iperf3_mb_per_s else None
         bar_panel(
             svg, x0, y0, 200, 220, f"{name}: {SCENARIOS_BY_NAME[name].short}", unit,
             [name], [s for s in servers if s in rows], lambda g, s: rows[s][key], log=False, ceiling=ceiling,

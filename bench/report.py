@@ -178,6 +178,8 @@ def scenario_section(scenario: Scenario, rows: dict, results: dict, opts: Option
                 f"| {fmt(ratio(f['mb_per_s'], iperf), 2)} | {fmt(f['cpu_ns_per_msg'])} | {fmt(f['peak_rss_kib'])} "
                 f"| {fmt(f.get('retrans_segs'))} | {collapsed_text} |"
             )
+        if scenario.name != "bulk":
+            return out + ["", "Kernel counters as for `bulk`.", ""]
         out += ["", "Kernel counters are system-wide deltas over each client run (/proc/net/snmp `RetransSegs`, /proc/net/netstat "
                 "`TCPRcvCollapsed`); nothing is lost on loopback's wire, so a retransmission follows either reordering (segments sent from both CPUs "
                 "overtake each other; DSACKs then show the resend was spurious) or a segment dropped by a full receive queue, "
