@@ -31,6 +31,8 @@ def figures(run: dict, server: Server) -> dict[str, float | None]:
     f["retrans_segs"] = tcp.get("retrans_segs")
     # 1 or 0 per run, so the summary can count the runs the kernel slowed.
     f["rcv_collapsed_run"] = None if "rcv_collapsed" not in tcp else int(tcp["rcv_collapsed"] > 0)
+    segs = tcp.get("out_segs")
+    f["delack_pct"] = 100 * tcp["delayed_acks"] / segs if segs and "delayed_acks" in tcp else None
     for k in LATENCY_KEYS + ("p95",):
         f[f"lat_{k}_us"] = lat.get(k)
     f["cpu_ns_per_msg"] = srv.get("cpu_ns_per_msg") if srv else None

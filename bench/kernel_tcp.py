@@ -6,7 +6,8 @@ from both CPUs overtake each other (reordering, then spurious
 retransmissions), and a receive queue that outgrows its buffer is pruned
 and its segments re-copied ("collapsed"). Recording those counters per run
 lets the report say which runs the kernel slowed, instead of leaving an
-outlier unexplained. The counters are system-wide; during a run only the
+outlier unexplained; likewise the delayed-ACK timers that fire when each
+of 10,000 connections waits longer than the timeout. The counters are system-wide; during a run only the
 benchmark's own connections carry traffic on this machine.
 """
 
@@ -21,6 +22,11 @@ COUNTERS = (
     ("/proc/net/netstat", "TcpExt:", "TCPOFOQueue", "ofo_queued"),
     ("/proc/net/netstat", "TcpExt:", "PruneCalled", "prune_called"),
     ("/proc/net/netstat", "TcpExt:", "TCPRcvCollapsed", "rcv_collapsed"),
+    # Pure ACKs sent because a delayed-ACK timer fired (no reply carried the
+    # ACK in time), against all segments sent: what makes 10,000 slow
+    # connections cost more per message than 50 fast ones.
+    ("/proc/net/netstat", "TcpExt:", "DelayedACKs", "delayed_acks"),
+    ("/proc/net/snmp", "Tcp:", "OutSegs", "out_segs"),
 )
 
 

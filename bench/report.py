@@ -189,6 +189,7 @@ def scenario_section(scenario: Scenario, rows: dict, results: dict, opts: Option
     per_conn = scenario.name == "c10000"
     head = "| server | msgs/s | MB/s | p50 us | p99 us | p99.9 us | CPU ns/msg | peak RSS KiB |"
     head += " RSS/conn KiB |" if per_conn else ""
+    head += " delayed-ACK timer segments % |"
     head += " x msgs/s | x CPU/msg | x p99 | x peak RSS |"
     out += [head, "|" + " --- |" + " ---: |" * (head.count("|") - 2)]
     for name, f in rows.items():
@@ -198,6 +199,7 @@ def scenario_section(scenario: Scenario, rows: dict, results: dict, opts: Option
         )
         if per_conn:
             line += f" {fmt(f['rss_per_conn_kib'], 2)} |"
+        line += f" {fmt(f.get('delack_pct'), 1)} |"
         line += "".join(
             f" {fmt(ratio(f[k], base.get(k)), 2)} |" for k in ("msgs_per_s", "cpu_ns_per_msg", "lat_p99_us", "peak_rss_kib")
         )
