@@ -162,8 +162,8 @@ pub struct BenchArgs {
     /// With --bulk, most bytes a connection keeps written but not yet
     /// echoed: BYTES (K and M suffixes, at most 1024M), or auto, which
     /// follows the socket's send buffer as the kernel sizes it from the
-    /// path (at least 1M). Raise it on a path whose bandwidth × RTT is
-    /// larger.
+    /// path (at least 1M, at most a quarter of tcp_rmem's maximum). Raise
+    /// it on a path whose bandwidth × RTT is larger.
     #[arg(long, default_value = "auto", value_name = "BYTES|auto", value_parser = in_flight, requires = "bulk", allow_negative_numbers = true)]
     pub in_flight: InFlight,
 

@@ -15,7 +15,11 @@
 //! below that measures its own limit. So by default the bound follows the
 //! socket's send buffer, which the kernel sizes from the path's congestion
 //! window (and so from bandwidth × RTT, up to `net.ipv4.tcp_wmem`'s
-//! maximum, the same limit a single iperf3 stream has), with a floor.
+//! maximum, the same limit a single iperf3 stream has), with a floor, and
+//! with a ceiling of a quarter of `net.ipv4.tcp_rmem`'s maximum: every byte
+//! in flight may end up waiting in this client's receive queue, so on a
+//! host tuned with a large send buffer the bound still keeps that queue
+//! well inside what the kernel lets it grow to.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,24 @@ use std::time::{Duration, Instant};
 /// which the receive queue collapses.
 pub const AUTO_FLOOR: u64 = 1 << 20;
 
+/// Where the kernel's TCP receive buffer limits are.
+const TCP_RMEM: &str = "/proc/sys/net/ipv4/tcp_rmem";
+
+/// The ceiling of the automatic limit on this host: a quarter of the most
+/// a TCP receive queue may grow to (`tcp_rmem`'s third field), or none if
+/// that cannot be read.
+pub fn auto_ceiling() -> u64 {
+    std::fs::read_to_string(TCP_RMEM)
+        .ok()
+        .and_then(|text| parse_ceiling(&text))
+        .unwrap_or(u64::MAX)
+}
+
+fn parse_ceiling(tcp_rmem: &str) -> Option<u64> {
+    let max: u64 = tcp_rmem.split_whitespace().nth(2)?.parse().ok()?;
+    Some(max / 4)
+}
+
 /// How often, at most, the automatic limit asks the kernel for the send
 /// buffer's size again (only while the limit holds a write back).
 pub const AUTO_REFRESH: Duration = Duration::from_millis(10);
@@ -32,7 +54,8 @@ pub const AUTO_REFRESH: Duration = Duration::from_millis(10);
 /// The user's choice of bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InFlight {
-    /// Follow the socket's send buffer, at least [`AUTO_FLOOR`].
+    /// Follow the socket's send buffer, at least [`AUTO_FLOOR`] and at
+    /// most [`auto_ceiling`] (when that is above the floor).
     Auto,
     /// At most this many bytes.
     Bytes(u64),
@@ -42,20 +65,23 @@ pub enum InFlight {
 #[derive(Debug, Clone)]
 pub struct InFlightLimit {
     choice: InFlight,
+    ceiling: u64,
     limit: u64,
     largest: u64,
     refreshed: Option<Instant>,
 }
 
 impl InFlightLimit {
-    /// A connection's limit under `choice`.
-    pub fn new(choice: InFlight) -> Self {
+    /// A connection's limit under `choice`; `ceiling` caps the automatic
+    /// limit (see [`auto_ceiling`]), never below [`AUTO_FLOOR`].
+    pub fn new(choice: InFlight, ceiling: u64) -> Self {
         let limit = match choice {
             InFlight::Auto => AUTO_FLOOR,
             InFlight::Bytes(n) => n,
         };
         Self {
             choice,
+            ceiling: ceiling.max(AUTO_FLOOR),
             limit,
             largest: limit,
             refreshed: None,
@@ -98,7 +124,7 @@ impl InFlightLimit {
         }
         self.refreshed = Some(now);
         if let Some(bytes) = send_buffer() {
-            self.limit = bytes.max(AUTO_FLOOR);
+            self.limit = bytes.clamp(AUTO_FLOOR, self.ceiling);
             self.largest = self.largest.max(self.limit);
         }
         fits(self.limit)
@@ -113,7 +139,7 @@ mod tests {
 
     #[test]
     fn fixed_limit_holds_writes_back_until_echoes_return() {
-        let mut limit = InFlightLimit::new(InFlight::Bytes(4 * K64));
+        let mut limit = InFlightLimit::new(InFlight::Bytes(4 * K64), u64::MAX);
         let now = Instant::now();
         let never = || -> Option<u64> { panic!("a fixed limit never asks the kernel") };
         assert!(limit.allows(0, K64, now, never));
@@ -125,7 +151,7 @@ mod tests {
 
     #[test]
     fn a_limit_below_the_write_size_still_sends_one_at_a_time() {
-        let mut limit = InFlightLimit::new(InFlight::Bytes(1000));
+        let mut limit = InFlightLimit::new(InFlight::Bytes(1000), u64::MAX);
         let now = Instant::now();
         assert!(limit.allows(0, K64, now, || None));
         assert!(!limit.allows(1, K64, now, || None));
@@ -133,7 +159,7 @@ mod tests {
 
     #[test]
     fn auto_follows_the_send_buffer_with_a_floor() {
-        let mut limit = InFlightLimit::new(InFlight::Auto);
+        let mut limit = InFlightLimit::new(InFlight::Auto, u64::MAX);
         let t0 = Instant::now();
         // Within the floor, the kernel is not asked.
         assert!(limit.allows(AUTO_FLOOR - K64, K64, t0, || panic!("asked")));
@@ -153,8 +179,27 @@ mod tests {
     }
 
     #[test]
+    fn auto_stays_under_the_receive_ceiling() {
+        let mut limit = InFlightLimit::new(InFlight::Auto, 8 << 20);
+        let now = Instant::now();
+        assert!(!limit.allows(8 << 20, K64, now, || Some(64 << 20)));
+        assert_eq!(limit.limit(), 8 << 20);
+        // A ceiling below the floor leaves the floor.
+        let mut limit = InFlightLimit::new(InFlight::Auto, K64);
+        assert!(!limit.allows(AUTO_FLOOR, K64, now, || Some(4 << 20)));
+        assert_eq!(limit.limit(), AUTO_FLOOR);
+    }
+
+    #[test]
+    fn the_ceiling_is_a_quarter_of_tcp_rmem_max() {
+        assert_eq!(parse_ceiling("4096\t131072\t33554432\n"), Some(8 << 20));
+        assert_eq!(parse_ceiling("4096 131072"), None);
+        assert_eq!(parse_ceiling("a b c"), None);
+    }
+
+    #[test]
     fn auto_keeps_its_limit_when_the_kernel_cannot_say() {
-        let mut limit = InFlightLimit::new(InFlight::Auto);
+        let mut limit = InFlightLimit::new(InFlight::Auto, u64::MAX);
         let now = Instant::now();
         assert!(!limit.allows(AUTO_FLOOR, 1, now, || None));
         assert_eq!(limit.limit(), AUTO_FLOOR);

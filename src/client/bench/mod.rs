@@ -217,6 +217,7 @@ impl<'a> Engine<'a> {
         let poll = Poll::new().map_err(setup)?;
         let mut signals = StopSignals::install().map_err(setup)?;
         signals.register(poll.registry(), SIGNALS).map_err(setup)?;
+        let ceiling = in_flight::auto_ceiling();
         let conns = (0..config.connections)
             .map(|i| Conn {
                 stream: None,
@@ -225,7 +226,7 @@ impl<'a> Engine<'a> {
                 owed: VecDeque::new(),
                 pipe: None,
                 pipe_failed: false,
-                in_flight: InFlightLimit::new(config.in_flight),
+                in_flight: InFlightLimit::new(config.in_flight, ceiling),
             })
             .collect();
         let latency = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
