@@ -81,6 +81,10 @@ pub struct Server {
     /// edge will come for that data, so the loop resumes them itself.
     resume: VecDeque<Token>,
     clock: TickClock,
+    /// When the current loop turn's poll returned. It stamps the activity
+    /// of every connection served in the turn and is the time idle timers
+    /// are judged by: one clock read per turn rather than one per message.
+    turn_started: Instant,
     /// Idle timers, keyed by connection token.
     wheel: TimerWheel<Token>,
     /// Reused buffer for timers fired by one advance.
@@ -138,6 +142,7 @@ impl Server {
             generation: 0,
             resume: VecDeque::new(),
             clock: TickClock::new(now, TICK),
+            turn_started: now,
             wheel: TimerWheel::new(WHEEL_SLOT_BITS),
             fired: Vec::new(),
             scratch: vec![0; config.buffer_size].into_boxed_slice(),
@@ -193,6 +198,7 @@ impl Server {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+            self.turn_started = Instant::now();
             for event in events.iter() {
                 if let Some(stop) = self.dispatch(event) {
                     return Ok(stop);
@@ -200,7 +206,9 @@ impl Server {
             }
             self.resume_queued();
 
-            let now = Instant::now();
+            // The turn's start, not a fresh reading: activity was stamped
+            // with it, so an idle connection is judged by one clock only.
+            let now = self.turn_started;
             self.expire_idle(now);
             if self.accept_retry_at.is_some_and(|at| at <= now) {
                 self.accept_retry_at = None;
@@ -288,7 +296,7 @@ impl Server {
             );
         }
         if progress.moved_bytes() {
-            conn.last_active = Instant::now();
+            conn.last_active = self.turn_started;
             self.stats.bytes_in += progress.received as u64;
             self.stats.bytes_out += progress.echoed as u64;
             debug!(
