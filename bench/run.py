@@ -581,7 +581,7 @@ def main(argv: list[str]) -> int:
 
     summary = summarize(opts.scenarios, opts.servers, runs)
     ceilings = median_figures([{k: v for k, v in c.items() if k != "pass"} for c in ceiling_runs])
-    targets = evaluate_targets(summary, ceilings, syscalls)
+    targets = evaluate_targets(summary, ceilings, syscalls, runs)
     report.print_targets(targets, opts.tiny)
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
