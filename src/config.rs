@@ -27,6 +27,9 @@ pub struct Config {
     /// Let streaming connections echo through a kernel pipe with splice(2)
     /// instead of copying every byte in and out of the process.
     pub splice: bool,
+    /// Bytes that must wait to be read, at a read that fills the buffer,
+    /// before a connection switches to the pipe (see `echo::SPLICE_BACKLOG`).
+    pub splice_backlog: usize,
     /// Close connections that move no byte for this long; `None` never does.
     pub idle_timeout: Option<Duration>,
     /// Connections served at once; further ones are accepted and closed.
@@ -52,6 +55,7 @@ impl Default for Config {
             backlog: 1024,
             buffer_size: 64 * 1024,
             splice: true,
+            splice_backlog: crate::echo::SPLICE_BACKLOG,
             idle_timeout: Some(Duration::from_secs(300)),
             max_connections: 10_000,
             shutdown_timeout: Duration::from_secs(5),

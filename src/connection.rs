@@ -49,13 +49,14 @@ pub struct Connection {
 
 impl Connection {
     /// A freshly accepted connection that buffers at most `buffer_size`
-    /// bytes, and may switch to the zero-copy path if `splice` allows.
+    /// bytes, and may switch to the zero-copy path once a backlog of
+    /// `splice` bytes builds up (`None`: never).
     pub fn new(
         stream: TcpStream,
         peer: SocketAddr,
         token: Token,
         buffer_size: usize,
-        splice: bool,
+        splice: Option<usize>,
         now: Instant,
     ) -> Self {
         let echo = Echo::new(buffer_size);
@@ -63,7 +64,10 @@ impl Connection {
             stream,
             peer,
             token,
-            echo: if splice { echo.allow_splice() } else { echo },
+            echo: match splice {
+                Some(backlog) => echo.allow_splice(backlog),
+                None => echo,
+            },
             connected_at: now,
             last_active: now,
             timer: None,
@@ -132,6 +136,11 @@ impl Transport for Socket<'_> {
         *self.pipe = Some(pipe);
         *self.pipes_left -= 1;
         Ok(capacity)
+    }
+
+    fn queued_in(&mut self) -> io::Result<usize> {
+        let bytes = rustix::io::ioctl_fionread(self.stream.as_fd())?;
+        Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
     }
 
     fn splice_in(&mut self, max: usize) -> io::Result<usize> {

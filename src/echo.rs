@@ -19,10 +19,16 @@
 //!   start again except its own state: the next pump (after a writable
 //!   edge) flushes and then reads, because the buffer has room again.
 //!
-//! Zero-copy: a connection allowed to ([`Echo::allow_splice`]) switches,
-//! after a read that filled its whole buffer (the peer is streaming), to a
-//! kernel pipe the transport provides ([`Transport::attach_pipe`]); its
-//! bytes then go socket → pipe → socket without entering the process. The
+//! Zero-copy: a connection allowed to ([`Echo::allow_splice`]) switches to
+//! a kernel pipe the transport provides ([`Transport::attach_pipe`]) once
+//! the peer streams with a deep backlog: a read filled all the room it had,
+//! and the receive queue still held at least the allowed backlog
+//! ([`Transport::queued_in`], asked at the first such read of a turn). Its bytes
+//! then go socket → pipe → socket without entering the process. Copying
+//! stays the better path for a stream with little in flight: the bytes are
+//! still in the CPU's cache, and copied segments carry a couple of page
+//! fragments where spliced ones carry one per pipe page, which costs the
+//! receiver more (BENCHMARKS.md, "bulk256k"). The
 //! pipe is the same bounded buffer in the kernel: the same rules apply,
 //! with one difference: a short splice into the pipe does not show the
 //! socket empty (the pipe also runs out of slots), so only `WouldBlock`
@@ -34,6 +40,16 @@ use std::io::{self, ErrorKind, Read, Write};
 
 use crate::buffer::PendingBuffer;
 
+/// How many bytes must wait in a connection's receive queue before it
+/// switches to the pipe, when the server builds it (see the module docs).
+///
+/// Measured on the benchmark machine (BENCHMARKS.md, "bulk256k"): with up
+/// to 384 KiB in flight, copying echoed a stream 1.2x faster than splicing;
+/// from 768 KiB on, splicing was 1.7x faster, and at 512 KiB they were
+/// level. A queue that deep only forms when the client keeps that much in
+/// flight, so 512 KiB waiting separates the two.
+pub const SPLICE_BACKLOG: usize = 512 * 1024;
+
 /// A byte stream the echo logic can read, write and half-close.
 pub trait Transport: Read + Write {
     /// Sends FIN: the peer reads EOF after the bytes already written.
@@ -44,6 +60,12 @@ pub trait Transport: Read + Write {
     /// means this stream keeps copying.
     fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
         let _ = capacity;
+        Err(ErrorKind::Unsupported.into())
+    }
+
+    /// How many bytes the peer has sent that wait to be read. Only asked
+    /// when deciding whether to switch to the pipe; an error means "do not".
+    fn queued_in(&mut self) -> io::Result<usize> {
         Err(ErrorKind::Unsupported.into())
     }
 
@@ -177,8 +199,8 @@ enum Splice {
     /// Copies through user space for good (not allowed, or the pipe could
     /// not be set up).
     Off,
-    /// Allowed; waiting for a read that fills the whole buffer.
-    Allowed,
+    /// Allowed once a full read leaves at least `backlog` bytes queued.
+    Allowed { backlog: usize },
     /// Such a read happened: switch once nothing is buffered.
     Due,
     /// Bytes go through the pipe, which may hold `capacity` of them.
@@ -227,9 +249,10 @@ impl Echo {
     }
 
     /// Lets the connection switch to the transport's pipe once the peer
-    /// streams (see the module docs).
-    pub fn allow_splice(mut self) -> Self {
-        self.splice = Splice::Allowed;
+    /// streams with at least `backlog` bytes waiting to be read (see the
+    /// module docs; the server passes [`SPLICE_BACKLOG`]).
+    pub fn allow_splice(mut self, backlog: usize) -> Self {
+        self.splice = Splice::Allowed { backlog };
         self
     }
 
@@ -319,6 +342,8 @@ impl Echo {
         progress: &mut Progress,
     ) -> Next {
         let mut reads = 0;
+        // Set once this turn has asked how deep the receive queue is.
+        let mut depth_asked = false;
         // Set when a read showed the kernel's receive queue empty.
         let mut drained = false;
         // Set when a write showed the kernel's send buffer full.
@@ -431,8 +456,15 @@ impl Echo {
                     self.received += n as u64;
                     progress.received += n;
                     drained = n < want && !self.peer_hung_up;
-                    if n == want && self.splice == Splice::Allowed {
-                        self.splice = Splice::Due;
+                    if n == want && !depth_asked {
+                        if let Splice::Allowed { backlog } = self.splice {
+                            // One syscall per turn at most, and only for a
+                            // stream: small messages never fill the room.
+                            depth_asked = true;
+                            if stream.queued_in().is_ok_and(|q| q >= backlog) {
+                                self.splice = Splice::Due;
+                            }
+                        }
                     }
                     if self.pending.is_empty() {
                         // Fast path: the bytes are in `scratch`, echo them now.
@@ -512,6 +544,8 @@ mod tests {
         pipe: Option<Vec<u8>>,
         /// `attach_pipe` fails (as with EMFILE).
         no_pipes: bool,
+        /// Calls to `attach_pipe`, granted or not.
+        pipes_asked: usize,
         /// Most bytes one splice into the pipe moves (the pipe's slots).
         splice_limit: Option<usize>,
         splices: usize,
@@ -560,7 +594,12 @@ mod tests {
             Ok(())
         }
 
+        fn queued_in(&mut self) -> io::Result<usize> {
+            Ok(self.inbound.len())
+        }
+
         fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
+            self.pipes_asked += 1;
             if self.no_pipes {
                 return Err(ErrorKind::OutOfMemory.into());
             }
@@ -723,12 +762,13 @@ mod tests {
         assert_eq!(echo.received(), 10);
     }
 
-    // A streaming peer (a read fills the whole buffer) is switched to the
-    // pipe, and from then on no byte goes through read/write.
+    // A peer streaming with a deep backlog (a turn of full reads leaves at
+    // least the allowed backlog queued) is switched to the pipe, and from
+    // then on no byte goes through read/write.
     #[test]
     fn streaming_switches_to_the_pipe() {
         let input: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
-        let mut echo = Echo::new(64).allow_splice();
+        let mut echo = Echo::new(64).allow_splice(256);
         let mut io = stream(&input, usize::MAX);
         let mut scratch = vec![0; 64];
         let first = echo.pump(&mut io, &mut scratch, 2);
@@ -742,18 +782,24 @@ mod tests {
         assert_eq!(echo.pending(), 0);
     }
 
-    // Short reads never switch, and without `allow_splice` nothing does.
+    // Short reads never switch; nor do full reads with a shallow queue
+    // behind them (copying is faster there); and without `allow_splice`
+    // nothing does.
     #[test]
-    fn only_allowed_streaming_connections_splice() {
-        let mut echo = Echo::new(64).allow_splice();
+    fn only_allowed_deep_streams_splice() {
+        let mut echo = Echo::new(64).allow_splice(256);
         let mut io = stream(b"short", usize::MAX);
         echo.pump(&mut io, &mut [0; 64], 16);
         io.inbound = vec![1; 63];
         echo.pump(&mut io, &mut [0; 64], 16);
         assert!(!echo.is_splicing(), "switched before a full read was seen");
-        io.inbound = vec![2; 64];
+        io.inbound = vec![2; 64 + 255];
+        while echo.pump(&mut io, &mut [0; 64], 16).next == Next::Resume {}
+        assert!(!echo.is_splicing(), "switched with 255 bytes queued");
+        assert_eq!(io.pipes_asked, 0);
+        io.inbound = vec![3; 64 + 256];
         echo.pump(&mut io, &mut [0; 64], 16);
-        assert!(echo.is_splicing(), "a full read did not switch");
+        assert!(echo.is_splicing(), "256 bytes queued did not switch");
 
         let mut echo = Echo::new(8);
         let mut io = stream(&[3; 100], usize::MAX);
@@ -768,10 +814,12 @@ mod tests {
     #[test]
     fn short_splices_do_not_end_the_turn() {
         let input: Vec<u8> = (0..200u8).collect();
-        let mut echo = Echo::new(16).allow_splice();
+        let mut echo = Echo::new(16).allow_splice(0);
         let mut io = stream(&input, usize::MAX);
+        echo.pump(&mut io, &mut [0; 16], 1);
         io.splice_limit = Some(3);
         let progress = echo.pump(&mut io, &mut [0; 16], 1000);
+        assert!(echo.is_splicing());
         assert_eq!(progress.next, Next::Wait);
         assert_eq!(io.output, input);
         assert!(io.inbound.is_empty());
@@ -780,10 +828,11 @@ mod tests {
     // When the pipe cannot be had, the connection goes on copying.
     #[test]
     fn no_pipe_keeps_copying() {
-        let mut echo = Echo::new(8).allow_splice();
+        let mut echo = Echo::new(8).allow_splice(0);
         let mut io = stream(&[9; 100], usize::MAX);
         io.no_pipes = true;
-        while echo.pump(&mut io, &mut [0; 8], 16).next == Next::Resume {}
+        while echo.pump(&mut io, &mut [0; 8], 2).next == Next::Resume {}
+        assert_eq!(io.pipes_asked, 1, "asked for a pipe once, then gave up");
         assert!(!echo.is_splicing());
         assert_eq!(io.output, [9; 100]);
     }
@@ -793,10 +842,10 @@ mod tests {
     #[test]
     fn pipe_is_bounded_and_resumes() {
         let input: Vec<u8> = (0..100u8).collect();
-        let mut echo = Echo::new(16).allow_splice();
-        let mut io = stream(&input, 16);
+        let mut echo = Echo::new(16).allow_splice(0);
+        let mut io = stream(&input, 32);
         let mut scratch = vec![0; 16];
-        echo.pump(&mut io, &mut scratch, 16);
+        assert_eq!(echo.pump(&mut io, &mut scratch, 2).next, Next::Resume);
         echo.pump(&mut io, &mut scratch, 16);
         assert!(echo.is_splicing());
         assert_eq!(echo.pending(), 16);
@@ -828,7 +877,7 @@ mod tests {
         ] {
             let mut echo = Echo::new(capacity);
             if splice {
-                echo = echo.allow_splice();
+                echo = echo.allow_splice(capacity);
             }
             let mut io = MockStream::default();
             let mut scratch = vec![0; capacity];

@@ -428,7 +428,7 @@ impl Server {
             peer,
             token,
             self.config.buffer_size,
-            self.config.splice,
+            self.config.splice.then_some(self.config.splice_backlog),
             now,
         );
         if let Some(idle) = self.config.idle_timeout {
@@ -689,14 +689,14 @@ mod tests {
         let (old_stream, _old_client) = loopback_stream();
         let key = slab.vacant_entry().key();
         let old = token::connection(key, 1);
-        slab.insert(Connection::new(old_stream, peer, old, 64, false, now));
+        slab.insert(Connection::new(old_stream, peer, old, 64, None, now));
         slab.remove(key);
 
         let (new_stream, _new_client) = loopback_stream();
         let reused = slab.vacant_entry().key();
         assert_eq!(reused, key, "slab reuses the freed key first");
         let new = token::connection(reused, 2);
-        slab.insert(Connection::new(new_stream, peer, new, 64, false, now));
+        slab.insert(Connection::new(new_stream, peer, new, 64, None, now));
 
         assert!(
             live(&mut slab, old).is_none(),

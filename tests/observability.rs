@@ -261,16 +261,17 @@ fn stats_json_matches_generated_traffic() {
 
 #[test]
 fn streaming_connections_show_as_zero_copy() {
-    // Proves: a client that streams (reads fill the whole buffer) is counted
-    // by echo_connections_zero_copy_total and flagged zero_copy in
-    // /stats.json, while a ping-pong client is not.
-    let (srv, maddr) = start(&[]);
+    // Proves: a client that streams (here any read that fills the buffer
+    // switches) is counted by echo_connections_zero_copy_total and flagged
+    // zero_copy in /stats.json, while a ping-pong client is not.
+    const TOTAL: usize = 4 << 20;
+    let (srv, maddr) = start(&["--splice-backlog", "0"]);
     let mut ping = connect(srv.addr());
     echo_roundtrip(&mut ping, b"small");
     let mut bulk = connect(srv.addr());
     let mut w = bulk.try_clone().unwrap();
-    let writer = std::thread::spawn(move || w.write_all(&vec![5u8; 4 << 20]).unwrap());
-    let echo = read_exactly(&mut bulk, 4 << 20);
+    let writer = std::thread::spawn(move || w.write_all(&vec![5u8; TOTAL]).unwrap());
+    let echo = read_exactly(&mut bulk, TOTAL);
     writer.join().unwrap();
     assert!(echo.iter().all(|&b| b == 5));
 

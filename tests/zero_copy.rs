@@ -1,6 +1,7 @@
-//! The zero-copy path: a client that streams is echoed through a kernel
-//! pipe (splice), byte for byte, and the ways a peer can end a stream never
-//! take the server down.
+//! The zero-copy path: a client that streams faster than the server copies
+//! (a deep backlog) is echoed through a kernel pipe (splice), byte for
+//! byte; one with little in flight keeps copying; and the ways a peer can
+//! end a stream never take the server down.
 mod common;
 
 use common::*;
@@ -53,11 +54,15 @@ fn stream_and_verify(s: &mut TcpStream, seed: u64, total: u64) -> u64 {
 
 #[test]
 fn streaming_client_is_echoed_exactly_through_the_pipe() {
-    // Proves: 32 MiB streamed with a concurrent reader come back in order
-    // through the zero-copy path (the switch is logged), and the DISCONNECT
+    // Proves: a client streaming 32 MiB with a concurrent reader is
+    // switched to the zero-copy path once a read that fills the buffer
+    // leaves bytes queued behind it (here a backlog of 1 byte: the default
+    // 512 KiB builds up or not depending on which side is slower; the
+    // next test shows a shallow stream kept on the copying path); the
+    // switch is logged, the stream comes back in order, and the DISCONNECT
     // line counts every byte both ways.
     const TOTAL: u64 = 32 * MIB;
-    let srv = Server::start(&["-v"]);
+    let srv = Server::start(&["-v", "--splice-backlog", "1"]);
     let mut c = connect(srv.addr());
     let client = c.local_addr().unwrap();
     assert_eq!(stream_and_verify(&mut c, 7, TOTAL), TOTAL);
@@ -88,11 +93,37 @@ fn no_splice_copies_and_echoes_the_same() {
 }
 
 #[test]
+fn a_stream_with_little_in_flight_keeps_copying() {
+    // Proves: a client that keeps at most 64 KiB unechoed never queues the
+    // backlog that makes splicing pay (512 KiB by default), so its
+    // connection stays on the copying path, which is the faster one then,
+    // even though every read fills the whole buffer; every byte comes back.
+    const CHUNK: usize = 64 * 1024;
+    const ROUNDS: u64 = 256;
+    let srv = Server::start(&["-v"]);
+    let mut c = connect(srv.addr());
+    let client = c.local_addr().unwrap();
+    let (mut sent, mut got) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    for round in 0..ROUNDS {
+        pattern_fill(9, round * CHUNK as u64, &mut sent);
+        c.write_all(&sent).expect("write a chunk");
+        c.read_exact(&mut got).expect("read its echo");
+        assert!(got == sent, "the echo of chunk {round} differs");
+    }
+    shutdown_write(&c);
+    assert_eq!(expect_closed(&mut c, IO_TIMEOUT), Closed::Eof);
+    let d = srv.wait_disconnect(client, IO_TIMEOUT);
+    let total = ROUNDS * CHUNK as u64;
+    assert_eq!((d.rx, d.tx), (total, total));
+    assert_eq!(srv.count(|l| l.contains(SWITCHED)), 0, "{}", srv.dump());
+}
+
+#[test]
 fn half_close_mid_stream_flushes_the_pipe_then_closes() {
     // Proves: a streaming client that half-closes while its echo is still
     // in the pipe gets all of it, then EOF.
     const TOTAL: u64 = 4 * MIB;
-    let srv = Server::start(&["-v"]);
+    let srv = Server::start(&["-v", "--splice-backlog", "0"]);
     let mut c = connect(srv.addr());
     let client = c.local_addr().unwrap();
     let mut w = c.try_clone().unwrap();
@@ -158,7 +189,7 @@ fn reset_after_half_close_with_a_full_pipe_does_not_kill_the_server() {
     // peer half-closed, then reset, while echo bytes wait in the pipe: the
     // kernel reports EPIPE) ends that connection as a reset and nothing
     // else: the server keeps running and echoing for others.
-    let srv = Server::start(&["-v"]);
+    let srv = Server::start(&["-v", "--splice-backlog", "0"]);
     let mut c = connect(srv.addr());
     let client = c.local_addr().unwrap();
     // Stream a while with a reader, so the connection switches to the pipe.

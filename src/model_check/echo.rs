@@ -126,7 +126,10 @@ pub fn check_echo(data: &[u8]) -> Result<EchoRun, Violation> {
 fn echo_machine(capacity: usize, splice: bool) -> Echo {
     let echo = Echo::new(capacity);
     if splice {
-        echo.allow_splice()
+        // No backlog: the switch may come after any full read, the earliest
+        // point the server's machine can take it (its backlog only delays
+        // the switch to a later full read).
+        echo.allow_splice(0)
     } else {
         echo
     }
@@ -552,6 +555,10 @@ impl Transport for Peer {
         self.pipe_capacity = granted;
         self.attached_in_turn = true;
         Ok(granted)
+    }
+
+    fn queued_in(&mut self) -> io::Result<usize> {
+        Ok(self.inbound.len())
     }
 
     fn splice_in(&mut self, max: usize) -> io::Result<usize> {
@@ -1311,6 +1318,9 @@ mod tests {
         fn shutdown_write(&mut self) -> io::Result<()> {
             self.peer.shutdown_write()
         }
+        fn queued_in(&mut self) -> io::Result<usize> {
+            self.peer.queued_in()
+        }
         fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
             self.peer.attach_pipe(capacity)
         }
@@ -1349,6 +1359,9 @@ mod tests {
     impl Transport for Hasty<'_> {
         fn shutdown_write(&mut self) -> io::Result<()> {
             self.peer.shutdown_write()
+        }
+        fn queued_in(&mut self) -> io::Result<usize> {
+            self.peer.queued_in()
         }
         fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
             self.peer.attach_pipe(capacity)
