@@ -456,16 +456,6 @@ impl Echo {
                     self.received += n as u64;
                     progress.received += n;
                     drained = n < want && !self.peer_hung_up;
-                    if n == want && !depth_asked {
-                        if let Splice::Allowed { backlog } = self.splice {
-                            // One syscall per turn at most, and only for a
-                            // stream: small messages never fill the room.
-                            depth_asked = true;
-                            if stream.queued_in().is_ok_and(|q| q >= backlog) {
-                                self.splice = Splice::Due;
-                            }
-                        }
-                    }
                     if self.pending.is_empty() {
                         // Fast path: the bytes are in `scratch`, echo them now.
                         let data = &scratch[..n];
@@ -473,6 +463,17 @@ impl Echo {
                             self.echo_from_scratch(stream, data, progress, &mut write_blocked)
                         {
                             return Next::Close(reason);
+                        }
+                    }
+                    // Asked after the echo went out, so that it never waits
+                    // on the question; one syscall per turn at most, and only
+                    // for a stream: small messages never fill the room.
+                    if n == want && !depth_asked {
+                        if let Splice::Allowed { backlog } = self.splice {
+                            depth_asked = true;
+                            if stream.queued_in().is_ok_and(|q| q >= backlog) {
+                                self.splice = Splice::Due;
+                            }
                         }
                     }
                 }
