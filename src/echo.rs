@@ -763,9 +763,9 @@ mod tests {
         assert_eq!(echo.received(), 10);
     }
 
-    // A peer streaming with a deep backlog (a turn of full reads leaves at
-    // least the allowed backlog queued) is switched to the pipe, and from
-    // then on no byte goes through read/write.
+    // A peer streaming with a deep backlog (a full read leaves at least the
+    // allowed backlog queued) is switched to the pipe, and from then on no
+    // byte goes through read/write.
     #[test]
     fn streaming_switches_to_the_pipe() {
         let input: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
