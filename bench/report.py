@@ -71,11 +71,20 @@ one script: `python3 bench/run.py` (see [bench/README.md](bench/README.md)).
   `socat TCP-LISTEN:P,fork,reuseaddr PIPE`. All set TCP_NODELAY (socat
   aside). The peers live in `bench/peers`, built with the same release
   profile as echo-server.
-- **Load.** `echo-client bench`, which verifies every echoed byte. Each run
-  starts a fresh server process; the server is pinned to CPU 0 and the
-  client to CPU 1 with `taskset`. Every scenario is run with all servers
-  in turn, in the same script run, the order rotated each pass so drift
-  hits all of them alike; each figure is the median of the passes.
+- **Load.** `echo-client bench`, which verifies every echoed byte. The
+  servers are pinned to CPU 0 and the client to CPU 1 with `taskset`.
+  Every scenario is run with all servers in turn, in the same script run,
+  the order rotated each pass; each figure is the median of the passes.
+  The bulk, 10,000-connection and seed scenarios start a fresh server
+  process per run. The steady-rate ones (latency, 50 connections, depth 4,
+  1,000 connections) are *sliced*: each pass starts every server, then
+  runs the client against each in turn for a fifth of the duration (and of
+  the warm-up), five rounds, each round starting one server further on.
+  This VM's cost of waking a CPU drifts from one few-second window to the
+  next, which moved a whole-block p99 by more than the servers differ;
+  slices put every server in the same windows. A sliced run's rates and
+  CPU per message are its summed messages over its summed time, its
+  latency percentiles the median of the five slices' (`bench/slices.py`).
 - **Server cost.** CPU per echoed message is the server's utime+stime over
   the measured window divided by the messages echoed in it; RSS and peak
   RSS (VmHWM) come from `/proc/PID/status`; RSS per connection is the RSS

@@ -4,7 +4,8 @@
 Builds echo-server and echo-client (release) and the peers in bench/peers,
 then, for each scenario and each pass, runs every server in turn: the
 server pinned to CPU 0, `echo-client bench` pinned to CPU 1, a fresh server
-process per run. Also measures the ceilings (iperf3 over loopback, the
+process per run, or for the steady-rate scenarios every server up at once
+and the client run against each in short interleaved slices. Also measures the ceilings (iperf3 over loopback, the
 one-thread syscall floor) and the syscalls per echoed message (strace -c).
 Reports the median of the passes, ratios against tokio current_thread,
 and whether each target of issue #3 is met.
@@ -41,6 +42,7 @@ from typing import Any, Iterator
 import graphs
 import kernel_tcp
 import report
+import slices
 from catalog import (
     CLIENT_CPU,
     LOCALHOST,
@@ -364,14 +366,68 @@ def bench_once(env: Env, opts: Options, scenario: Scenario, server: Server, pass
             run["kernel_tcp"] = kernel_tcp.delta(before, kernel_tcp.snapshot())
     except RuntimeError as e:
         error = str(e)
+    return settled(env, scenario, run, error)
+
+
+def settled(env: Env, scenario: Scenario, run: dict, error: str | None) -> dict:
+    """Records a run's outcome: a failure (the harness's or a peer's) or its line."""
     run["error"] = error
-    if error and server.name != "echo-server":
-        env.peer_fail(f"{scenario.name} / {server.name} / pass {pass_no}: {error}")
+    where = f"{scenario.name} / {run['server']} / pass {run['pass']}"
+    if error and run["server"] != "echo-server":
+        env.peer_fail(f"{where}: {error}")
     elif error:
-        env.fail(f"{scenario.name} / {server.name} / pass {pass_no}: {error}")
+        env.fail(f"{where}: {error}")
     else:
         print(report.describe_run(run, scenario), flush=True)
     return run
+
+
+def bench_sliced(env: Env, opts: Options, scenario: Scenario, servers: list[Server], pass_no: int) -> list[dict]:
+    """One pass of a sliced scenario (slices.py): every server up at once,
+    the client run against each in turn for 1/k of the duration (and of the
+    warmup), k rounds, each round starting one server further on."""
+    k = opts.slices(scenario)
+    duration, warmup = opts.duration / k, scenario.warmup_s(opts.warmup) / k
+    args = scenario.client_args(duration, warmup, opts.tiny)
+    timeout = scenario.seconds(duration, warmup) + CLIENT_SLACK
+    runs = {s.name: {"scenario": scenario.name, "server": s.name, "pass": pass_no} for s in servers}
+    docs: dict[str, list[dict]] = {s.name: [] for s in servers}
+    counters: dict[str, list[dict]] = {s.name: [] for s in servers}
+    errors: dict[str, str | None] = {s.name: None for s in servers}
+    pids: dict[str, int] = {}
+    ports: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        for server in servers:
+            port = free_port()
+            try:
+                proc = stack.enter_context(running_server(env, server, port, f"{scenario.name}-{server.name}-{pass_no}"))
+            except RuntimeError as e:
+                errors[server.name] = str(e)
+                continue
+            pids[server.name], ports[server.name] = proc.pid, port
+            runs[server.name]["server_threads"] = thread_count(proc.pid)
+            runs[server.name]["rss_before_kib"] = read_kib(f"/proc/{proc.pid}/status", "VmRSS")
+        for round_no in range(k):
+            for server in rotated(servers, round_no):
+                name = server.name
+                if errors[name]:
+                    continue  # a server that failed once is out of this pass
+                before = kernel_tcp.snapshot()
+                doc, error = run_client(env, ports[name], args + ["--server-pid", str(pids[name])], timeout)
+                counters[name].append(kernel_tcp.delta(before, kernel_tcp.snapshot()))
+                if error:
+                    errors[name] = f"slice {round_no + 1}/{k}: {error}"
+                    runs[name]["client"] = doc
+                elif doc is not None:
+                    docs[name].append(doc)
+    out = []
+    for server in servers:
+        run = runs[server.name]
+        if not errors[server.name]:
+            run["client"] = slices.merge_client(docs[server.name])
+        run["kernel_tcp"] = slices.merge_counters(counters[server.name])
+        out.append(settled(env, scenario, run, errors[server.name]))
+    return out
 
 
 def iperf3_ceiling(env: Env, opts: Options) -> tuple[float | None, dict[str, int]]:
@@ -550,8 +606,11 @@ def run_passes(env: Env, opts: Options) -> tuple[list[dict], list[dict]]:
               f"{report.fmt(c['floor_server_ns'])} ns/server read+write", flush=True)
         ceiling_runs.append(c)
         for scenario in opts.scenarios:
-            for server in rotated(opts.servers, pass_no - 1):
-                runs.append(bench_once(env, opts, scenario, server, pass_no))
+            servers = rotated(opts.servers, pass_no - 1)
+            if opts.slices(scenario) > 1:
+                runs += bench_sliced(env, opts, scenario, servers, pass_no)
+            else:
+                runs += [bench_once(env, opts, scenario, server, pass_no) for server in servers]
     return runs, ceiling_runs
 
 
