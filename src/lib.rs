@@ -22,6 +22,7 @@
 //!   and one HTTP connection's state machine.
 //! - [`metrics`]: endpoint counters, histograms, Prometheus text and JSON.
 //! - [`splice`]: a kernel pipe that echoes streaming connections without copying.
+//! - [`sigpipe`]: SIGPIPE kept blocked on a splicing thread until it prints.
 //! - [`tcp_info`]: `TCP_INFO` (RTT, retransmits, cwnd) of a connection.
 //!
 //! See ARCHITECTURE.md for the state machine and the invariants.
@@ -45,6 +46,7 @@ pub mod model_check;
 pub mod procstat;
 pub mod server;
 pub mod signal;
+pub mod sigpipe;
 pub mod splice;
 pub mod stats;
 pub mod tcp_info;

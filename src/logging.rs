@@ -34,18 +34,47 @@ pub enum LogFormat {
 /// Starts logging to stdout at `level` in `format`.
 pub fn init(level: LevelFilter, format: LogFormat) -> Result<(), SetLoggerError> {
     match format {
-        LogFormat::Text => SimpleLogger::new()
-            .with_level(level)
-            .with_utc_timestamps()
-            // mio is built without its `log` feature; this keeps any other
-            // crate's internal lines out too.
-            .with_module_level("mio", LevelFilter::Off)
-            .init(),
+        LogFormat::Text => {
+            let logger = SimpleLogger::new()
+                .with_level(level)
+                .with_utc_timestamps()
+                // mio is built without its `log` feature; this keeps any
+                // other crate's internal lines out too.
+                .with_module_level("mio", LevelFilter::Off);
+            log::set_max_level(logger.max_level());
+            log::set_boxed_logger(Box::new(ReleasesSigpipe(logger)))
+        }
         LogFormat::Json => {
-            log::set_boxed_logger(Box::new(JsonLogger { level }))?;
+            log::set_boxed_logger(Box::new(ReleasesSigpipe(JsonLogger { level })))?;
             log::set_max_level(level);
             Ok(())
         }
+    }
+}
+
+/// A logger that gives SIGPIPE back ([`crate::sigpipe::release`]) before
+/// each line it writes: a thread that splices keeps SIGPIPE blocked, and a
+/// line written to a reader that went away must end the process as
+/// SIGPIPE's default action says, not fail with `EPIPE`, which the inner
+/// loggers' `println!` would turn into a panic.
+#[derive(Debug)]
+struct ReleasesSigpipe<L>(L);
+
+impl<L: Log> Log for ReleasesSigpipe<L> {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if self.0.enabled(record.metadata()) {
+            crate::sigpipe::release();
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        crate::sigpipe::release();
+        self.0.flush();
     }
 }
 

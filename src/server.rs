@@ -188,6 +188,13 @@ impl Server {
 
     /// Serves until a stop signal; see [`Stop`].
     pub fn run(&mut self) -> io::Result<Stop> {
+        let stop = self.serve();
+        // Splicing left SIGPIPE blocked; the caller prints next.
+        crate::sigpipe::release();
+        stop
+    }
+
+    fn serve(&mut self) -> io::Result<Stop> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         loop {
             let timeout = self.poll_timeout(Instant::now());

@@ -7,13 +7,10 @@
 //! never enter the process. On loopback bulk transfers this cuts the
 //! server's CPU per byte by more than half (BENCHMARKS.md, "bulk").
 //!
-//! `splice` into a socket has no `MSG_NOSIGNAL`: writing to a peer that has
-//! gone (reset after a half-close, for one) makes the kernel raise SIGPIPE,
-//! and both binaries keep SIGPIPE's default action, which ends the process
-//! (see [`crate::signal::restore_default_sigpipe`]). So the signal is
-//! blocked around that one call, and taken off the pending set if the call
-//! raised it, before the old mask comes back. The caller sees `EPIPE` as a
-//! plain error.
+//! `splice` into a socket has no `MSG_NOSIGNAL`: writing to a peer that
+//! has gone raises SIGPIPE, whose default action both binaries keep. So
+//! [`Pipe::drain_into`] holds SIGPIPE blocked on the calling thread
+//! ([`crate::sigpipe`]), and the caller sees `EPIPE` as a plain error.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -68,15 +65,13 @@ impl Pipe {
         Ok(splice(socket, None, &self.write, None, max, FLAGS)?)
     }
 
-    /// Moves up to `max` bytes from the pipe into `socket`, without blocking
-    /// and without raising SIGPIPE.
+    /// Moves up to `max` bytes from the pipe into `socket`, without
+    /// blocking. SIGPIPE is left blocked on the calling thread, which must
+    /// call [`crate::sigpipe::release`] before it writes to stdout or
+    /// stderr; a gone peer is then an `EPIPE` error, never a signal.
     pub fn drain_into(&self, socket: BorrowedFd<'_>, max: usize) -> io::Result<usize> {
-        let guard = SigpipeBlocked::new();
-        let result = splice(&self.read, None, socket, None, max, FLAGS);
-        if result == Err(rustix::io::Errno::PIPE) {
-            guard.discard_pending();
-        }
-        Ok(result?)
+        crate::sigpipe::hold();
+        Ok(splice(&self.read, None, socket, None, max, FLAGS)?)
     }
 
     /// The pipe's write end, for callers that fill it by other means
@@ -110,68 +105,10 @@ impl Pipe {
     }
 }
 
-/// SIGPIPE blocked on the calling thread while this lives.
-struct SigpipeBlocked {
-    previous: libc::sigset_t,
-}
-
-fn sigpipe_set() -> libc::sigset_t {
-    // SAFETY: sigemptyset and sigaddset only write into the set they are
-    // given, which is a valid local; zeroed memory is a valid sigset_t to
-    // start from, and SIGPIPE is a valid signal number, so neither fails.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGPIPE);
-        set
-    }
-}
-
-impl SigpipeBlocked {
-    fn new() -> Self {
-        let set = sigpipe_set();
-        // SAFETY: pthread_sigmask reads `set` and writes the old mask into
-        // `previous`, both valid locals; SIG_BLOCK with a valid set cannot
-        // fail, and it changes only this thread's mask.
-        let previous = unsafe {
-            let mut previous: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
-            previous
-        };
-        Self { previous }
-    }
-
-    /// Takes a SIGPIPE that the last call raised off the pending set, so
-    /// restoring the mask does not deliver it.
-    fn discard_pending(&self) {
-        let set = sigpipe_set();
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: sigtimedwait reads the valid `set` and `zero`; the info
-        // pointer may be null. With a zero timeout it never blocks, and
-        // with SIGPIPE blocked it only dequeues a pending SIGPIPE (or
-        // returns EAGAIN when there is none, which is fine).
-        unsafe {
-            libc::sigtimedwait(&set, std::ptr::null_mut(), &zero);
-        }
-    }
-}
-
-impl Drop for SigpipeBlocked {
-    fn drop(&mut self) {
-        // SAFETY: restores the mask saved in `new`, a valid sigset_t; only
-        // this thread's mask changes.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sigpipe::tests::sigpipe_pending;
     use std::io::{Read, Write};
     use std::net::{Shutdown, TcpListener, TcpStream};
     use std::os::fd::AsFd;
@@ -232,22 +169,11 @@ mod tests {
         assert_eq!(eof, Some(0));
     }
 
-    fn sigpipe_pending() -> bool {
-        // SAFETY: sigpending and sigismember only touch the local set.
-        unsafe {
-            let mut pending: libc::sigset_t = std::mem::zeroed();
-            libc::sigpending(&mut pending);
-            libc::sigismember(&pending, libc::SIGPIPE) == 1
-        }
-    }
-
-    // Splicing into a socket that can no longer send returns EPIPE, and the
-    // SIGPIPE the kernel raised with it is gone afterwards, so it can never
-    // be delivered. The test thread blocks SIGPIPE itself, so a signal left
-    // behind stays visible as pending instead of ending the test binary.
+    // Splicing into a socket that can no longer send returns EPIPE. The
+    // SIGPIPE the kernel raised with it waits, blocked, until the thread
+    // releases the hold, which takes it off, so it can never be delivered.
     #[test]
     fn a_gone_peer_is_an_error_not_a_signal() {
-        let _blocked = SigpipeBlocked::new();
         let (mut client, server) = pair();
         server.set_nonblocking(true).expect("nonblocking");
         let pipe = Pipe::with_capacity(64 * 1024).expect("pipe");
@@ -265,6 +191,8 @@ mod tests {
             .drain_into(server.as_fd(), moved)
             .expect_err("write after shutdown");
         assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+        assert!(sigpipe_pending(), "splice raised no SIGPIPE to hold");
+        crate::sigpipe::release();
         assert!(
             !sigpipe_pending(),
             "the SIGPIPE raised by splice is still pending"

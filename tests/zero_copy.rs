@@ -212,3 +212,101 @@ fn reset_after_half_close_with_a_full_pipe_does_not_kill_the_server() {
     let mut srv = srv;
     assert!(srv.is_running(), "server died: {}", srv.dump());
 }
+
+#[test]
+fn a_log_reader_gone_after_splicing_still_ends_the_server_by_sigpipe() {
+    // Proves: splicing keeps SIGPIPE blocked on the loop's thread, yet a log
+    // line written after the log's reader went away (`echo-server -v | head`)
+    // still ends the server like any Unix filter, by SIGPIPE and without a
+    // panic: the logger gives the signal back before each line, where the
+    // write would otherwise fail with EPIPE and `println!` panic on it.
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    let mut child = Command::new(BIN)
+        .args(LOOPBACK_ARGS)
+        .args(["-v", "--splice-backlog", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn echo-server");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines_tx, lines) = mpsc::channel();
+    // Reads the log up to the first switch to the pipe, then hangs up.
+    let log_reader = thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let switched = line.contains(SWITCHED);
+            if lines_tx.send(line).is_err() || switched {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        let line = lines.recv_timeout(START_TIMEOUT).expect("banner");
+        if let Some(rest) = line.trim().strip_prefix("Listening on ") {
+            break rest.parse::<std::net::SocketAddr>().expect("address");
+        }
+    };
+
+    // Stream until the server dies on its next log line (or 64 MiB went by).
+    let total = 64 * MIB;
+    let mut c = connect(addr);
+    let mut w = c.try_clone().expect("clone");
+    let writer = thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut off = 0;
+        while off < total {
+            pattern_fill(3, off, &mut buf);
+            if w.write_all(&buf).is_err() {
+                break;
+            }
+            off += buf.len() as u64;
+        }
+    });
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut echoed = 0;
+    while echoed < total {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => echoed += n as u64,
+        }
+    }
+    drop(c); // had the server lived, DISCONNECT would be its next line
+    writer.join().expect("writer thread");
+    log_reader.join().expect("log reader thread");
+    let seen: Vec<String> = lines.try_iter().collect();
+    assert!(
+        seen.iter().any(|l| l.contains(SWITCHED)),
+        "never switched to the pipe; log: {seen:?}"
+    );
+
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server kept running with its log's reader gone");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGPIPE),
+        "expected SIGPIPE, got {status:?} after {echoed} echoed bytes; stderr: {stderr}"
+    );
+    assert_no_panic(&stderr);
+}

@@ -207,7 +207,10 @@ struct Engine<'a> {
 /// or local setup errors); per-connection failures are counted instead.
 pub fn run(config: &BenchConfig, addr: SocketAddr) -> Result<BenchReport, ClientError> {
     let mut engine = Engine::new(config, addr)?;
-    engine.drive()?;
+    let driven = engine.drive();
+    // Splicing left SIGPIPE blocked; the caller prints next.
+    crate::sigpipe::release();
+    driven?;
     Ok(engine.report())
 }
 
@@ -861,6 +864,7 @@ impl<'a> Engine<'a> {
                 format!(", {} of {} sent", thousands(self.issued), thousands(n))
             }
         };
+        crate::sigpipe::release();
         eprint!(
             "\r\x1b[K{:.0} s{}: {} msgs/s, {:.2} MB/s{}",
             elapsed.as_secs_f64(),
@@ -877,6 +881,7 @@ impl<'a> Engine<'a> {
 
     fn finish_progress(&self) {
         if self.progress.enabled {
+            crate::sigpipe::release();
             eprint!("\r\x1b[K");
         }
     }
