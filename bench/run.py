@@ -5,8 +5,9 @@ Builds echo-server and echo-client (release) and the peers in bench/peers,
 then, for each scenario and each pass, runs every server in turn: the
 server pinned to CPU 0, `echo-client bench` pinned to CPU 1, a fresh server
 process per run, or for the steady-rate scenarios every server up at once
-and the client run against each in short interleaved slices. Also measures the ceilings (iperf3 over loopback, the
-one-thread syscall floor) and the syscalls per echoed message (strace -c).
+and the client run against each in short interleaved slices. Also
+measures the ceilings (iperf3 over loopback, the one-thread syscall floor)
+and the syscalls per echoed message (strace -c).
 Reports the median of the passes, ratios against tokio current_thread,
 and whether each target of issue #3 is met.
 
