@@ -308,11 +308,16 @@ def stop(proc: subprocess.Popen) -> None:
 def group_size(pgid: int) -> int:
     """How many processes (zombies included) are in process group `pgid`."""
     size = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    # Not Path.glob: it stats each entry, and one whose process exits in
+    # between raises ProcessLookupError from inside the iteration.
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
         with contextlib.suppress(OSError, IndexError, ValueError):
-            # Fields after the ")" closing the command name: state, ppid, pgrp.
-            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
-                size += 1
+            with open(f"/proc/{pid}/stat") as f:
+                # Fields after the ")" closing the command name: state, ppid, pgrp.
+                if int(f.read().rsplit(")", 1)[1].split()[2]) == pgid:
+                    size += 1
     return size
 
 
