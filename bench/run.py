@@ -328,16 +328,15 @@ def group_alive(pgid: int) -> bool:
 
 def settle_forks(pgid: int, at_most: int) -> None:
     """For a forking server: waits until its process group `pgid` is down to
-    `at_most` processes, then lets the kernel finish tearing them down.
+    `at_most` processes, then FORK_COOLDOWN more.
 
     A forking server's children (socat's, one per connection) exit after
-    the client has gone, and the kernel's clean-up of them and their
-    sockets runs on the server CPU for a while after the last has exited.
-    Measured during it, the next server paid for it: with the servers'
-    order only rotated, that was echo-server after socat in every pass, its
-    p99 at 1,000 connections 1.3-1.6x what it was after any other server,
-    a penalty still visible right after the children were gone and no
-    longer 2 s later."""
+    the client has gone. The server measured next paid for that: with the
+    servers' order only rotated, echo-server came after socat in every
+    pass, and its p99 at 1,000 connections was 1.5-1.65x tokio's. Run
+    directly, a server right after socat's children were gone still showed
+    it (though CPU 0 was idle again within 0.25 s; we did not find what
+    lingers), and 2 s later no longer did."""
     deadline = time.monotonic() + GROUP_SETTLE_TIMEOUT
     while group_size(pgid) > at_most and time.monotonic() < deadline:
         time.sleep(0.05)
