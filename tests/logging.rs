@@ -315,10 +315,9 @@ fn stats_interval_zero_disables_stats() {
 fn closed_log_pipe_ends_the_server_quietly() {
     // Proves: when whatever reads the log goes away (`echo-server | head`), the
     // server ends like any Unix filter (SIGPIPE), with no panic or backtrace.
-    use std::io::{BufRead, Read};
+    use std::io::BufRead;
     use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
-    use std::time::Instant;
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_echo-server"))
         .args(["--port", "0", "--bind", "127.0.0.1"])
@@ -341,25 +340,11 @@ fn closed_log_pipe_ends_the_server_quietly() {
 
     // The next log line (CONNECT) hits the closed pipe.
     let _client = std::net::TcpStream::connect(addr).expect("connect");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("server kept running with its stdout closed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = wait_child_exit(
+        &mut child,
+        Duration::from_secs(10),
+        "server kept running with its stdout closed",
+    );
     assert_eq!(
         status.signal(),
         Some(13),

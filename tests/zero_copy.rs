@@ -224,7 +224,6 @@ fn a_log_reader_gone_after_splicing_still_ends_the_server_by_sigpipe() {
     use std::os::unix::process::ExitStatusExt;
     use std::process::{Command, Stdio};
     use std::sync::mpsc;
-    use std::time::Instant;
 
     let mut child = Command::new(BIN)
         .args(LOOPBACK_ARGS)
@@ -284,25 +283,11 @@ fn a_log_reader_gone_after_splicing_still_ends_the_server_by_sigpipe() {
         "never switched to the pipe; log: {seen:?}"
     );
 
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("server kept running with its log's reader gone");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("piped stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
+    let (status, stderr) = wait_child_exit(
+        &mut child,
+        IO_TIMEOUT,
+        "server kept running with its log's reader gone",
+    );
     assert_eq!(
         status.signal(),
         Some(libc::SIGPIPE),

@@ -114,6 +114,29 @@ fn tail(lines: &[String], n: usize) -> String {
     s
 }
 
+/// Waits (bounded) for a child spawned with piped stderr to exit on its
+/// own, then returns its status and stderr; kills it and panics with
+/// `what` if it is still running after `timeout`.
+pub fn wait_child_exit(child: &mut Child, timeout: Duration, what: &str) -> (ExitStatus, String) {
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} (still running after {timeout:?}; killed it)");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    (status, stderr)
+}
+
 /// Asserts stderr carries neither a panic message nor a backtrace.
 pub fn assert_no_panic(stderr: &str) {
     let low = stderr.to_lowercase();
