@@ -1,7 +1,8 @@
 //! `echo-client bench` against the real echo-server: exact message counts,
 //! verified bytes (its counts agree with the server's own), depth, bulk,
-//! fixed rate without coordinated omission, 10,000 connections from one
-//! process, and faulty servers whose corruption or early close is caught.
+//! 10,000 connections from one process, and faulty servers whose
+//! corruption or early close is caught. `--rate` has its own file,
+//! `client_rate.rs`.
 
 #[path = "support/client.rs"]
 mod client_support;
@@ -447,53 +448,6 @@ fn bulk_corruption_is_caught_at_its_offset() {
     assert_eq!(doc["mismatches"], 1, "{doc}");
     let error = doc["error"].as_str().unwrap();
     assert!(error.contains("at byte offset 2000001"), "{doc}");
-}
-
-/// --rate sends on a fixed schedule, and latency is measured from each
-/// message's intended send time: one 300 ms server stall shows up in the
-/// tail of the distribution instead of as a single slow sample.
-#[test]
-fn fixed_rate_measures_from_intended_send_times() {
-    let server = Server::start(&[]);
-    let exit = client(&[
-        "bench",
-        &server.addr().to_string(),
-        "-c",
-        "2",
-        "--rate",
-        "200",
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
-        "--json",
-    ]);
-    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
-    let doc = json_of(&exit);
-    let messages = num(&doc, &["messages"]);
-    assert!(
-        (180.0..=202.0).contains(&messages),
-        "{messages} messages at 200/s for 1 s"
-    );
-
-    let stalling = FaultyServer::start(Fault::StallOnce(64 * 20, Duration::from_millis(300)));
-    let exit = client(&[
-        "bench",
-        &stalling.addr(),
-        "--rate",
-        "100",
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
-        "--json",
-    ]);
-    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
-    let doc = json_of(&exit);
-    // About 30 of 100 messages fell due during the stall, waiting up to
-    // 300 ms: the 90th percentile must show it.
-    assert!(num(&doc, &["latency_us", "p90"]) > 100_000.0, "{doc}");
-    assert!(num(&doc, &["latency_us", "max"]) > 250_000.0, "{doc}");
 }
 
 /// Corruption and early closes under load are counted, reported and turned

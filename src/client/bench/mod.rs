@@ -18,6 +18,7 @@ pub mod flow;
 pub mod in_flight;
 pub mod report;
 pub mod schedule;
+mod wake;
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, IsTerminal, Read, Write};
@@ -34,6 +35,7 @@ use self::flow::Flow;
 use self::in_flight::{InFlight, InFlightLimit};
 use self::report::{thousands, BenchReport, Latency, ServerUsage};
 use self::schedule::RateSchedule;
+use self::wake::PreciseWake;
 use super::error::{exit, is_reset, ClientError};
 use super::pattern::Pattern;
 use super::session::{connect_error, connect_outcome};
@@ -41,9 +43,11 @@ use crate::procstat::{self, ProcessSample};
 use crate::signal::StopSignals;
 use crate::splice::Pipe;
 
-/// Tokens at the top of the range belong to the signal pipes; connections
-/// use their index.
+/// Tokens at the top of the range belong to the signal pipes and the
+/// schedule's timer; connections use their index.
 const SIGNALS: Token = Token(usize::MAX);
+/// The `--rate` schedule's timer, below the signal pipes' tokens.
+const WAKE: Token = Token(usize::MAX - 16);
 /// Handshakes in progress at once: enough to open 10,000 connections in a
 /// moment, few enough not to overflow a small listen backlog (socat's is 5).
 const MAX_CONNECTING: usize = 256;
@@ -158,6 +162,9 @@ struct Window {
     messages: u64,
     bytes: u64,
     latency: Histogram<u64>,
+    /// `--rate`: how late the client noticed each message fall due (its
+    /// own share of `latency`).
+    send_lag: Histogram<u64>,
     server_start: Option<ProcessSample>,
     server: Option<ServerUsage>,
 }
@@ -190,6 +197,8 @@ struct Engine<'a> {
     /// Bytes issued on open connections but not yet echoed.
     outstanding: u64,
     schedule: Option<RateSchedule>,
+    /// `--rate`: wakes the loop when the next message falls due.
+    wake: Option<PreciseWake>,
     run_start: Option<Instant>,
     window: Window,
     progress: Progress,
@@ -232,8 +241,14 @@ impl<'a> Engine<'a> {
                 in_flight: InFlightLimit::new(config.in_flight, ceiling),
             })
             .collect();
-        let latency = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
-            .map_err(|e| ClientError::Other(format!("latency histogram: {e}")))?;
+        let histogram = || {
+            Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+                .map_err(|e| ClientError::Other(format!("latency histogram: {e}")))
+        };
+        let wake = match config.rate {
+            Some(_) => Some(PreciseWake::new(poll.registry(), WAKE).map_err(setup)?),
+            None => None,
+        };
         let now = Instant::now();
         Ok(Self {
             config,
@@ -251,6 +266,7 @@ impl<'a> Engine<'a> {
             issued: 0,
             outstanding: 0,
             schedule: None,
+            wake,
             run_start: None,
             window: Window {
                 start: now,
@@ -259,7 +275,8 @@ impl<'a> Engine<'a> {
                 closed: false,
                 messages: 0,
                 bytes: 0,
-                latency,
+                latency: histogram()?,
+                send_lag: histogram()?,
                 server_start: None,
                 server: None,
             },
@@ -288,9 +305,15 @@ impl<'a> Engine<'a> {
             if !self.advance(now)? {
                 break;
             }
-            let timeout = self
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(now));
+            let timeout = match (self.next_deadline(), &mut self.wake) {
+                (Some(at), _) if at <= now => Some(Duration::ZERO),
+                (Some(at), Some(wake)) => {
+                    wake.arm(at, now)
+                        .map_err(|e| ClientError::Other(format!("cannot arm the timer: {e}")))?;
+                    None
+                }
+                (at, _) => at.map(|at| at - now),
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 // A signal interrupted the wait; its pipe is readable next.
@@ -300,6 +323,10 @@ impl<'a> Engine<'a> {
             for event in events.iter() {
                 if let Some((_, count)) = self.signals.take(SIGNALS, event.token()) {
                     self.on_signal(count)?;
+                } else if event.token() == WAKE {
+                    if let Some(wake) = &mut self.wake {
+                        wake.fired();
+                    }
                 } else if event.token().0 < self.conns.len() {
                     self.on_event(event);
                 }
@@ -586,8 +613,14 @@ impl<'a> Engine<'a> {
         let Some(schedule) = &mut self.schedule else {
             return;
         };
+        let window = &mut self.window;
+        let counting = window.open && window.end.map_or(true, |end| now <= end);
         let mut touched = Vec::new();
         while let Some((i, intended)) = schedule.pop_due(now) {
+            if counting {
+                let ns = now.saturating_duration_since(intended).as_nanos() as u64;
+                window.send_lag.saturating_record(ns.max(1));
+            }
             self.conns[i].owed.push_back(intended);
             touched.push(i);
         }
@@ -918,6 +951,7 @@ impl<'a> Engine<'a> {
             } else {
                 Latency::from_nanos(&self.window.latency)
             },
+            send_lag: Latency::from_nanos(&self.window.send_lag),
             connected: self.connected,
             connect_errors: self.connect_errors,
             mismatches: self.mismatches,

@@ -119,6 +119,10 @@ pub struct BenchReport {
     pub bytes: u64,
     /// Latency of the window's messages (not for bulk).
     pub latency: Option<Latency>,
+    /// `--rate`: how far behind each message's intended time the client
+    /// got round to sending it. This lateness is part of `latency`, so a
+    /// large lag means the client, not the server, set the figures.
+    pub send_lag: Option<Latency>,
     /// Connections established.
     pub connected: usize,
     /// Connections that could not be established.
@@ -194,6 +198,10 @@ impl BenchReport {
         match &self.latency {
             Some(latency) => o.object("latency_us", latency.json()),
             None => o.null("latency_us"),
+        };
+        match &self.send_lag {
+            Some(lag) => o.object("send_lag_us", lag.json()),
+            None => o.null("send_lag_us"),
         };
         o.uint("connected", self.connected as u64)
             .uint("connect_errors", self.connect_errors as u64)
@@ -310,6 +318,14 @@ impl fmt::Display for BenchReport {
                 f,
                 "Latency µs:  min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (mean {:.1})",
                 l.min, l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+            )?;
+        }
+        if let Some(l) = &self.send_lag {
+            writeln!(
+                f,
+                "Send lag µs: p50 {:.1}  p99 {:.1}  max {:.1}  (the client's own lateness behind \
+                 the schedule, included in the latency)",
+                l.p50, l.p99, l.max
             )?;
         }
         if let Some(server) = self.server {
