@@ -10,7 +10,7 @@
 mod client_support;
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use client_support::{client, json_of, num, Fault, FaultyServer};
 use common::Server;
@@ -91,6 +91,9 @@ fn scheduled_sends_leave_on_time() {
         "the client sent {lag_p50} µs late at the median: {doc}"
     );
     assert!(latency_p50 < 450.0, "{doc}");
+    // Kept up: at most the one message that fell due while its echo was
+    // still on the way at the end.
+    assert!(num(&doc, &["behind_schedule"]) <= 1.0, "{doc}");
 
     // Text output names the lag beside the latency.
     let exit = client(&[
@@ -122,4 +125,60 @@ fn closed_loop_reports_no_send_lag() {
     let doc = json_of(&exit);
     assert!(doc["send_lag_us"].is_null(), "{doc}");
     assert!(doc["latency_us"]["p50"].is_number(), "{doc}");
+}
+
+/// A rate far beyond what the connections can carry (the most the command
+/// line takes, 10⁹ a second) still ends when the window does, with every
+/// sent message verified, and says how far it fell behind. The schedule is
+/// arithmetic: falling behind by a billion messages costs no memory and no
+/// step per message, where a queue of owed sends ran out of both.
+#[test]
+fn a_rate_beyond_reach_ends_on_time_and_says_so() {
+    let server = Server::start(&[]);
+    let started = Instant::now();
+    let exit = client(&[
+        "bench",
+        &server.addr().to_string(),
+        "-c",
+        "2",
+        "--rate",
+        "1e9",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let doc = json_of(&exit);
+    assert!(num(&doc, &["messages"]) > 100.0, "{doc}");
+    assert_eq!(doc["mismatches"], 0, "{doc}");
+    // About 10⁹ fell due in the second; a few tens of thousands went out.
+    assert!(num(&doc, &["behind_schedule"]) > 1e8, "{doc}");
+    // The wait behind the schedule is in the latency: the median message
+    // went out long after it was due.
+    assert!(num(&doc, &["latency_us", "p50"]) > 100_000.0, "{doc}");
+
+    let exit = client(&[
+        "bench",
+        &server.addr().to_string(),
+        "--rate",
+        "1e9",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+    ]);
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let behind = exit
+        .stdout
+        .iter()
+        .find(|l| l.starts_with("Behind: "))
+        .unwrap_or_else(|| panic!("no Behind line\n{}", exit.describe()));
+    assert!(
+        behind.contains("1 connection at depth 1 could not carry 1000000000 msgs/s"),
+        "{behind}"
+    );
 }

@@ -20,7 +20,6 @@ pub mod report;
 pub mod schedule;
 mod wake;
 
-use std::collections::VecDeque;
 use std::io::{self, ErrorKind, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -134,8 +133,9 @@ struct Conn {
     stream: Option<TcpStream>,
     state: State,
     flow: Flow<Instant>,
-    /// Intended send times that fell due while `depth` messages were out.
-    owed: VecDeque<Instant>,
+    /// `--rate`: how many of its scheduled messages it has issued; those
+    /// due beyond that wait for `depth` to allow them.
+    scheduled: u64,
     /// Bulk: the pipe this connection sends through without copying; none
     /// means plain writes.
     pipe: Option<Pipe>,
@@ -162,8 +162,8 @@ struct Window {
     messages: u64,
     bytes: u64,
     latency: Histogram<u64>,
-    /// `--rate`: how late the client noticed each message fall due (its
-    /// own share of `latency`).
+    /// `--rate`: per wake-up that found messages due, how late the loop
+    /// got to the earliest of them (the client's own share of `latency`).
     send_lag: Histogram<u64>,
     server_start: Option<ProcessSample>,
     server: Option<ServerUsage>,
@@ -235,7 +235,7 @@ impl<'a> Engine<'a> {
                 stream: None,
                 state: State::NotStarted,
                 flow: Flow::new(i as u64, config.size),
-                owed: VecDeque::new(),
+                scheduled: 0,
                 pipe: None,
                 pipe_failed: false,
                 in_flight: InFlightLimit::new(config.in_flight, ceiling),
@@ -404,7 +404,7 @@ impl<'a> Engine<'a> {
                     consider(Some(self.window.start));
                 }
                 consider(self.window.end);
-                consider(self.schedule.as_ref().and_then(RateSchedule::next_due));
+                consider(self.schedule.as_ref().map(RateSchedule::next_due));
             }
             Phase::Draining(deadline) => consider(Some(deadline)),
         }
@@ -474,10 +474,6 @@ impl<'a> Engine<'a> {
         // `unwritten` and leave the count with it.
         conn.pipe = None;
         self.outstanding -= conn.flow.unwritten() + conn.flow.unechoed();
-        conn.owed.clear();
-        if let Some(schedule) = &mut self.schedule {
-            schedule.forget(i);
-        }
     }
 
     fn start_running(&mut self, now: Instant) {
@@ -489,15 +485,9 @@ impl<'a> Engine<'a> {
         }
         self.progress.next = now + Duration::from_secs(1);
         if let Some(rate) = self.config.rate {
+            // A connection that never opened keeps its share of the
+            // schedule and sends nothing: the rate is per run, as asked.
             self.schedule = Some(RateSchedule::new(now, rate, self.conns.len()));
-            for (i, conn) in self.conns.iter().enumerate() {
-                if !matches!(conn.state, State::Open) {
-                    // A connection that never opened sends nothing.
-                    if let Some(s) = &mut self.schedule {
-                        s.forget(i);
-                    }
-                }
-            }
         }
         if !self.window.open && now >= self.window.start {
             self.open_window();
@@ -595,13 +585,16 @@ impl<'a> Engine<'a> {
             return;
         }
         while self.conns[i].flow.in_flight() < self.config.depth && self.may_issue() {
-            let stamp = if self.config.rate.is_some() {
-                match self.conns[i].owed.pop_front() {
-                    Some(intended) => intended,
-                    None => break,
+            let stamp = match &self.schedule {
+                Some(schedule) => {
+                    let j = self.conns[i].scheduled;
+                    if j >= schedule.due_on(i) {
+                        break;
+                    }
+                    self.conns[i].scheduled += 1;
+                    schedule.intended(i, j)
                 }
-            } else {
-                now
+                None => now,
             };
             self.conns[i].flow.issue(stamp);
             self.issued += 1;
@@ -613,20 +606,25 @@ impl<'a> Engine<'a> {
         let Some(schedule) = &mut self.schedule else {
             return;
         };
-        let window = &mut self.window;
-        let counting = window.open && window.end.map_or(true, |end| now <= end);
-        let mut touched = Vec::new();
-        while let Some((i, intended)) = schedule.pop_due(now) {
-            if counting {
-                let ns = now.saturating_duration_since(intended).as_nanos() as u64;
-                window.send_lag.saturating_record(ns.max(1));
-            }
-            self.conns[i].owed.push_back(intended);
-            touched.push(i);
+        let fell = schedule.advance(now);
+        if fell.is_empty() {
+            return;
         }
+        let window = &mut self.window;
+        if window.open && window.end.map_or(true, |end| now <= end) {
+            // One sample per wake-up, not per message: a rate beyond reach
+            // must not make the loop's work grow with what fell due.
+            let late = now.saturating_duration_since(schedule.due_at(fell.start));
+            window
+                .send_lag
+                .saturating_record((late.as_nanos() as u64).max(1));
+        }
+        let touched: Vec<usize> = schedule.connections_of(fell).collect();
         for i in touched {
-            self.top_up(i, now);
-            self.write(i);
+            if matches!(self.conns[i].state, State::Open) {
+                self.top_up(i, now);
+                self.write(i);
+            }
         }
     }
 
@@ -634,11 +632,9 @@ impl<'a> Engine<'a> {
         if let StopAfter::Duration(_) = self.config.stop {
             self.close_window(now);
         }
+        // Scheduled messages not yet issued are not part of the run: from
+        // here on nothing is issued.
         self.phase = Phase::Draining(now + self.config.timeout);
-        for conn in &mut self.conns {
-            // Owed sends were never written; they are not part of the run.
-            conn.owed.clear();
-        }
     }
 
     fn count_incomplete(&mut self) {
@@ -919,6 +915,21 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// `--rate`: messages that had fallen due on open connections and were
+    /// never sent, because `depth` were still out when the run stopped.
+    fn behind_schedule(&self) -> Option<u64> {
+        let schedule = self.schedule.as_ref()?;
+        let unsent: u64 = (self.conns.iter().enumerate())
+            .filter(|(_, c)| matches!(c.state, State::Open))
+            .map(|(i, c)| schedule.due_on(i).saturating_sub(c.scheduled))
+            .sum();
+        Some(match self.config.stop {
+            // Messages past the count were never going to be sent.
+            StopAfter::Requests(n) => unsent.min(n.saturating_sub(self.issued)),
+            StopAfter::Duration(_) => unsent,
+        })
+    }
+
     fn report(mut self) -> BenchReport {
         let end = self.window.end.unwrap_or(self.window.start);
         let exit_code = if self.mismatches > 0 {
@@ -952,6 +963,7 @@ impl<'a> Engine<'a> {
                 Latency::from_nanos(&self.window.latency)
             },
             send_lag: Latency::from_nanos(&self.window.send_lag),
+            behind_schedule: self.behind_schedule(),
             connected: self.connected,
             connect_errors: self.connect_errors,
             mismatches: self.mismatches,

@@ -119,10 +119,14 @@ pub struct BenchReport {
     pub bytes: u64,
     /// Latency of the window's messages (not for bulk).
     pub latency: Option<Latency>,
-    /// `--rate`: how far behind each message's intended time the client
-    /// got round to sending it. This lateness is part of `latency`, so a
-    /// large lag means the client, not the server, set the figures.
+    /// `--rate`: for each wake-up of the client that found messages due,
+    /// how far behind the earliest one's intended time it was. This
+    /// lateness is part of `latency`, so a large lag means the client, not
+    /// the server, set the figures.
     pub send_lag: Option<Latency>,
+    /// `--rate`: messages that fell due and were never sent, because the
+    /// connections' `depth` was still taken when the run stopped.
+    pub behind_schedule: Option<u64>,
     /// Connections established.
     pub connected: usize,
     /// Connections that could not be established.
@@ -157,6 +161,13 @@ impl BenchReport {
     /// Echoed megabytes (10⁶ bytes) per second over the window.
     pub fn mb_per_s(&self) -> f64 {
         per_second(self.bytes as f64 / 1e6, self.elapsed)
+    }
+
+    /// Whether `behind` unsent messages mean the run could not keep its
+    /// rate: more than one waiting per connection (one may always be
+    /// waiting for the echo before it) and over 1% of what was echoed.
+    fn fell_behind(&self, behind: u64) -> bool {
+        behind > self.connections as u64 && behind * 100 > self.messages
     }
 
     /// Server CPU nanoseconds per echoed message.
@@ -202,6 +213,10 @@ impl BenchReport {
         match &self.send_lag {
             Some(lag) => o.object("send_lag_us", lag.json()),
             None => o.null("send_lag_us"),
+        };
+        match self.behind_schedule {
+            Some(n) => o.uint("behind_schedule", n),
+            None => o.null("behind_schedule"),
         };
         o.uint("connected", self.connected as u64)
             .uint("connect_errors", self.connect_errors as u64)
@@ -326,6 +341,19 @@ impl fmt::Display for BenchReport {
                 "Send lag µs: p50 {:.1}  p99 {:.1}  max {:.1}  (the client's own lateness behind \
                  the schedule, included in the latency)",
                 l.p50, l.p99, l.max
+            )?;
+        }
+        if let Some(behind) = self.behind_schedule.filter(|&n| self.fell_behind(n)) {
+            writeln!(
+                f,
+                "Behind:      {} messages fell due and were never sent: {} connection{} at depth {} \
+                 could not carry {} msgs/s, and the latency above counts their wait \
+                 (more --connections or --depth would, if the server can)",
+                thousands(behind),
+                self.connections,
+                if self.connections == 1 { "" } else { "s" },
+                self.depth,
+                self.rate.unwrap_or_default()
             )?;
         }
         if let Some(server) = self.server {
