@@ -1,17 +1,20 @@
 //! `echo-client ping`: one line per probe, loss and RTT statistics, connect
-//! time per probe with --reconnect, Ctrl+C prints the summary so far, and
-//! lost or corrupted probes are counted and reflected in the exit code.
+//! time per probe with --reconnect, Ctrl+C prints the summary so far (a
+//! probe it cut short is lost), the interval holds after a slow probe, and
+//! lost or corrupted probes (extra bytes after an echo included) are
+//! counted against the right probe and reflected in the exit code.
 
 #[path = "support/client.rs"]
 mod client_support;
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use client_support::{client, closed_port, json_of, num, Fault, FaultyServer, CLIENT};
-use common::{wait_until, Server};
+use client_support::{
+    client, client_interrupted_when, closed_port, json_of, num, Fault, FaultyServer, CLIENT,
+};
+use common::Server;
 
 /// Probe lines carry seq, bytes and RTT; the summary counts them and gives
 /// min/avg/max/mdev and p50/p95/p99.
@@ -95,41 +98,104 @@ fn reconnect_times_each_handshake() {
 #[test]
 fn ctrl_c_prints_the_summary_so_far() {
     let server = Server::start(&[]);
-    let out_path =
-        std::env::temp_dir().join(format!("echo-client-ping-{}.txt", std::process::id()));
-    let out_file = std::fs::File::create(&out_path).unwrap();
-    let mut child = Command::new(CLIENT)
-        .args(["ping", &server.addr().to_string(), "-c", "0", "-i", "0.05"])
-        .stdout(out_file)
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let seen = wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(&out_path).is_ok_and(|t| t.contains("seq=3 "))
-    });
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let status = wait_until(Duration::from_secs(10), || {
-        child.try_wait().unwrap().is_some()
-    });
-    if !status {
-        let _ = child.kill();
-    }
-    let text = std::fs::read_to_string(&out_path).unwrap();
-    std::fs::remove_file(&out_path).unwrap();
-    assert!(
-        seen && status,
-        "ping did not probe or did not stop:\n{text}"
+    let addr = server.addr().to_string();
+    // Signalled as soon as probe 3 is printed: well inside the 0.3 s pause
+    // before probe 4, so no probe is cut short.
+    let (code, text) = client_interrupted_when(
+        &["ping", &addr, "-c", "0", "-i", "0.3"],
+        |t| t.contains("seq=3 "),
+        Duration::ZERO,
     );
-    assert_eq!(child.wait().unwrap().code(), Some(0), "{text}");
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("echo ping statistics"), "{text}");
     assert!(
         text.contains("received, 0 lost (0.0% loss), 0 mismatched"),
         "{text}"
     );
     assert!(text.contains("(interrupted)"), "{text}");
+}
+
+/// A probe still waiting for its echo when Ctrl+C comes was sent and got
+/// no answer: it is counted as lost (a dead server must not look like 0%
+/// loss), and the exit code says the run was cut short.
+#[test]
+fn ctrl_c_counts_the_unanswered_probe_as_lost() {
+    // Echoes two probes, then holds the third for 20 s.
+    let stalling = FaultyServer::start(Fault::StallOnce(128, Duration::from_secs(20)));
+    let addr = stalling.addr();
+    // Probe 3 leaves 0.05 s after probe 2; signalled 0.3 s after that.
+    let (code, text) = client_interrupted_when(
+        &["ping", &addr, "-c", "0", "-i", "0.05"],
+        |t| t.contains("seq=2 "),
+        Duration::from_millis(300),
+    );
+    assert_eq!(code, Some(130), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("seq=3 lost: no echo after ")
+                && l.ends_with(", when Ctrl+C stopped the wait")),
+        "{text}"
+    );
+    assert!(
+        text.contains("3 probes sent, 2 received, 1 lost (33.3% loss), 0 mismatched"),
+        "{text}"
+    );
+}
+
+/// After a slow probe the next ones keep their interval instead of going
+/// out back to back to catch up with the original schedule (which would
+/// also flatter their RTTs).
+#[test]
+fn probes_after_a_slow_one_keep_their_interval() {
+    // Probe 2 (bytes 64..128) is held for 0.6 s.
+    let stalling = FaultyServer::start(Fault::StallOnce(64, Duration::from_millis(600)));
+    let exit = client(&["ping", &stalling.addr(), "-c", "5", "-i", "0.2"]);
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    // 0.2 s to probe 2, its 0.6 s, then probes 3, 4 and 5 each 0.2 s after
+    // the last one's start: at least 1.2 s in all. Catching up, they took
+    // 0.8 s.
+    let summary = exit
+        .stdout
+        .iter()
+        .find(|l| l.starts_with("5 probes sent, 5 received"))
+        .unwrap_or_else(|| panic!("no summary\n{}", exit.describe()));
+    let ms: u64 = summary
+        .rsplit_once("time ")
+        .and_then(|(_, t)| t.strip_suffix(" ms"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no time in {summary}"));
+    assert!(ms >= 1_150, "{summary}");
+}
+
+/// Bytes the server sends after a probe's echo (here 50 ms later) are that
+/// probe's fault: caught before the next probe, or at the end of the run,
+/// and never blamed on the probe after.
+#[test]
+fn bytes_after_an_echo_are_charged_to_its_probe() {
+    let late = FaultyServer::start(Fault::LateExtraByte(Duration::from_millis(50)));
+    let addr = late.addr();
+    for (args, probes) in [
+        (&["-c", "2", "-i", "0.2"][..], 2),
+        (&["-c", "1"][..], 1),
+        (&["-c", "2", "-i", "0.05", "--reconnect"][..], 2),
+    ] {
+        let mut all = vec!["ping", &addr, "--json"];
+        all.extend(args);
+        let exit = client(&all);
+        assert_eq!(exit.code(), Some(1), "{args:?}\n{}", exit.describe());
+        let doc = json_of(&exit);
+        assert_eq!(doc["mismatched"], probes, "{args:?}\n{doc}");
+        for probe in doc["probes"].as_array().unwrap() {
+            assert_eq!(probe["error_kind"], "mismatch", "{args:?}\n{doc}");
+            let error = probe["error"].as_str().unwrap();
+            // Every probe's extra byte follows its own 64 bytes: offset 64
+            // on its connection.
+            assert!(
+                error.ends_with("an extra byte at offset 64"),
+                "{args:?}\n{doc}"
+            );
+        }
+    }
 }
 
 /// Lost probes (nothing listening, or a silent server) are counted as lost

@@ -6,7 +6,11 @@
 mod client_support;
 mod common;
 
-use client_support::{client, client_with_input, closed_port, json_of, Fault, FaultyServer};
+use std::time::Duration;
+
+use client_support::{
+    client, client_interrupted_when, client_with_input, closed_port, json_of, Fault, FaultyServer,
+};
 use common::{assert_no_panic, Rng, Server};
 
 /// The issue's own example: what it connected to, what it sent, what came
@@ -185,6 +189,8 @@ fn bad_arguments_exit_2_and_help_documents_exit_codes() {
         (&["bench", "--rate", "-5"], "--rate"),
         (&["bench", "--depth", "lots"], "--depth"),
         (&["127.0.0.1:1", "--file", "/nonexistent/x"], ""),
+        // An unbracketed IPv6 address ending in what looks like a port.
+        (&["ping", "::1:4000"], "write [::1]:4000 for port 4000"),
     ] {
         let exit = client(args);
         assert_no_panic(&exit.stderr);
@@ -204,6 +210,8 @@ fn bad_arguments_exit_2_and_help_documents_exit_codes() {
     let help = client(&["--help"]);
     assert_eq!(help.code(), Some(0));
     let text = help.stdout.join("\n");
+    // It introduces the client, not the server.
+    assert!(text.starts_with("Client for echo-server"), "{text}");
     for line in [
         "  3    connection refused",
         "  4    host name could not be resolved",
@@ -234,4 +242,23 @@ fn json_output_is_one_document() {
     assert_eq!(exit.code(), Some(3));
     let doc = json_of(&exit);
     assert_eq!(doc["error_kind"], "refused");
+}
+
+/// Ctrl+C after the echo was verified, while the client waits for the
+/// server to close (to catch extra bytes), keeps the verdict: the echo
+/// matched, so the exit is 0 and the RTT is printed.
+#[test]
+fn ctrl_c_after_a_verified_echo_keeps_the_pass() {
+    let open = FaultyServer::start(Fault::KeepOpen);
+    let addr = open.addr();
+    // "Sent" is printed once the echo is complete; the wait for the close
+    // lasts up to 0.5 s after it.
+    let (code, text) = client_interrupted_when(
+        &[&addr, "hello"],
+        |t| t.contains("Sent 5 bytes"),
+        Duration::from_millis(100),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Received echo: hello"), "{text}");
+    assert!(text.contains("RTT: "), "{text}");
 }

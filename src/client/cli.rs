@@ -18,7 +18,8 @@ use crate::units::{parse_seconds, parse_size};
 #[command(
     name = "echo-client",
     version,
-    about,
+    // The summary comes from the doc comment above; a bare `about` would
+    // take the crate's description, which describes the server.
     long_about = None,
     after_help = EXIT_CODES_HELP,
     args_conflicts_with_subcommands = true

@@ -27,7 +27,8 @@ pub mod exit {
     pub const CLOSED: u8 = 6;
     /// Any other network or local error (unreachable, file unreadable, …).
     pub const OTHER: u8 = 7;
-    /// Stopped by Ctrl+C before an answer (128 + SIGINT).
+    /// Stopped by Ctrl+C before any result, or while a ping probe was
+    /// still waiting for its answer (128 + SIGINT).
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -42,7 +43,8 @@ Exit codes:
   5    timed out (connect or echo took longer than --timeout)
   6    the server closed or reset the connection before echoing everything
   7    other network or local error
-  130  interrupted by Ctrl+C before any result";
+  130  interrupted by Ctrl+C before any result, or while a ping probe
+       was still waiting for its answer (counted as lost)";
 
 /// A failure that ends a client run.
 #[derive(Debug)]
@@ -89,6 +91,13 @@ pub enum ClientError {
     Mismatch(Mismatch),
     /// Ctrl+C before a result.
     Interrupted,
+    /// A ping probe still unanswered when Ctrl+C stopped the wait.
+    Unanswered {
+        /// How long it had waited.
+        waited: Duration,
+        /// Whether it was still connecting (else waiting for the echo).
+        connecting: bool,
+    },
     /// Connecting failed for another reason (unreachable, …).
     Connect(SocketAddr, io::Error),
     /// Anything else, with what was being done.
@@ -145,7 +154,7 @@ impl ClientError {
             }
             Self::ClosedEarly { .. } => exit::CLOSED,
             Self::Mismatch(_) => exit::MISMATCH,
-            Self::Interrupted => exit::INTERRUPTED,
+            Self::Interrupted | Self::Unanswered { .. } => exit::INTERRUPTED,
             Self::Connect(..) | Self::Other(_) => exit::OTHER,
         }
     }
@@ -161,6 +170,7 @@ impl ClientError {
             Self::ClosedEarly { reset: true, .. } => "reset",
             Self::Mismatch(_) => "mismatch",
             Self::Interrupted => "interrupted",
+            Self::Unanswered { .. } => "unanswered",
             Self::Connect(..) => "connect",
             Self::Other(_) => "error",
         }
@@ -179,8 +189,8 @@ impl fmt::Display for ClientError {
             }
             Self::ConnectTimeout(addr, after) => write!(
                 f,
-                "no answer from {addr} within {:.3} s (a firewall dropping packets, or the host is down)",
-                after.as_secs_f64()
+                "no answer from {addr} within {} (a firewall dropping packets, or the host is down)",
+                seconds(*after)
             ),
             Self::EchoTimeout {
                 received,
@@ -188,8 +198,8 @@ impl fmt::Display for ClientError {
                 after,
             } => write!(
                 f,
-                "timed out after {:.3} s waiting for the echo: {received} of {expected} bytes came back",
-                after.as_secs_f64()
+                "timed out after {} waiting for the echo: {received} of {expected} bytes came back",
+                seconds(*after)
             ),
             Self::DrainTimeout {
                 connections,
@@ -197,8 +207,8 @@ impl fmt::Display for ClientError {
                 after,
             } => write!(
                 f,
-                "{bytes} bytes on {connections} connections were still not echoed {:.3} s after sending stopped",
-                after.as_secs_f64()
+                "{bytes} bytes on {connections} connections were still not echoed {} after sending stopped",
+                seconds(*after)
             ),
             Self::ClosedEarly {
                 received,
@@ -211,6 +221,12 @@ impl fmt::Display for ClientError {
             ),
             Self::Mismatch(mismatch) => mismatch.fmt(f),
             Self::Interrupted => f.write_str("interrupted"),
+            Self::Unanswered { waited, connecting } => write!(
+                f,
+                "no {} after {}, when Ctrl+C stopped the wait",
+                if *connecting { "connection" } else { "echo" },
+                seconds(*waited)
+            ),
             Self::Connect(addr, e) => write!(f, "cannot connect to {addr}: {e}"),
             Self::Other(text) => f.write_str(text),
         }
@@ -218,6 +234,16 @@ impl fmt::Display for ClientError {
 }
 
 impl std::error::Error for ClientError {}
+
+/// A duration for people: seconds to the millisecond, or milliseconds to
+/// the microsecond below one, so a 50 µs timeout does not read "0.000 s".
+pub fn seconds(d: Duration) -> String {
+    if d < Duration::from_millis(1) && !d.is_zero() {
+        format!("{:.3} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.3} s", d.as_secs_f64())
+    }
+}
 
 /// True for the errors a peer's RST produces.
 pub fn is_reset(e: &io::Error) -> bool {
@@ -255,9 +281,13 @@ mod tests {
             },
             ClientError::Other("z".into()),
             ClientError::Interrupted,
+            ClientError::Unanswered {
+                waited: Duration::from_secs(1),
+                connecting: false,
+            },
         ];
         let codes: Vec<u8> = errors.iter().map(ClientError::exit_code).collect();
-        assert_eq!(codes, [1, 3, 4, 5, 6, 7, 130]);
+        assert_eq!(codes, [1, 3, 4, 5, 6, 7, 130, 130]);
         for code in codes {
             assert!(EXIT_CODES_HELP.contains(&format!("\n  {code} ")));
         }
@@ -279,5 +309,27 @@ mod tests {
             m.to_string(),
             "echo differs from what was sent at byte offset 6: sent 0x77 'w', received 0x00"
         );
+        let waited = ClientError::Unanswered {
+            waited: Duration::from_millis(4012),
+            connecting: false,
+        };
+        assert_eq!(
+            waited.to_string(),
+            "no echo after 4.012 s, when Ctrl+C stopped the wait"
+        );
+    }
+
+    #[test]
+    fn short_durations_keep_their_digits() {
+        assert_eq!(seconds(Duration::from_micros(50)), "0.050 ms");
+        assert_eq!(seconds(Duration::from_millis(200)), "0.200 s");
+        assert_eq!(seconds(Duration::from_secs(2)), "2.000 s");
+        assert_eq!(seconds(Duration::ZERO), "0.000 s");
+        let timeout = ClientError::EchoTimeout {
+            received: 0,
+            expected: 64,
+            after: Duration::from_micros(50),
+        };
+        assert!(timeout.to_string().starts_with("timed out after 0.050 ms "));
     }
 }

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::cli::PingArgs;
-use super::error::{exit, ClientError};
+use super::error::{exit, seconds, ClientError};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttSummary};
-use super::session::{Connected, Session};
+use super::session::{Connected, Session, CLOSE_GRACE};
 use crate::json::JsonObject;
 
 /// One probe's outcome.
@@ -42,7 +42,7 @@ pub fn run(args: &PingArgs) -> u8 {
     };
     if !args.json {
         println!(
-            "ECHO PING {}: {}-byte probes {}, every {:.3} s, timeout {:.3} s",
+            "ECHO PING {}: {}-byte probes {}, every {}, timeout {}",
             args.address,
             args.size,
             if args.reconnect {
@@ -50,8 +50,8 @@ pub fn run(args: &PingArgs) -> u8 {
             } else {
                 "over one connection"
             },
-            args.interval.as_secs_f64(),
-            args.timeout.as_secs_f64()
+            seconds(args.interval),
+            seconds(args.timeout)
         );
     }
     let run = probe_all(args, &addrs, &mut session);
@@ -85,16 +85,32 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
     let mut offset = 0u64;
     let started = Instant::now();
     run.started = Some(started);
+    let mut due = started;
     let mut payload = Vec::with_capacity(args.size);
     for seq in 1.. {
         if args.count != 0 && seq > args.count {
             break;
         }
-        let due = started + args.interval.saturating_mul((seq - 1) as u32);
         if let Err(ClientError::Interrupted) = session.sleep_until(due) {
             run.interrupted = true;
             break;
         }
+        // Bytes that came after the last echo belong to that probe.
+        if let Some(c) = conn.as_mut() {
+            if let Err(e) = session.check_nothing_more(&mut c.stream, offset) {
+                amend_last(args, &mut run, e);
+                close(session, &mut conn);
+            }
+        }
+        let probe_started = Instant::now();
+        // The interval runs from this probe's start: after a slow or lost
+        // probe the next ones keep their spacing instead of catching up
+        // back to back, which would also flatter the RTTs.
+        due = probe_started + args.interval;
+        let unanswered = |connecting| ClientError::Unanswered {
+            waited: probe_started.elapsed(),
+            connecting,
+        };
         let mut connect_time = None;
         if conn.is_none() {
             match session.connect_any(addrs, args.timeout) {
@@ -112,8 +128,11 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
                     conn = Some(c);
                     offset = 0;
                 }
+                // A probe in progress when Ctrl+C came is sent and lost, as
+                // ping counts it: the run must not look cleaner than it was.
                 Err(ClientError::Interrupted) => {
                     run.interrupted = true;
+                    record(args, &mut run, seq, None, Err(unanswered(true)));
                     break;
                 }
                 Err(e) => {
@@ -127,23 +146,73 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
         pattern.extend(0, offset, args.size, &mut payload);
         let result = session.exchange(&mut c.stream, &payload, args.timeout);
         offset += args.size as u64;
+        let shown_connect = if args.reconnect { connect_time } else { None };
         if let Err(ClientError::Interrupted) = result {
             run.interrupted = true;
+            record(args, &mut run, seq, shown_connect, Err(unanswered(false)));
             break;
         }
+        let failed = result.is_err();
+        record(args, &mut run, seq, shown_connect, result);
+        if args.reconnect && !failed {
+            finish(args, &mut run, session, &mut conn, offset);
+        }
         // After a failure the stream's position is unknown: start afresh.
-        if result.is_err() || args.reconnect {
-            if let Some(c) = conn.take() {
-                session.close(c.stream);
+        if failed || args.reconnect {
+            close(session, &mut conn);
+        }
+    }
+    if run.interrupted {
+        // Ctrl+C: no waiting, only what has already arrived.
+        if let Some(c) = conn.as_mut() {
+            if let Err(e) = session.check_nothing_more(&mut c.stream, offset) {
+                amend_last(args, &mut run, e);
             }
         }
-        let shown_connect = if args.reconnect { connect_time } else { None };
-        record(args, &mut run, seq, shown_connect, result);
+    } else {
+        finish(args, &mut run, session, &mut conn, offset);
     }
+    close(session, &mut conn);
+    run
+}
+
+/// Ends the connection the way `send` does (half-close, then up to
+/// [`CLOSE_GRACE`] for the server's FIN), so bytes the server sends after
+/// the last echo are charged to the last probe.
+fn finish(
+    args: &PingArgs,
+    run: &mut PingRun,
+    session: &mut Session,
+    conn: &mut Option<Connected>,
+    sent: u64,
+) {
+    let Some(c) = conn.as_mut() else { return };
+    match session.finish(&mut c.stream, sent, args.timeout.min(CLOSE_GRACE)) {
+        Ok(()) => {}
+        Err(ClientError::Interrupted) => run.interrupted = true,
+        Err(e) => amend_last(args, run, e),
+    }
+}
+
+fn close(session: &mut Session, conn: &mut Option<Connected>) {
     if let Some(c) = conn.take() {
         session.close(c.stream);
     }
-    run
+}
+
+/// The last probe turned out wrong after all (extra bytes followed its
+/// echo): it is reported again, and counted, as that failure.
+fn amend_last(args: &PingArgs, run: &mut PingRun, error: ClientError) {
+    let Some(probe) = run.probes.last_mut() else {
+        return;
+    };
+    if !args.json {
+        match &error {
+            ClientError::Mismatch(m) => println!("seq={} MISMATCH: {m}", probe.seq),
+            other => println!("seq={} lost: {other}", probe.seq),
+        }
+    }
+    probe.result = Err(error);
 }
 
 fn record(
@@ -328,7 +397,8 @@ fn json(args: &PingArgs, run: &PingRun) -> String {
 }
 
 /// 0 when every probe came back exactly; 1 if any echo differed; else the
-/// code of the last failure; 130 if Ctrl+C came before any probe.
+/// code of the last failure (130 for a probe Ctrl+C left unanswered); 130
+/// if Ctrl+C came before any probe.
 fn exit_code(run: &PingRun) -> u8 {
     if run.probes.is_empty() && run.interrupted {
         return exit::INTERRUPTED;

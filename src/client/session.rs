@@ -17,6 +17,9 @@ const STREAM: Token = Token(0);
 const SIGNALS: Token = Token(usize::MAX);
 /// Read size: large enough that a file echo moves in few calls.
 const READ_CHUNK: usize = 64 * 1024;
+/// How long to wait for the server's FIN after a complete echo, to catch
+/// bytes it sends beyond the echo.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// The poll, its events and the Ctrl+C pipes, reused across connections.
 #[derive(Debug)]
@@ -245,6 +248,30 @@ impl Session {
             }
             if let Wake::TimedOut = self.wait(Some(deadline))? {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Between two echoes on one connection, without waiting: fails if the
+    /// server sent anything beyond the `sent` bytes echoed so far. A close
+    /// or reset is left for the next exchange to report.
+    pub fn check_nothing_more(
+        &mut self,
+        stream: &mut TcpStream,
+        sent: u64,
+    ) -> Result<(), ClientError> {
+        loop {
+            match stream.read(&mut self.scratch) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {
+                    return Err(ClientError::Mismatch(Mismatch {
+                        offset: sent,
+                        sent: 0,
+                        received: None,
+                    }))
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Ok(()),
             }
         }
     }

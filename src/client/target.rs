@@ -46,6 +46,12 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
         return with_port(addr.ip().to_string(), addr.port());
     }
     if let Ok(ip) = text.parse::<IpAddr>() {
+        if let Some((host, port)) = port_lookalike(text) {
+            return Err(format!(
+                "'{text}' is ambiguous: write [{host}]:{port} for port {port} on {host}, \
+                 or [{text}] for that address on port {DEFAULT_PORT}"
+            ));
+        }
         return with_port(ip.to_string(), DEFAULT_PORT);
     }
     if let Some(rest) = text.strip_prefix('[') {
@@ -73,6 +79,14 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
             "'{text}' is not a valid address; IPv6 addresses with a port need brackets, as in [::1]:7878"
         )),
     }
+}
+
+/// An unbracketed IPv6 literal that also reads as `IPv6:PORT`: `::1:4000`
+/// is an address of its own, but far more likely meant port 4000 on `::1`.
+fn port_lookalike(text: &str) -> Option<(&str, &str)> {
+    let (host, last) = text.rsplit_once(':')?;
+    let digits = (1..=5).contains(&last.len()) && last.bytes().all(|b| b.is_ascii_digit());
+    (digits && host.parse::<std::net::Ipv6Addr>().is_ok()).then_some((host, last))
 }
 
 fn check_host(host: &str) -> Result<String, String> {
@@ -135,6 +149,12 @@ mod tests {
         assert_eq!(ok("[::1]:9"), ("::1".into(), 9));
         assert_eq!(ok("[::1]"), ("::1".into(), 7878));
         assert_eq!(ok("::1"), ("::1".into(), 7878));
+        // Unbracketed IPv6 whose last group cannot be a port, or whose
+        // front is no address of its own.
+        assert_eq!(ok("fe80::1"), ("fe80::1".into(), 7878));
+        assert_eq!(ok("2001:db8::abcd"), ("2001:db8::abcd".into(), 7878));
+        assert_eq!(ok("::ffff:10.0.0.1"), ("::ffff:10.0.0.1".into(), 7878));
+        assert_eq!(ok("[::1:4000]"), ("::1:4000".into(), 7878));
         assert_eq!(ok("localhost:65535"), ("localhost".into(), 65535));
         assert_eq!(
             ok(" echo.example-1.net "),
@@ -154,6 +174,13 @@ mod tests {
             ("[::1]7878", "unexpected"),
             ("[nope]:1", "not an IPv6"),
             ("fe80::1:2:x:7878", "brackets"),
+            // Read literally these are addresses on port 7878, but the user
+            // almost surely meant a port.
+            (
+                "::1:4000",
+                "ambiguous: write [::1]:4000 for port 4000 on ::1",
+            ),
+            ("2001:db8::1:80", "or [2001:db8::1:80] for that address"),
             ("bad host", "not a valid host"),
         ] {
             let err = parse_target(text).expect_err(text);

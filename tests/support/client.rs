@@ -5,13 +5,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::common::{run_with_input, Exit};
+use crate::common::{run_with_input, wait_until, Exit};
 
 /// Path of the client binary built by cargo for these tests.
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_echo-client");
@@ -26,6 +27,50 @@ pub fn client_with_input(args: &[&str], input: &[u8]) -> Exit {
     let mut cmd = Command::new(CLIENT);
     cmd.args(args);
     run_with_input(cmd, input, Duration::from_secs(60))
+}
+
+/// Runs the client with `args`, its stdout in a file, and sends it SIGINT
+/// `then` after that output satisfies `ready`; returns its exit code and
+/// output.
+pub fn client_interrupted_when(
+    args: &[&str],
+    ready: impl Fn(&str) -> bool,
+    then: Duration,
+) -> (Option<i32>, String) {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let out_path = std::env::temp_dir().join(format!(
+        "echo-client-ping-{}-{}.txt",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let out_file = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(CLIENT)
+        .args(args)
+        .stdout(out_file)
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let seen = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out_path).is_ok_and(|t| ready(&t))
+    });
+    std::thread::sleep(then);
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = wait_until(Duration::from_secs(10), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !status {
+        let _ = child.kill();
+    }
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    std::fs::remove_file(&out_path).unwrap();
+    assert!(
+        seen && status,
+        "the client did not get there or did not stop:\n{text}"
+    );
+    (child.wait().unwrap().code(), text)
 }
 
 /// Parses the client's stdout as exactly one JSON document.
@@ -65,6 +110,11 @@ pub enum Fault {
     ExtraByte,
     /// Stops echoing for this long once, after the first this-many bytes.
     StallOnce(u64, Duration),
+    /// Echoes, then sends one byte more this long after the first echo.
+    LateExtraByte(Duration),
+    /// Echoes exactly but keeps the connection open (up to 10 s) after the
+    /// client has finished sending.
+    KeepOpen,
 }
 
 /// A thread-per-connection echo server on 127.0.0.1 with a [`Fault`].
@@ -151,7 +201,12 @@ fn serve(
     let deadline = Instant::now() + Duration::from_secs(60);
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         let n = match stream.read(&mut buf) {
-            Ok(0) => return,
+            Ok(0) => {
+                if let Fault::KeepOpen = fault {
+                    thread::sleep(Duration::from_secs(10));
+                }
+                return;
+            }
             Ok(n) => {
                 received.fetch_add(n as u64, Ordering::Relaxed);
                 n
@@ -180,6 +235,13 @@ fn serve(
                 return;
             }
             Fault::ExtraByte if first => out.push(b'!'),
+            Fault::LateExtraByte(after) if first => {
+                if stream.write_all(&out).is_err() {
+                    return;
+                }
+                thread::sleep(after);
+                out = vec![b'!'];
+            }
             Fault::StallOnce(after, pause)
                 if offset > after && !stalled.swap(true, Ordering::Relaxed) =>
             {
