@@ -7,10 +7,11 @@ use clap::Parser;
 
 use echo_server::client::bench::{self, BenchConfig, StopAfter};
 use echo_server::client::cli::{BenchArgs, ClientCli, Mode};
-use echo_server::client::error::{exit, ClientError};
+use echo_server::client::error::ClientError;
 use echo_server::client::session::Session;
 use echo_server::client::{ping, send};
 use echo_server::limits::raise_open_file_limit;
+use echo_server::procstat;
 use echo_server::signal;
 
 /// Descriptors the client needs besides its connections: stdio, poll,
@@ -34,6 +35,9 @@ fn run_bench(args: &BenchArgs) -> u8 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("echo-client: {e}");
+            if args.json {
+                println!("{}", e.json_document("bench", &args.address.to_string()));
+            }
             e.exit_code()
         }
     }
@@ -44,11 +48,18 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     let limit = raise_open_file_limit().after;
     if let Some(limit) = limit {
         if connections as u64 + RESERVED_FDS > limit {
-            eprintln!(
-                "echo-client: {connections} connections need {} open files, but the limit is {limit}; raise it (ulimit -n) or use fewer connections",
+            return Err(ClientError::Usage(format!(
+                "{connections} connections need {} open files, but the limit is {limit}; raise it (ulimit -n) or use fewer connections",
                 connections as u64 + RESERVED_FDS
-            );
-            return Ok(exit::USAGE);
+            )));
+        }
+    }
+    // A wrong pid would otherwise only show as missing figures at the end.
+    if let Some(pid) = args.server_pid {
+        if let Err(e) = procstat::sample(pid) {
+            return Err(ClientError::Usage(format!(
+                "--server-pid {pid}: cannot read that process's CPU time and memory ({e})"
+            )));
         }
     }
     // The probe's session stays alive to the end: its signal pipes remain
@@ -82,7 +93,7 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     } else {
         print!("{report}");
     }
-    if let Some(e) = &report.first_error {
+    if let Some(e) = &report.error {
         eprintln!("echo-client: {e}");
     }
     Ok(report.exit_code)

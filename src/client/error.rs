@@ -9,6 +9,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::json::JsonObject;
+
 /// Exit codes, as listed in `echo-client --help`.
 pub mod exit {
     /// Every echo came back exactly.
@@ -78,6 +80,16 @@ pub enum ClientError {
         /// The timeout.
         after: Duration,
     },
+    /// During a benchmark, no byte echoed for the timeout while some were
+    /// awaited: the server stopped echoing.
+    Stalled {
+        /// Connections waiting for echo.
+        connections: usize,
+        /// Bytes not echoed.
+        bytes: u64,
+        /// The timeout.
+        after: Duration,
+    },
     /// The server closed (`reset` = with an RST) before echoing everything.
     ClosedEarly {
         /// Bytes echoed before the close.
@@ -100,6 +112,9 @@ pub enum ClientError {
     },
     /// Connecting failed for another reason (unreachable, …).
     Connect(SocketAddr, io::Error),
+    /// A setting the command line could not check on its own (a process
+    /// that does not exist, too few descriptors for the connections).
+    Usage(String),
     /// Anything else, with what was being done.
     Other(String),
 }
@@ -149,12 +164,14 @@ impl ClientError {
         match self {
             Self::Refused(_) => exit::REFUSED,
             Self::Resolve { .. } => exit::RESOLVE,
-            Self::ConnectTimeout(..) | Self::EchoTimeout { .. } | Self::DrainTimeout { .. } => {
-                exit::TIMEOUT
-            }
+            Self::ConnectTimeout(..)
+            | Self::EchoTimeout { .. }
+            | Self::DrainTimeout { .. }
+            | Self::Stalled { .. } => exit::TIMEOUT,
             Self::ClosedEarly { .. } => exit::CLOSED,
             Self::Mismatch(_) => exit::MISMATCH,
             Self::Interrupted | Self::Unanswered { .. } => exit::INTERRUPTED,
+            Self::Usage(_) => exit::USAGE,
             Self::Connect(..) | Self::Other(_) => exit::OTHER,
         }
     }
@@ -165,15 +182,29 @@ impl ClientError {
             Self::Refused(_) => "refused",
             Self::Resolve { .. } => "resolve",
             Self::ConnectTimeout(..) => "connect_timeout",
-            Self::EchoTimeout { .. } | Self::DrainTimeout { .. } => "timeout",
+            Self::EchoTimeout { .. } | Self::DrainTimeout { .. } | Self::Stalled { .. } => {
+                "timeout"
+            }
             Self::ClosedEarly { reset: false, .. } => "closed",
             Self::ClosedEarly { reset: true, .. } => "reset",
             Self::Mismatch(_) => "mismatch",
             Self::Interrupted => "interrupted",
             Self::Unanswered { .. } => "unanswered",
             Self::Connect(..) => "connect",
+            Self::Usage(_) => "usage",
             Self::Other(_) => "error",
         }
+    }
+
+    /// The one document a `--json` run prints when it fails before it has
+    /// any result to report.
+    pub fn json_document(&self, mode: &str, target: &str) -> String {
+        let mut doc = JsonObject::new();
+        doc.str("mode", mode)
+            .str("target", target)
+            .str("error_kind", self.kind())
+            .str("error", &self.to_string());
+        doc.finish()
     }
 }
 
@@ -207,8 +238,28 @@ impl fmt::Display for ClientError {
                 after,
             } => write!(
                 f,
-                "{bytes} bytes on {connections} connections were still not echoed {} after sending stopped",
+                "{bytes} bytes on {} were still not echoed {} after sending stopped",
+                connections_text(*connections),
                 seconds(*after)
+            ),
+            Self::Stalled {
+                connections,
+                bytes,
+                after,
+            } => write!(
+                f,
+                "no byte echoed for {} while {bytes} bytes on {} waited: the server stopped echoing",
+                seconds(*after),
+                connections_text(*connections)
+            ),
+            Self::ClosedEarly {
+                received,
+                expected,
+                reset,
+            } if received == expected => write!(
+                f,
+                "server {} the connection after echoing all {received} bytes sent on it, while the run was still going",
+                if *reset { "reset" } else { "closed" }
             ),
             Self::ClosedEarly {
                 received,
@@ -228,12 +279,16 @@ impl fmt::Display for ClientError {
                 seconds(*waited)
             ),
             Self::Connect(addr, e) => write!(f, "cannot connect to {addr}: {e}"),
-            Self::Other(text) => f.write_str(text),
+            Self::Usage(text) | Self::Other(text) => f.write_str(text),
         }
     }
 }
 
 impl std::error::Error for ClientError {}
+
+fn connections_text(n: usize) -> String {
+    format!("{n} connection{}", if n == 1 { "" } else { "s" })
+}
 
 /// A duration for people: seconds to the millisecond, or milliseconds to
 /// the microsecond below one, so a 50 µs timeout does not read "0.000 s".
@@ -280,6 +335,7 @@ mod tests {
                 reset: false,
             },
             ClientError::Other("z".into()),
+            ClientError::Usage("u".into()),
             ClientError::Interrupted,
             ClientError::Unanswered {
                 waited: Duration::from_secs(1),
@@ -287,7 +343,7 @@ mod tests {
             },
         ];
         let codes: Vec<u8> = errors.iter().map(ClientError::exit_code).collect();
-        assert_eq!(codes, [1, 3, 4, 5, 6, 7, 130, 130]);
+        assert_eq!(codes, [1, 3, 4, 5, 6, 7, 2, 130, 130]);
         for code in codes {
             assert!(EXIT_CODES_HELP.contains(&format!("\n  {code} ")));
         }

@@ -66,12 +66,7 @@ pub fn run(args: &PingArgs) -> u8 {
 fn fatal(args: &PingArgs, e: ClientError) -> u8 {
     eprintln!("echo-client: {e}");
     if args.json {
-        let mut doc = JsonObject::new();
-        doc.str("mode", "ping")
-            .str("target", &args.address.to_string())
-            .str("error_kind", e.kind())
-            .str("error", &e.to_string());
-        println!("{}", doc.finish());
+        println!("{}", e.json_document("ping", &args.address.to_string()));
     }
     e.exit_code()
 }

@@ -115,6 +115,9 @@ pub enum Fault {
     /// Echoes exactly but keeps the connection open (up to 10 s) after the
     /// client has finished sending.
     KeepOpen,
+    /// The connection accepted `n`-th (from 0) closes after this many
+    /// bytes; every other one flips the byte at the second offset.
+    CloseNthFlipOthers(usize, u64, u64),
 }
 
 /// A thread-per-connection echo server on 127.0.0.1 with a [`Fault`].
@@ -141,7 +144,14 @@ impl FaultyServer {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        accepted2.fetch_add(1, Ordering::Relaxed);
+                        let index = accepted2.fetch_add(1, Ordering::Relaxed);
+                        let fault = match fault {
+                            Fault::CloseNthFlipOthers(n, close, _) if index == n => {
+                                Fault::CloseAfter(close)
+                            }
+                            Fault::CloseNthFlipOthers(_, _, flip) => Fault::FlipByteAt(flip),
+                            other => other,
+                        };
                         let stop3 = stop2.clone();
                         let stalled = stalled.clone();
                         let received = received2.clone();

@@ -114,6 +114,20 @@ impl<T> Flow<T> {
         self.written += n;
     }
 
+    /// Takes back what was issued but has not left for the socket (neither
+    /// written nor in a pipe), when the run stops sending: those bytes were
+    /// never sent, so no echo is owed for them. Returns how many bytes that
+    /// was. A message partly sent keeps its stamp; it can no longer
+    /// complete, but its sent bytes are still checked.
+    pub fn withdraw_unsent(&mut self) -> u64 {
+        let sent = self.written + self.piped;
+        let withdrawn = self.issued - sent;
+        self.issued = sent;
+        let started = sent.div_ceil(self.size) - self.verified / self.size;
+        self.stamps.truncate(started as usize);
+        withdrawn
+    }
+
     /// Checks an echoed chunk and calls `complete` with the stamp of each
     /// message it finishes, oldest first (`None` for bulk bytes). Returns
     /// how many messages completed, or where the echo went wrong: a wrong
@@ -185,6 +199,35 @@ mod tests {
             (flow.in_flight(), flow.unechoed(), flow.verified()),
             (0, 0, 50)
         );
+    }
+
+    #[test]
+    fn withdrawing_leaves_only_what_reached_the_socket() {
+        let pattern = Pattern::new();
+        let mut flow = Flow::new(0, 10);
+        for stamp in 0..5 {
+            flow.issue(stamp);
+        }
+        // 25 bytes written: messages 0 and 1 whole, message 2 in part.
+        let chunk = flow.next_write(&pattern)[..25].to_vec();
+        flow.wrote(25);
+        let mut done = Vec::new();
+        flow.echoed(&chunk[..10], &pattern, |s| done.push(s))
+            .unwrap();
+        assert_eq!(flow.withdraw_unsent(), 25);
+        assert_eq!(
+            (flow.unwritten(), flow.unechoed(), flow.in_flight()),
+            (0, 15, 2)
+        );
+        assert!(flow.next_write(&pattern).is_empty());
+        // The sent bytes still come back and are checked; message 1
+        // completes, the partial message 2 cannot.
+        flow.echoed(&chunk[10..], &pattern, |s| done.push(s))
+            .unwrap();
+        assert_eq!(done, [Some(0), Some(1)]);
+        assert_eq!(flow.unechoed(), 0);
+        // Nothing more may come back.
+        assert!(flow.echoed(b"x", &pattern, |_| {}).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! (no descriptor left, pipe pages rationed, vmsplice unavailable) leaves
 //! that connection on plain writes. Echoes are read and compared as always.
 
+pub mod failures;
 pub mod flow;
 pub mod in_flight;
 pub mod report;
@@ -30,6 +31,7 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use self::failures::Failures;
 use self::flow::Flow;
 use self::in_flight::{InFlight, InFlightLimit};
 use self::report::{thousands, BenchReport, Latency, ServerUsage};
@@ -203,12 +205,18 @@ struct Engine<'a> {
     window: Window,
     progress: Progress,
     connect_errors: usize,
-    connect_error_code: Option<u8>,
     mismatches: usize,
     closed_early: usize,
     incomplete: usize,
-    first_error: Option<ClientError>,
+    failures: Failures,
     interrupted: bool,
+    /// The last time an echo arrived, or nothing was awaited: a run with
+    /// bytes out and no echo for `timeout` since has stalled.
+    last_progress: Instant,
+    /// How long the drain waits for the last echoes (shorter after Ctrl+C).
+    drain_wait: Duration,
+    /// Why the server's usage could not be measured, with `--server-pid`.
+    server_note: Option<String>,
 }
 
 /// Runs the benchmark against `addr` and returns what it measured. Fails
@@ -289,12 +297,14 @@ impl<'a> Engine<'a> {
                 bytes: 0,
             },
             connect_errors: 0,
-            connect_error_code: None,
             mismatches: 0,
             closed_early: 0,
             incomplete: 0,
-            first_error: None,
+            failures: Failures::default(),
             interrupted: false,
+            last_progress: now,
+            drain_wait: config.timeout,
+            server_note: None,
         })
     }
 
@@ -345,8 +355,8 @@ impl<'a> Engine<'a> {
                 if self.connecting == 0 && self.next_to_connect == self.conns.len() {
                     if self.connected == 0 {
                         return Err(self
-                            .first_error
-                            .take()
+                            .failures
+                            .take_decisive()
                             .unwrap_or_else(|| ClientError::Other("no connection".into())));
                     }
                     self.start_running(Instant::now());
@@ -362,6 +372,12 @@ impl<'a> Engine<'a> {
                         StopAfter::Duration(_) => self.window.end.is_some_and(|end| now >= end),
                         StopAfter::Requests(n) => self.issued >= n,
                     };
+                if self.outstanding == 0 {
+                    self.last_progress = now;
+                } else if now >= self.last_progress + self.config.timeout {
+                    self.stalled(now);
+                    return Ok(false);
+                }
                 if done_sending {
                     self.stop_sending(now);
                     // Straight to the drain check: with nothing outstanding
@@ -405,6 +421,9 @@ impl<'a> Engine<'a> {
                 }
                 consider(self.window.end);
                 consider(self.schedule.as_ref().map(RateSchedule::next_due));
+                if self.outstanding > 0 {
+                    consider(Some(self.last_progress + self.config.timeout));
+                }
             }
             Phase::Draining(deadline) => consider(Some(deadline)),
         }
@@ -455,8 +474,7 @@ impl<'a> Engine<'a> {
 
     fn connect_failed(&mut self, i: usize, error: ClientError) {
         self.connect_errors += 1;
-        self.connect_error_code.get_or_insert(error.exit_code());
-        self.first_error.get_or_insert(error);
+        self.failures.note(error);
         self.drop_conn(i);
     }
 
@@ -478,6 +496,9 @@ impl<'a> Engine<'a> {
 
     fn start_running(&mut self, now: Instant) {
         self.phase = Phase::Running;
+        // Connecting 10,000 connections can take longer than the timeout;
+        // the wait for echoes starts now.
+        self.last_progress = now;
         self.run_start = Some(now);
         self.window.start = now + self.config.warmup;
         if let StopAfter::Duration(d) = self.config.stop {
@@ -522,10 +543,18 @@ impl<'a> Engine<'a> {
 
     fn open_window(&mut self) {
         self.window.open = true;
-        self.window.server_start = self
-            .config
-            .server_pid
-            .and_then(|pid| procstat::sample(pid).ok());
+        if let Some(pid) = self.config.server_pid {
+            match procstat::sample(pid) {
+                Ok(sample) => self.window.server_start = Some(sample),
+                Err(e) => self.note_server(pid, "when the window opened", &e),
+            }
+        }
+    }
+
+    fn note_server(&mut self, pid: u32, when: &str, e: &io::Error) {
+        self.server_note.get_or_insert_with(|| {
+            format!("pid {pid} could not be read {when} ({e}); no CPU or memory figures")
+        });
     }
 
     fn close_window(&mut self, now: Instant) {
@@ -533,6 +562,11 @@ impl<'a> Engine<'a> {
             return;
         }
         self.window.closed = true;
+        if now < self.window.start {
+            // Stopped during the warm-up: the window is empty, here and
+            // now, and the echoes still to come are not counted in it.
+            self.window.start = now;
+        }
         if !self.window.open {
             self.open_window();
         }
@@ -542,8 +576,11 @@ impl<'a> Engine<'a> {
         };
         self.window.end = Some(end.max(self.window.start));
         if let (Some(pid), Some(start)) = (self.config.server_pid, self.window.server_start) {
-            if let Ok(end_sample) = procstat::sample(pid) {
-                self.window.server = Some(ServerUsage::between(pid, start, end_sample));
+            match procstat::sample(pid) {
+                Ok(end_sample) => {
+                    self.window.server = Some(ServerUsage::between(pid, start, end_sample));
+                }
+                Err(e) => self.note_server(pid, "when the window closed", &e),
             }
         }
     }
@@ -633,8 +670,31 @@ impl<'a> Engine<'a> {
             self.close_window(now);
         }
         // Scheduled messages not yet issued are not part of the run: from
-        // here on nothing is issued.
+        // here on nothing is issued. Nor are issued bytes that never left:
+        // the drain waits only for the echo of what the server was sent.
         self.phase = Phase::Draining(now + self.config.timeout);
+        self.drain_wait = self.config.timeout;
+        for conn in &mut self.conns {
+            if matches!(conn.state, State::Open) {
+                self.outstanding -= conn.flow.withdraw_unsent();
+            }
+        }
+    }
+
+    /// No echo for `timeout` while bytes were out: the run ends here
+    /// rather than wait forever for a server that stopped echoing.
+    fn stalled(&mut self, now: Instant) {
+        let waiting = (self.conns.iter())
+            .filter(|c| matches!(c.state, State::Open))
+            .filter(|c| c.flow.unechoed() + c.flow.unwritten() > 0)
+            .count();
+        self.failures.note(ClientError::Stalled {
+            connections: waiting,
+            bytes: self.outstanding,
+            after: self.config.timeout,
+        });
+        self.close_window(now);
+        self.count_incomplete();
     }
 
     fn count_incomplete(&mut self) {
@@ -645,11 +705,11 @@ impl<'a> Engine<'a> {
                 matches!(c.state, State::Open) && c.flow.unechoed() + c.flow.unwritten() > 0
             })
             .count();
-        if self.incomplete > 0 && self.first_error.is_none() && !self.interrupted {
-            self.first_error = Some(ClientError::DrainTimeout {
+        if self.incomplete > 0 {
+            self.failures.note(ClientError::DrainTimeout {
                 connections: self.incomplete,
                 bytes: self.outstanding,
-                after: self.config.timeout,
+                after: self.drain_wait,
             });
         }
     }
@@ -665,7 +725,8 @@ impl<'a> Engine<'a> {
         let now = Instant::now();
         self.close_window(now);
         // Give the echoes already on the way a moment, not the full timeout.
-        self.phase = Phase::Draining(now + self.config.timeout.min(Duration::from_secs(1)));
+        self.drain_wait = self.config.timeout.min(Duration::from_secs(1));
+        self.phase = Phase::Draining(now + self.drain_wait);
         Ok(())
     }
 
@@ -721,6 +782,7 @@ impl<'a> Engine<'a> {
                     return false;
                 }
                 Ok(n) => {
+                    self.last_progress = now;
                     let window = &mut self.window;
                     let counting = window.open && window.end.map_or(true, |end| now <= end);
                     let result =
@@ -749,8 +811,7 @@ impl<'a> Engine<'a> {
                         }
                         Err(mismatch) => {
                             self.mismatches += 1;
-                            self.first_error
-                                .get_or_insert(ClientError::Mismatch(mismatch));
+                            self.failures.note(ClientError::Mismatch(mismatch));
                             self.drop_conn(i);
                             return false;
                         }
@@ -867,8 +928,14 @@ impl<'a> Engine<'a> {
         let flow = &self.conns[i].flow;
         let expected = flow.verified() + flow.unechoed() + flow.unwritten();
         let received = flow.verified();
+        if received == expected && !self.may_issue() {
+            // Everything sent came back and nothing more will be sent on it:
+            // the connection was done, so the close cost the run nothing.
+            self.drop_conn(i);
+            return;
+        }
         self.closed_early += 1;
-        self.first_error.get_or_insert(ClientError::ClosedEarly {
+        self.failures.note(ClientError::ClosedEarly {
             received,
             expected,
             reset,
@@ -932,15 +999,13 @@ impl<'a> Engine<'a> {
 
     fn report(mut self) -> BenchReport {
         let end = self.window.end.unwrap_or(self.window.start);
-        let exit_code = if self.mismatches > 0 {
-            exit::MISMATCH
-        } else if self.closed_early > 0 {
-            exit::CLOSED
-        } else if self.incomplete > 0 {
-            exit::TIMEOUT
-        } else {
-            self.connect_error_code.unwrap_or(exit::OK)
-        };
+        let decisive = self.failures.decisive();
+        let exit_code = decisive.map_or(exit::OK, ClientError::exit_code);
+        let error = decisive.map(ClientError::to_string);
+        // The warm-up that actually passed: shorter when the run ended in it.
+        let warmup = self.run_start.map_or(self.config.warmup, |start| {
+            self.window.start.saturating_duration_since(start)
+        });
         BenchReport {
             target: self.config.target.clone(),
             address: self.addr,
@@ -953,7 +1018,8 @@ impl<'a> Engine<'a> {
                 (self.config.in_flight, largest.unwrap_or(0))
             }),
             rate: self.config.rate,
-            warmup: self.config.warmup,
+            warmup,
+            ended_in_warmup: warmup < self.config.warmup,
             elapsed: end.saturating_duration_since(self.window.start),
             messages: self.window.messages,
             bytes: self.window.bytes,
@@ -969,8 +1035,9 @@ impl<'a> Engine<'a> {
             mismatches: self.mismatches,
             closed_early: self.closed_early,
             incomplete: self.incomplete,
-            first_error: self.first_error.take().map(|e| e.to_string()),
+            error,
             server: self.window.server,
+            server_note: self.server_note.take(),
             interrupted: self.interrupted,
             exit_code,
         }

@@ -109,8 +109,11 @@ pub struct BenchReport {
     pub in_flight: Option<(InFlight, u64)>,
     /// Fixed request rate, if any.
     pub rate: Option<f64>,
-    /// Warm-up before the window.
+    /// Warm-up before the window, as it passed.
     pub warmup: Duration,
+    /// The run ended before the warm-up asked for was over: nothing was
+    /// measured.
+    pub ended_in_warmup: bool,
     /// Length of the measured window.
     pub elapsed: Duration,
     /// Messages echoed and verified in the window.
@@ -137,10 +140,13 @@ pub struct BenchReport {
     pub closed_early: usize,
     /// Connections still waiting for echo when the drain timed out.
     pub incomplete: usize,
-    /// The first failure seen, for the one-line explanation.
-    pub first_error: Option<String>,
+    /// The failure the exit code stands for (the first of the most serious
+    /// class seen), for the one-line explanation.
+    pub error: Option<String>,
     /// Server CPU and memory, with `--server-pid`.
     pub server: Option<ServerUsage>,
+    /// Why there are no server figures although `--server-pid` asked.
+    pub server_note: Option<String>,
     /// Stopped early by Ctrl+C.
     pub interrupted: bool,
     /// The process exit code these results call for: 0 when every byte
@@ -150,6 +156,12 @@ pub struct BenchReport {
 
 fn round3(x: f64) -> f64 {
     (x * 1e3).round() / 1e3
+}
+
+/// To the microsecond, for durations: a one-message run lasts well under
+/// a millisecond, and its rate must agree with its length.
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 impl BenchReport {
@@ -200,8 +212,9 @@ impl BenchReport {
             Some(rate) => o.float("rate", rate),
             None => o.null("rate"),
         };
-        o.float("warmup_s", round3(self.warmup.as_secs_f64()))
-            .float("elapsed_s", round3(self.elapsed.as_secs_f64()))
+        o.float("warmup_s", round6(self.warmup.as_secs_f64()))
+            .bool("ended_in_warmup", self.ended_in_warmup)
+            .float("elapsed_s", round6(self.elapsed.as_secs_f64()))
             .uint("messages", self.messages)
             .uint("bytes", self.bytes)
             .float("msgs_per_s", round3(self.msgs_per_s()))
@@ -224,7 +237,7 @@ impl BenchReport {
             .uint("closed_early", self.closed_early as u64)
             .uint("incomplete", self.incomplete as u64)
             .bool("interrupted", self.interrupted);
-        match &self.first_error {
+        match &self.error {
             Some(e) => o.str("error", e),
             None => o.null("error"),
         };
@@ -242,6 +255,10 @@ impl BenchReport {
                 o.object("server", s)
             }
             None => o.null("server"),
+        };
+        match &self.server_note {
+            Some(note) => o.str("server_error", note),
+            None => o.null("server_error"),
         };
         o.finish()
     }
@@ -301,9 +318,14 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "Window:      {:.3} s after {:.3} s warm-up{}",
+            "Window:      {:.3} s after {:.3} s warm-up{}{}",
             self.elapsed.as_secs_f64(),
             self.warmup.as_secs_f64(),
+            if self.ended_in_warmup {
+                " (the run ended during the warm-up: nothing was measured)"
+            } else {
+                ""
+            },
             if self.interrupted {
                 " (stopped by Ctrl+C)"
             } else {
@@ -372,8 +394,11 @@ impl fmt::Display for BenchReport {
                 server.rss_kib, server.peak_rss_kib
             )?;
         }
-        if let Some(e) = &self.first_error {
-            writeln!(f, "First error: {e}")?;
+        if let Some(note) = &self.server_note {
+            writeln!(f, "Server:      {note}")?;
+        }
+        if let Some(e) = &self.error {
+            writeln!(f, "Error:       {e}")?;
         }
         Ok(())
     }
