@@ -232,19 +232,8 @@ impl Session {
         let _ = stream.shutdown(Shutdown::Write);
         let deadline = Instant::now() + grace;
         loop {
-            match stream.read(&mut self.scratch) {
-                Ok(0) => return Ok(()),
-                Ok(_) => {
-                    return Err(ClientError::Mismatch(Mismatch {
-                        offset: sent,
-                        sent: 0,
-                        received: None,
-                    }))
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // A reset after the full echo loses nothing of the check.
-                Err(_) => return Ok(()),
+            if let Some(verdict) = self.read_beyond(stream, sent) {
+                return verdict;
             }
             if let Wake::TimedOut = self.wait(Some(deadline))? {
                 return Ok(());
@@ -260,19 +249,29 @@ impl Session {
         stream: &mut TcpStream,
         sent: u64,
     ) -> Result<(), ClientError> {
+        self.read_beyond(stream, sent).unwrap_or(Ok(()))
+    }
+
+    /// Reads after a complete echo of `sent` bytes: any byte is one too
+    /// many; the end of the stream or a reset loses nothing of the check.
+    /// `None` while nothing has arrived yet.
+    fn read_beyond(
+        &mut self,
+        stream: &mut TcpStream,
+        sent: u64,
+    ) -> Option<Result<(), ClientError>> {
         loop {
-            match stream.read(&mut self.scratch) {
-                Ok(0) => return Ok(()),
-                Ok(_) => {
-                    return Err(ClientError::Mismatch(Mismatch {
-                        offset: sent,
-                        sent: 0,
-                        received: None,
-                    }))
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return Ok(()),
-            }
+            return match stream.read(&mut self.scratch) {
+                Ok(0) => Some(Ok(())),
+                Ok(_) => Some(Err(ClientError::Mismatch(Mismatch {
+                    offset: sent,
+                    sent: 0,
+                    received: None,
+                }))),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => Some(Ok(())),
+            };
         }
     }
 
