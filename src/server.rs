@@ -54,6 +54,9 @@ pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Readiness events taken from the kernel per `poll`.
 const EVENTS_PER_POLL: usize = 1024;
+/// A stop signal this soon after the first is a copy of it, not the user
+/// asking again: faster than anyone presses Ctrl+C twice.
+const SAME_SIGNAL_WINDOW: Duration = Duration::from_millis(200);
 
 /// How [`Server::run`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +107,8 @@ pub struct Server {
     next_stats: Option<Instant>,
     /// Set once stopping: when to give up flushing.
     stop_deadline: Option<Instant>,
+    /// When the first stop signal arrived.
+    stop_began: Option<Instant>,
     /// The metrics endpoint's listener, when `--metrics` is on.
     metrics_listener: Option<TcpListener>,
     /// HTTP connections of the endpoint: same loop and wheel, own slab, not
@@ -154,6 +159,7 @@ impl Server {
             rejects_unreported: 0,
             next_stats: config.stats_interval.map(|every| now + every),
             stop_deadline: None,
+            stop_began: None,
             metrics_listener: None,
             http: Slab::new(),
             observed: Observed::default(),
@@ -534,11 +540,21 @@ impl Server {
         if count == 0 {
             return None;
         }
-        if self.stop_deadline.is_none() {
-            self.begin_stop(name);
-            if count == 1 {
+        let now = Instant::now();
+        match self.stop_began {
+            None => {
+                self.stop_began = Some(now);
+                self.begin_stop(name);
                 return None;
             }
+            // One Ctrl+C can arrive twice: the terminal signals the whole
+            // process group, and `timeout(1)` or a shell wrapper in it
+            // forwards its copy. That is still one request to stop.
+            Some(began) if now.duration_since(began) < SAME_SIGNAL_WINDOW => {
+                debug!(target: "SHUTDOWN", "{name} received again at once: taken as the same request");
+                return None;
+            }
+            Some(_) => {}
         }
         let owed: usize = self.connections.iter().map(|(_, c)| c.echo.pending()).sum();
         warn!(
@@ -546,6 +562,11 @@ impl Server {
             "{name} received again: exiting now, dropping {} connection(s) with {owed} bytes not echoed",
             self.connections.len()
         );
+        // Each still gets its DISCONNECT line, with what it sent and got.
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close(key, CloseReason::Shutdown);
+        }
         Some(Stop::Abandoned)
     }
 

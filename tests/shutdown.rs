@@ -275,7 +275,47 @@ fn second_signal_exits_at_once_with_130() {
             "{}",
             exit.describe()
         );
+        // The dropped client still gets its DISCONNECT line, RX and TX.
+        let gone = events(&exit.stdout, "DISCONNECT");
+        assert_eq!(gone.len(), 1, "{}", exit.describe());
+        assert!(
+            gone[0].details.contains("reason: shutdown"),
+            "{}",
+            exit.describe()
+        );
     }
+}
+
+#[test]
+fn one_stop_signal_delivered_twice_is_one_stop() {
+    // Proves: the same signal arriving twice at once (a terminal's Ctrl+C
+    // reaches both `timeout` and the server it forwards its copy to) is one
+    // request to stop: the server drains and exits 0, instead of taking it
+    // as "Ctrl+C again" and dropping its clients with 130.
+    let mut srv = Server::start(&[]);
+    let mut client = connect(srv.addr());
+    echo_roundtrip(&mut client, b"hello");
+    let pid = srv.pid().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &pid, &pid])
+        .status()
+        .expect("run kill");
+    assert!(st.success());
+    // The drain FINs the client, which closes in turn.
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = io::Read::read_to_end(&mut client, &mut rest);
+    drop(client);
+    let exit = srv.wait_exit(Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert_eq!(
+        events(&exit.stdout, "SHUTDOWN").len(),
+        1,
+        "{}",
+        exit.describe()
+    );
 }
 
 #[test]
