@@ -2,8 +2,8 @@
 //! or with `--log-format json` one JSON object per line.
 //!
 //! The event name (CONNECT, DISCONNECT, DATA, …) is the log target, so it
-//! stands in brackets where simple_logger prints the target, and users can
-//! grep for `[DISCONNECT]`. Timestamps are UTC (RFC 3339 with
+//! stands in brackets after the level, and users can grep for
+//! `[DISCONNECT]`. Timestamps are UTC (RFC 3339 with
 //! milliseconds): local offsets are ambiguous across hosts and DST, and a
 //! diagnostic log is often compared with another machine's.
 //!
@@ -12,12 +12,13 @@
 //! the JSON format writes them as typed fields beside `timestamp`, `level`,
 //! `event` and `message`, ready for Loki or Elasticsearch.
 
+use std::fs::OpenOptions;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::kv::{Error as KvError, Key, Value, VisitSource, VisitValue};
 use log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
-use simple_logger::SimpleLogger;
 
 use crate::json::JsonObject;
 
@@ -33,59 +34,31 @@ pub enum LogFormat {
 
 /// Starts logging to stdout at `level` in `format`.
 pub fn init(level: LevelFilter, format: LogFormat) -> Result<(), SetLoggerError> {
-    match format {
-        LogFormat::Text => {
-            let logger = SimpleLogger::new()
-                .with_level(level)
-                .with_utc_timestamps()
-                // mio is built without its `log` feature; this keeps any
-                // other crate's internal lines out too.
-                .with_module_level("mio", LevelFilter::Off);
-            log::set_max_level(logger.max_level());
-            log::set_boxed_logger(Box::new(ReleasesSigpipe(logger)))
-        }
-        LogFormat::Json => {
-            log::set_boxed_logger(Box::new(ReleasesSigpipe(JsonLogger { level })))?;
-            log::set_max_level(level);
-            Ok(())
-        }
-    }
+    log::set_boxed_logger(Box::new(StdoutLogger { level, format }))?;
+    log::set_max_level(level);
+    Ok(())
 }
 
-/// A logger that gives SIGPIPE back ([`crate::sigpipe::release`]) before
-/// each line it writes: a thread that splices keeps SIGPIPE blocked, and a
-/// line written to a reader that went away must end the process as
-/// SIGPIPE's default action says, not fail with `EPIPE`, which the inner
-/// loggers' `println!` would turn into a panic.
+/// Writes each record as one line on stdout, in the chosen format.
+///
+/// Written here rather than by a logging crate because of what a failed
+/// write must do. While the server runs, a reader of stdout that went away
+/// (`echo-server | head`) ends it quietly by SIGPIPE, like any Unix filter.
+/// Once it was asked to stop, the same loss must not cut its drain short:
+/// `echo-server | tee log` and Ctrl+C signal `tee` too, and the SHUTDOWN
+/// line would otherwise kill the server before it echoed what its clients
+/// had sent. That needs the write's error in hand; `println!`, which
+/// simple_logger writes with, turns it into a panic.
 #[derive(Debug)]
-struct ReleasesSigpipe<L>(L);
-
-impl<L: Log> Log for ReleasesSigpipe<L> {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.0.enabled(metadata)
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        if self.0.enabled(record.metadata()) {
-            crate::sigpipe::release();
-            self.0.log(record);
-        }
-    }
-
-    fn flush(&self) {
-        crate::sigpipe::release();
-        self.0.flush();
-    }
-}
-
-/// Writes each record as one JSON object on stdout.
-#[derive(Debug)]
-struct JsonLogger {
+struct StdoutLogger {
     level: LevelFilter,
+    format: LogFormat,
 }
 
-impl Log for JsonLogger {
+impl Log for StdoutLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        // mio is built without its `log` feature; this keeps any other
+        // crate's internal lines out too.
         metadata.level() <= self.level && !metadata.target().starts_with("mio")
     }
 
@@ -93,14 +66,64 @@ impl Log for JsonLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = json_line(SystemTime::now(), record);
-        // A failed write to stdout has nowhere better to be reported.
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
+        let now = SystemTime::now();
+        print_line(&match self.format {
+            LogFormat::Text => text_line(now, record),
+            LogFormat::Json => json_line(now, record),
+        });
     }
 
     fn flush(&self) {
         let _ = std::io::stdout().flush();
     }
+}
+
+/// Set once the server was asked to stop.
+static OUTLIVE_READER: AtomicBool = AtomicBool::new(false);
+
+/// From now on a reader of stdout that has gone away no longer ends the
+/// process: the rest of the output goes to `/dev/null` (see
+/// [`StdoutLogger`]).
+pub fn outlive_stdout_reader() {
+    OUTLIVE_READER.store(true, Ordering::Relaxed);
+}
+
+/// Writes `line` and a newline on stdout, as the log does. Until
+/// [`outlive_stdout_reader`], a reader that went away ends the process by
+/// SIGPIPE; after it, the output is sent to `/dev/null` instead.
+pub fn print_line(line: &str) {
+    let outlive = OUTLIVE_READER.load(Ordering::Relaxed);
+    if outlive {
+        // A write to a gone reader then fails with EPIPE, handled below.
+        crate::sigpipe::hold();
+    } else {
+        // Splicing keeps SIGPIPE blocked; a gone reader must end us now.
+        crate::sigpipe::release();
+    }
+    let written = writeln!(std::io::stdout().lock(), "{line}");
+    if let Err(e) = written {
+        if outlive && e.kind() == std::io::ErrorKind::BrokenPipe {
+            // Nothing can be reported if this fails: the next line fails
+            // the same way and is dropped too.
+            if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
+                let _ = rustix::stdio::dup2_stdout(&null);
+            }
+        }
+        // Any other failure (a full disk) has nowhere better to be
+        // reported, and must not stop the echo.
+    }
+}
+
+/// The text line for `record` logged at `now`:
+/// `<time> <LEVEL> [<EVENT>] <details>`.
+pub fn text_line(now: SystemTime, record: &Record<'_>) -> String {
+    format!(
+        "{} {:<5} [{}] {}",
+        rfc3339_millis(now),
+        record.level().as_str(),
+        record.target(),
+        record.args()
+    )
 }
 
 struct Fields<'a>(&'a mut JsonObject);

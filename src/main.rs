@@ -60,7 +60,9 @@ fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
     log_file_limit(limit, max_connections);
 
     let stop = server.run()?;
-    println!("{}", server.stats().summary());
+    // Through the log's writer: after a stop, a reader of stdout that went
+    // away must not turn the clean exit into a death by SIGPIPE.
+    logging::print_line(&server.stats().summary().to_string());
     Ok(match stop {
         Stop::Clean => ExitCode::SUCCESS,
         Stop::Abandoned => ExitCode::from(EXIT_ABANDONED),

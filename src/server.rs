@@ -571,6 +571,8 @@ impl Server {
     }
 
     fn begin_stop(&mut self, name: &str) {
+        // The same Ctrl+C may have ended the program reading our log.
+        crate::logging::outlive_stdout_reader();
         if let Some(mut listener) = self.listener.take() {
             // Closing it (on drop) makes new connects fail at once.
             let _ = self.poll.registry().deregister(&mut listener);

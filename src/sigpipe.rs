@@ -17,7 +17,9 @@
 //! into an `EPIPE` that `println!` panics on: the logger
 //! ([`crate::logging`]) releases before each line, and the server's and the
 //! bench client's event loops release when they end and before each line
-//! they print themselves.
+//! they print themselves. Once the server is stopping, the logger holds
+//! SIGPIPE instead and handles the `EPIPE` itself (a gone log reader must
+//! not end the drain).
 
 use std::cell::Cell;
 

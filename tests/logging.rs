@@ -352,3 +352,73 @@ fn closed_log_pipe_ends_the_server_quietly() {
     );
     assert_no_panic(&stderr);
 }
+
+#[test]
+fn a_log_reader_gone_at_shutdown_does_not_cut_the_drain_short() {
+    // Proves: once asked to stop, the server finishes its drain even if the
+    // reader of its log is gone (`echo-server | tee log` and Ctrl+C end
+    // `tee` as well): the client still gets the echo of what it had sent,
+    // and the server exits 0 instead of dying by SIGPIPE on its SHUTDOWN
+    // line.
+    use std::io::{BufRead, Read, Write};
+    use std::process::Stdio;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-server"))
+        .args(["--port", "0", "--bind", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn echo-server");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut next_line = || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        line
+    };
+    let addr = (0..5)
+        .find_map(|_| {
+            let line = next_line();
+            line.trim()
+                .strip_prefix("Listening on ")
+                .map(|a| a.parse::<std::net::SocketAddr>().unwrap())
+        })
+        .expect("banner with the address");
+    // A client whose echo is still owed when the stop comes: it has sent a
+    // megabyte and not read a byte of it back.
+    let mut client = std::net::TcpStream::connect(addr).expect("connect");
+    let sent = Rng::new(9).bytes(1 << 20);
+    let writer = {
+        let mut c = client.try_clone().unwrap();
+        let data = sent.clone();
+        std::thread::spawn(move || c.write_all(&data))
+    };
+    while !next_line().contains("[CONNECT]") {}
+    drop(stdout); // the log reader goes away, as `tee` does on Ctrl+C
+    std::thread::sleep(Duration::from_millis(200));
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut echoed = Vec::new();
+    client.read_to_end(&mut echoed).expect("the echo, then EOF");
+    writer.join().unwrap().expect("the client's write");
+    assert!(
+        echoed == sent,
+        "echoed {} of {} bytes",
+        echoed.len(),
+        sent.len()
+    );
+    drop(client);
+    let (status, stderr) = wait_child_exit(
+        &mut child,
+        Duration::from_secs(10),
+        "server kept running after the drain",
+    );
+    assert_eq!(status.code(), Some(0), "{status:?}; stderr: {stderr}");
+    assert_no_panic(&stderr);
+}
