@@ -10,9 +10,15 @@
 //! Rules it follows, because the event source is edge-triggered:
 //! - A read that fills less than it asked for means the kernel's queue is
 //!   empty, so it stops without spending a syscall on the `WouldBlock` read;
-//!   new data raises a new edge. The exception is a peer that has hung up
+//!   new data raises a new edge. The exceptions are a peer that has hung up
 //!   ([`Echo::note_peer_hangup`]): its EOF raises no further edge, so then
-//!   it reads until `Ok(0)` or `WouldBlock`.
+//!   it reads until `Ok(0)` or `WouldBlock`; and urgent data
+//!   ([`Echo::note_urgent`], TCP's `MSG_OOB`, which telnet sends on an
+//!   interrupt): a read stops short at the urgent mark with more queued
+//!   behind it, and a splice does not move past the mark at all, so until
+//!   a read sees `WouldBlock` short reads prove nothing and a refused
+//!   splice is followed by a plain read, which steps over the mark (the
+//!   server keeps urgent bytes inline, so they are echoed in place).
 //! - A write that takes less than it was given means the send buffer is
 //!   full; the stream becomes writable again with a new edge.
 //! - When it stops reading because its buffer is full, nothing tells it to
@@ -188,6 +194,9 @@ pub struct Echo {
     echoed: u64,
     discarded: u64,
     peer_hung_up: bool,
+    /// Urgent data was reported and no read has seen the socket empty
+    /// since: short reads and refused splices do not show it drained.
+    urgent: bool,
     splice: Splice,
     /// Bytes in the transport's pipe, read and not yet echoed.
     in_pipe: usize,
@@ -243,6 +252,7 @@ impl Echo {
             echoed: 0,
             discarded: 0,
             peer_hung_up: false,
+            urgent: false,
             splice: Splice::Off,
             in_pipe: 0,
         }
@@ -298,6 +308,12 @@ impl Echo {
     /// or an error), so reads must continue until they see it.
     pub fn note_peer_hangup(&mut self) {
         self.peer_hung_up = true;
+    }
+
+    /// Records that the event source reported urgent data (EPOLLPRI): reads
+    /// must go on until `WouldBlock` to get past its mark.
+    pub fn note_urgent(&mut self) {
+        self.urgent = true;
     }
 
     /// Switches to [`Phase::Draining`]; the caller must pump soon after,
@@ -418,21 +434,37 @@ impl Echo {
             if let Splice::On { capacity } = self.splice {
                 let want = capacity - self.in_pipe;
                 match retry_interrupted(|| stream.splice_in(want)) {
-                    Attempt::Moved(0) => self.phase = Phase::PeerDone,
+                    Attempt::Moved(0) => {
+                        self.phase = Phase::PeerDone;
+                        continue;
+                    }
                     Attempt::Moved(n) => {
                         self.in_pipe += n;
                         self.received += n as u64;
                         progress.received += n;
+                        continue;
+                    }
+                    // Maybe stuck at an urgent mark, which no splice moves
+                    // past: the plain read below steps over it. With the
+                    // pipe empty its bytes are older than any spliced
+                    // next, and buffered bytes go out first, so the order
+                    // holds. A full buffer waits for its writable edge.
+                    Attempt::WouldBlock if self.in_pipe == 0 && self.urgent => {
+                        if self.pending.is_full() {
+                            return Next::Wait;
+                        }
                     }
                     // With bytes in the pipe, the pipe may be what is full:
                     // only an empty pipe proves the socket empty. Bytes in it
                     // mean the last flush was blocked, and its writable edge
                     // brings the connection back.
-                    Attempt::WouldBlock if self.in_pipe == 0 => drained = true,
+                    Attempt::WouldBlock if self.in_pipe == 0 => {
+                        drained = true;
+                        continue;
+                    }
                     Attempt::WouldBlock => return Next::Wait,
                     Attempt::Failed(e) => return Next::Close(CloseReason::from_io(&e)),
                 }
-                continue;
             }
 
             let (want, outcome) = if self.pending.is_empty() {
@@ -455,7 +487,7 @@ impl Echo {
                 Attempt::Moved(n) => {
                     self.received += n as u64;
                     progress.received += n;
-                    drained = n < want && !self.peer_hung_up;
+                    drained = n < want && !self.peer_hung_up && !self.urgent;
                     if self.pending.is_empty() {
                         // Fast path: the bytes are in `scratch`, echo them now.
                         let data = &scratch[..n];
@@ -477,7 +509,10 @@ impl Echo {
                         }
                     }
                 }
-                Attempt::WouldBlock => drained = true,
+                Attempt::WouldBlock => {
+                    drained = true;
+                    self.urgent = false;
+                }
                 Attempt::Failed(e) => return Next::Close(CloseReason::from_io(&e)),
             }
         }
@@ -550,6 +585,9 @@ mod tests {
         /// Most bytes one splice into the pipe moves (the pipe's slots).
         splice_limit: Option<usize>,
         splices: usize,
+        /// Bytes before TCP's urgent mark: a read stops there, a splice
+        /// never moves past it, and a read at the mark goes on past it.
+        urgent_mark: Option<usize>,
     }
 
     impl Read for MockStream {
@@ -565,7 +603,15 @@ mod tests {
                     Err(ErrorKind::WouldBlock.into())
                 };
             }
-            let n = buf.len().min(self.inbound.len());
+            let mut n = buf.len().min(self.inbound.len());
+            match self.urgent_mark {
+                Some(0) => self.urgent_mark = None,
+                Some(before) => {
+                    n = n.min(before);
+                    self.urgent_mark = Some(before - n);
+                }
+                None => {}
+            }
             buf[..n].copy_from_slice(&self.inbound[..n]);
             self.inbound.drain(..n);
             Ok(n)
@@ -610,6 +656,9 @@ mod tests {
 
         fn splice_in(&mut self, max: usize) -> io::Result<usize> {
             self.splices += 1;
+            if self.urgent_mark == Some(0) {
+                return Err(ErrorKind::WouldBlock.into());
+            }
             let limit = self.splice_limit.unwrap_or(usize::MAX).min(max);
             let mut chunk = vec![0; limit];
             let result = self.read(&mut chunk);
@@ -824,6 +873,62 @@ mod tests {
         assert_eq!(progress.next, Next::Wait);
         assert_eq!(io.output, input);
         assert!(io.inbound.is_empty());
+    }
+
+    // Urgent data (MSG_OOB, telnet's interrupt): a read stops short at the
+    // mark with the rest still queued, which must not pass for an empty
+    // socket once the event source reported urgent data.
+    #[test]
+    fn urgent_data_is_read_past_its_mark() {
+        let input: Vec<u8> = [[b'A'; 100], [b'B'; 100]].concat();
+        let mut io = MockStream {
+            urgent_mark: Some(100),
+            ..stream(&input, usize::MAX)
+        };
+        let mut echo = Echo::new(1024);
+        echo.note_urgent();
+        let progress = echo.pump(&mut io, &mut [0; 1024], 16);
+        assert_eq!(progress.next, Next::Wait);
+        assert_eq!(io.output, input);
+        // Past the mark, short reads end turns again.
+        io.inbound = b"ping".to_vec();
+        let reads = io.reads;
+        echo.pump(&mut io, &mut [0; 1024], 16);
+        assert_eq!(io.reads - reads, 1);
+
+        // Without the report, the turn ends at the mark, as it must for
+        // the usual short read.
+        let mut io = MockStream {
+            urgent_mark: Some(100),
+            ..stream(&input, usize::MAX)
+        };
+        Echo::new(1024).pump(&mut io, &mut [0; 1024], 16);
+        assert_eq!(io.output.len(), 100);
+    }
+
+    // A splice never moves past the urgent mark: a plain read steps over
+    // it, and the bytes still come back in order, including when the echo
+    // is blocked meanwhile.
+    #[test]
+    fn splicing_gets_past_an_urgent_mark() {
+        let input: Vec<u8> = (0..600u32).map(|i| (i % 251) as u8).collect();
+        let mut echo = Echo::new(16).allow_splice(0);
+        let mut io = stream(&input[..32], usize::MAX);
+        echo.pump(&mut io, &mut [0; 16], 1000);
+        assert!(echo.is_splicing());
+        io.inbound = input[32..].to_vec();
+        io.urgent_mark = Some(100);
+        io.splice_limit = Some(7);
+        io.room = 150;
+        echo.note_urgent();
+        let mut turns = 0;
+        while io.output.len() < input.len() && turns < 1000 {
+            echo.pump(&mut io, &mut [0; 16], 8);
+            io.room += 50;
+            turns += 1;
+        }
+        assert_eq!(io.output, input);
+        assert_eq!(echo.pending(), 0);
     }
 
     // When the pipe cannot be had, the connection goes on copying.

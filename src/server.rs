@@ -285,12 +285,12 @@ impl Server {
         // EPOLLRDHUP or an error: the peer's EOF raises no further edge,
         // so this turn must read until it sees it.
         let hangup = event.is_read_closed() || event.is_error();
-        self.service(token, hangup);
+        self.service(token, hangup, event.is_priority());
         None
     }
 
     /// Gives a connection its turn: move bytes, then wait, queue or close.
-    fn service(&mut self, token: Token, hangup: bool) {
+    fn service(&mut self, token: Token, hangup: bool, urgent: bool) {
         let key = token::key(token);
         let Some(conn) = live(&mut self.connections, token) else {
             // Spurious, or for a connection already closed (its key maybe
@@ -299,6 +299,9 @@ impl Server {
         };
         if hangup {
             conn.echo.note_peer_hangup();
+        }
+        if urgent {
+            conn.echo.note_urgent();
         }
         let progress = conn.pump(&mut self.scratch, &mut self.pipes_left);
         if progress.began_splicing {
@@ -347,7 +350,7 @@ impl Server {
             }
             if let Some(conn) = live(&mut self.connections, token) {
                 conn.queued = false;
-                self.service(token, false);
+                self.service(token, false, false);
             }
         }
     }
@@ -427,10 +430,18 @@ impl Server {
         if let Err(e) = stream.set_nodelay(true) {
             debug!(target: "ERROR", "{peer}: cannot set TCP_NODELAY: {e}");
         }
+        // Urgent data (telnet sends it on an interrupt) stays in the byte
+        // stream, so it is echoed in place like every other byte instead
+        // of being cut out of it.
+        if let Err(e) = socket2::SockRef::from(&stream).set_out_of_band_inline(true) {
+            debug!(target: "ERROR", "{peer}: cannot set SO_OOBINLINE: {e}");
+        }
         self.generation = self.generation.wrapping_add(1);
         let entry = self.connections.vacant_entry();
         let token = token::connection(entry.key(), self.generation);
-        let interest = Interest::READABLE | Interest::WRITABLE;
+        // PRIORITY: urgent data stops reads short at its mark with more
+        // queued behind it, so the connection must know it came.
+        let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
         if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
             error!(target: "ERROR", "{peer}: cannot watch the connection, closing it: {e}");
             return;

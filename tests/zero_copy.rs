@@ -295,3 +295,41 @@ fn a_log_reader_gone_after_splicing_still_ends_the_server_by_sigpipe() {
     );
     assert_no_panic(&stderr);
 }
+
+#[test]
+fn urgent_data_is_echoed_in_place_on_both_paths() {
+    // Proves: TCP urgent data (MSG_OOB; telnet sends it on an interrupt)
+    // in the middle of a stream comes back in place, with everything after
+    // it, on the copying path and on the pipe. A read stops short at the
+    // urgent mark and a splice never moves past it, so the echo used to
+    // stall until the client sent more, and on the pipe for good.
+    let (a, c) = ([b'A'; 1000], [b'C'; 1000]);
+    let mut want = a.to_vec();
+    want.push(b'B');
+    want.extend_from_slice(&c);
+    for flags in [&["-v", "--no-splice"][..], &["-v", "--splice-backlog", "0"]] {
+        let srv = Server::start(flags);
+        let mut conn = connect(srv.addr());
+        let client = conn.local_addr().unwrap();
+        if flags.contains(&"--splice-backlog") {
+            assert_eq!(stream_and_verify(&mut conn, 3, MIB), MIB);
+            srv.wait_for(&format!("{client} {SWITCHED}"), IO_TIMEOUT);
+        }
+        conn.write_all(&a).unwrap();
+        socket2::SockRef::from(&conn)
+            .send_out_of_band(b"B")
+            .expect("urgent byte");
+        conn.write_all(&c).unwrap();
+        // The connection stays open: nothing but the urgent data may make
+        // the server read past the mark.
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = vec![0u8; want.len()];
+        let read = conn.read_exact(&mut got);
+        assert!(
+            read.is_ok(),
+            "{flags:?}: echo stalled ({read:?})\n{}",
+            srv.dump()
+        );
+        assert_same(&got, &want, "echo around the urgent byte");
+    }
+}
