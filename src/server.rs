@@ -114,6 +114,10 @@ pub struct Server {
     /// HTTP connections of the endpoint: same loop and wheel, own slab, not
     /// counted as echo connections.
     http: Slab<HttpConnection>,
+    /// Endpoint answers still allowed in this pass of the loop.
+    http_budget: usize,
+    /// The endpoint's pages rendered in this pass of the loop.
+    pages: endpoint::Pages,
     /// Counters only the endpoint reports.
     observed: Observed,
     /// When TCP_INFO was last read for every connection.
@@ -162,6 +166,8 @@ impl Server {
             stop_began: None,
             metrics_listener: None,
             http: Slab::new(),
+            http_budget: endpoint::RESPONSES_PER_PASS,
+            pages: endpoint::Pages::default(),
             observed: Observed::default(),
             tcp_sampled_at: None,
             process: None,
@@ -212,6 +218,7 @@ impl Server {
                 Err(e) => return Err(e),
             }
             self.turn_started = Instant::now();
+            self.http_budget = endpoint::RESPONSES_PER_PASS;
             for event in events.iter() {
                 if let Some(stop) = self.dispatch(event) {
                     return Ok(stop);

@@ -4,10 +4,13 @@
 //! dashboard's metric names. Every figure is checked against traffic the
 //! test itself generated.
 mod common;
+#[path = "support/endpoint.rs"]
+mod endpoint_support;
 
 use common::*;
+use endpoint_support::{get, read_reply, start};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -18,75 +21,6 @@ use std::time::{Duration, Instant};
 const LOG_WAIT: Duration = Duration::from_secs(10);
 /// The server's HTTP_TIMEOUT (src/server.rs) and its 100 ms timer tick.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Starts a server with the endpoint on an ephemeral loopback port; returns
-/// it and the endpoint's address from the `Metrics on http://…/` line.
-fn start(extra: &[&str]) -> (Server, SocketAddr) {
-    let mut args = vec!["--metrics", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let srv = Server::start(&args);
-    let line = srv.wait_for("Metrics on http://", START_TIMEOUT);
-    let addr = line
-        .trim_start_matches("Metrics on http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|e| panic!("metrics address in {line:?}: {e}"));
-    (srv, addr)
-}
-
-/// One HTTP response: status, lower-cased headers, body.
-struct Reply {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// Reads one response (with Content-Length) from `s`.
-fn read_reply(s: &mut TcpStream) -> Reply {
-    let mut raw = Vec::new();
-    let mut byte = [0u8; 1];
-    while !raw.ends_with(b"\r\n\r\n") {
-        assert!(raw.len() < 16 * 1024, "response head too long");
-        match s.read(&mut byte) {
-            Ok(1) => raw.push(byte[0]),
-            other => panic!("response head cut short ({other:?}): {raw:?}"),
-        }
-    }
-    let head = String::from_utf8(raw).expect("ASCII head");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("status line {status_line:?}"));
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers["content-length"].parse().unwrap();
-    let body = read_exactly(s, len);
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// GET `path` on a new connection.
-fn get(addr: SocketAddr, path: &str) -> Reply {
-    let mut s = connect(addr);
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    read_reply(&mut s)
-}
 
 /// Sends `request` and reads everything until the server closes.
 fn exchange_to_close(addr: SocketAddr, request: &[u8]) -> String {

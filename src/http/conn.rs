@@ -117,8 +117,20 @@ impl HttpConn {
         stream: &mut S,
         respond: &mut dyn FnMut(Result<Route, Status>) -> Response,
     ) -> HttpTurn {
+        self.pump_at_most(stream, respond, RESPONSES_PER_TURN)
+    }
+
+    /// [`pump`](Self::pump), answering at most `max_responses` requests
+    /// (the loop's budget for all endpoint clients may be lower than
+    /// [`RESPONSES_PER_TURN`]); `Resume` when more are waiting.
+    pub fn pump_at_most<S: Transport>(
+        &mut self,
+        stream: &mut S,
+        respond: &mut dyn FnMut(Result<Route, Status>) -> Response,
+        max_responses: usize,
+    ) -> HttpTurn {
         let mut responses = 0;
-        let next = self.turn(stream, respond, &mut responses);
+        let next = self.turn(stream, respond, &mut responses, max_responses);
         HttpTurn { next, responses }
     }
 
@@ -127,6 +139,7 @@ impl HttpConn {
         stream: &mut S,
         respond: &mut dyn FnMut(Result<Route, Status>) -> Response,
         responses: &mut usize,
+        max_responses: usize,
     ) -> HttpNext {
         let mut chunk = [0u8; 4096];
         if self.lingering {
@@ -153,7 +166,7 @@ impl HttpConn {
                 return linger(stream, &mut chunk);
             }
             if let Parse::Complete(req) = parse(&self.input) {
-                if *responses >= RESPONSES_PER_TURN {
+                if *responses >= max_responses {
                     return HttpNext::Resume;
                 }
                 let response = respond(req.outcome);
@@ -341,6 +354,17 @@ mod tests {
             HttpTurn {
                 next: HttpNext::Wait,
                 responses: 2
+            }
+        );
+        // A lower budget (the loop's, shared by all clients) bounds it too.
+        s.reads
+            .push_back(b"GET /healthz HTTP/1.1\r\n\r\n".repeat(5));
+        let turn = conn.pump_at_most(&mut s, &mut ok, 3);
+        assert_eq!(
+            turn,
+            HttpTurn {
+                next: HttpNext::Resume,
+                responses: 3
             }
         );
     }

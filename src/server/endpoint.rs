@@ -13,7 +13,7 @@ use slab::Slab;
 use super::{died_in_queue, Server, ACCEPT_RETRY};
 use crate::connection::Connection;
 use crate::echo::Phase;
-use crate::http::conn::{HttpConn, HttpConnection, HttpNext};
+use crate::http::conn::{HttpConn, HttpConnection, HttpNext, RESPONSES_PER_TURN};
 use crate::http::{Response, Route, Status};
 use crate::metrics::{self, ConnView, Observed, Process, Snapshot};
 use crate::stats::Stats;
@@ -32,6 +32,23 @@ pub const MAX_HTTP_CONNECTIONS: usize = 512;
 const TCP_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Most connections listed in `/stats.json` (the totals count them all).
 const MAX_LISTED: usize = 1000;
+/// Endpoint answers per pass of the loop, over all HTTP clients: each may
+/// be a page of 260 KB, and the echo clients wait while they are built
+/// and copied. Clients over budget get their turn in the next pass.
+pub const RESPONSES_PER_PASS: usize = 16;
+
+/// The figure pages built in the current pass of the loop. Every request
+/// answered in the same pass gets the same figures anyway; building
+/// `/stats.json` for 1,000 connections takes over a millisecond, and a few
+/// pipelining scrapers used to have it built dozens of times per pass,
+/// holding the echo clients up for most of a second.
+#[derive(Debug, Default)]
+pub struct Pages {
+    /// The pass the pages below belong to (its start).
+    pass: Option<Instant>,
+    metrics: Option<Vec<u8>>,
+    stats_json: Option<Vec<u8>>,
+}
 /// The dashboard page, embedded so it works offline.
 const DASHBOARD: &str = include_str!("../dashboard.html");
 
@@ -91,6 +108,7 @@ impl Server {
     /// queue or close.
     pub(super) fn service_http(&mut self, token: Token) {
         let http_active = self.http.len();
+        let pass = self.turn_started;
         let Server {
             http,
             connections,
@@ -99,11 +117,27 @@ impl Server {
             tcp_sampled_at,
             resume,
             process,
+            http_budget,
+            pages,
             ..
         } = self;
         let Some(conn) = live_http(http, token) else {
             return;
         };
+        if *http_budget == 0 {
+            // The echo clients come first: this one's turn is next pass.
+            if !conn.queued {
+                conn.queued = true;
+                resume.push_back(token);
+            }
+            return;
+        }
+        if pages.pass != Some(pass) {
+            *pages = Pages {
+                pass: Some(pass),
+                ..Pages::default()
+            };
+        }
         let mut respond = |outcome: Result<Route, Status>| {
             let response = match outcome {
                 Ok(route) => {
@@ -111,14 +145,32 @@ impl Server {
                         tcp_sampled_at: &mut *tcp_sampled_at,
                         process: &mut *process,
                     };
-                    render(route, connections, stats, observed, cached, http_active)
+                    let page = match route {
+                        Route::Metrics => Some(&mut pages.metrics),
+                        Route::StatsJson => Some(&mut pages.stats_json),
+                        Route::Health | Route::Dashboard => None,
+                    };
+                    match page {
+                        Some(Some(body)) => Response::ok(content_type(route), body.clone()),
+                        Some(slot) => {
+                            let response =
+                                render(route, connections, stats, observed, cached, http_active);
+                            *slot = Some(response.body.clone());
+                            response
+                        }
+                        None => render(route, connections, stats, observed, cached, http_active),
+                    }
                 }
                 Err(status) => Response::error(status),
             };
             observed.http.count(response.status);
             response
         };
-        let turn = conn.http.pump(&mut conn.stream, &mut respond);
+        let allowed = (*http_budget).min(RESPONSES_PER_TURN);
+        let turn = conn
+            .http
+            .pump_at_most(&mut conn.stream, &mut respond, allowed);
+        *http_budget -= turn.responses.min(*http_budget);
         if turn.responses > 0 {
             conn.since = Instant::now();
         }
@@ -254,12 +306,18 @@ fn render(
             }
         },
     };
+    let body = match route {
+        Route::StatsJson => metrics::render_json(&snap),
+        _ => metrics::render_prometheus(&snap),
+    };
+    Response::ok(content_type(route), body)
+}
+
+/// The `Content-Type` of a figures page.
+fn content_type(route: Route) -> &'static str {
     match route {
-        Route::StatsJson => Response::ok("application/json", metrics::render_json(&snap)),
-        _ => Response::ok(
-            metrics::PROMETHEUS_CONTENT_TYPE,
-            metrics::render_prometheus(&snap),
-        ),
+        Route::StatsJson => "application/json",
+        _ => metrics::PROMETHEUS_CONTENT_TYPE,
     }
 }
 

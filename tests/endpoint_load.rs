@@ -1,0 +1,91 @@
+//! The metrics endpoint under load must not hold up the echo. A few
+//! scrapers that pipeline `/stats.json` against a server with 1,000
+//! connections used to stall every echo client for 0.2 to 1 s at a time:
+//! each page took over a millisecond to build and was rebuilt for every
+//! request, dozens of times per pass of the loop.
+//!
+//! Its own file: the timing below must not share the machine with other
+//! tests of the same binary, which run in parallel.
+mod common;
+#[path = "support/endpoint.rs"]
+mod endpoint_support;
+
+use common::*;
+use endpoint_support::{read_reply, start};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const IDLE: usize = 1000;
+const SCRAPERS: usize = 20;
+const PIPELINED: usize = 8;
+
+#[test]
+fn scrapers_do_not_hold_up_the_echo() {
+    // Proves: with 20 clients each keeping 8 `/stats.json` requests in
+    // flight against a server holding 1,000 connections, an echo client's
+    // median round trip stays within 50 ms (it was about 200 ms), and the
+    // scrapers are still answered.
+    if raise_nofile(IDLE as u64 + 200) < IDLE as u64 + 200 {
+        skip(
+            "scrapers_do_not_hold_up_the_echo",
+            "not enough file descriptors",
+        );
+        return;
+    }
+    let (srv, maddr) = start(&["-q"]);
+    let _idle: Vec<TcpStream> = (0..IDLE).map(|_| connect(srv.addr())).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let scrapers: Vec<_> = (0..SCRAPERS)
+        .map(|_| {
+            let (stop, answered) = (stop.clone(), answered.clone());
+            thread::spawn(move || {
+                let mut s = connect(maddr);
+                let requests = b"GET /stats.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(PIPELINED);
+                // Bounded: the test sets `stop` after its probes.
+                while !stop.load(Ordering::Relaxed) {
+                    s.write_all(&requests).unwrap();
+                    for _ in 0..PIPELINED {
+                        assert_eq!(read_reply(&mut s).status, 200);
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let the scrapers get going, then time small echoes.
+    assert!(wait_until(Duration::from_secs(10), || answered
+        .load(Ordering::Relaxed)
+        >= (SCRAPERS * PIPELINED) as u64));
+    let mut probe = connect(srv.addr());
+    let mut rtts = Vec::new();
+    for i in 0..30u8 {
+        let sent = [i; 64];
+        let t = Instant::now();
+        probe.write_all(&sent).unwrap();
+        let mut back = [0u8; 64];
+        probe.read_exact(&mut back).unwrap();
+        rtts.push(t.elapsed());
+        assert_eq!(back, sent);
+        thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for s in scrapers {
+        s.join().expect("every scrape answered 200");
+    }
+    rtts.sort();
+    let median = rtts[rtts.len() / 2];
+    eprintln!(
+        "echo RTT under scraping: median {median:?}, max {:?}; {} pages served",
+        rtts[rtts.len() - 1],
+        answered.load(Ordering::Relaxed)
+    );
+    assert!(
+        median < Duration::from_millis(50),
+        "echo median RTT {median:?} while scraped; all: {rtts:?}"
+    );
+}
