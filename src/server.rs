@@ -207,6 +207,12 @@ impl Server {
     }
 
     fn serve(&mut self) -> io::Result<Stop> {
+        let stop = self.serve_until_stopped();
+        self.report_held_rejects(None);
+        stop
+    }
+
+    fn serve_until_stopped(&mut self) -> io::Result<Stop> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         loop {
             let timeout = self.poll_timeout(Instant::now());
@@ -236,6 +242,7 @@ impl Server {
                 self.accept_http();
             }
             self.report_stats(now);
+            self.report_held_rejects(Some(now));
             if let Some(deadline) = self.stop_deadline {
                 if self.connections.is_empty() {
                     return Ok(Stop::Clean);
@@ -258,11 +265,18 @@ impl Server {
             .wheel
             .next_wakeup()
             .map(|tick| self.clock.instant_of(tick));
+        let held_rejects = (self.rejects_unreported > 0)
+            .then(|| {
+                self.last_reject_report
+                    .map(|at| at + REJECT_REPORT_INTERVAL)
+            })
+            .flatten();
         [
             idle,
             self.accept_retry_at,
             self.next_stats,
             self.stop_deadline,
+            held_rejects,
         ]
         .into_iter()
         .flatten()
@@ -497,6 +511,28 @@ impl Server {
             warn!(target: "REJECT", peer:% = peer; "{peer} over the connection limit of {max}");
         }
         self.last_reject_report = Some(now);
+    }
+
+    /// Logs the rejections held back by [`REJECT_REPORT_INTERVAL`] once it
+    /// has passed (or at once when `now` is `None`, at the end), so the log
+    /// accounts for every one even when no further rejection comes.
+    fn report_held_rejects(&mut self, now: Option<Instant>) {
+        if self.rejects_unreported == 0 {
+            return;
+        }
+        if let (Some(now), Some(last)) = (now, self.last_reject_report) {
+            if now.duration_since(last) < REJECT_REPORT_INTERVAL {
+                return;
+            }
+        }
+        let unreported = std::mem::take(&mut self.rejects_unreported);
+        warn!(
+            target: "REJECT",
+            "{unreported} more connection(s) rejected over the connection limit of {} \
+             since the last report",
+            self.config.max_connections
+        );
+        self.last_reject_report = now.or(self.last_reject_report);
     }
 
     /// Fires due idle timers: a timer whose connection moved bytes since it
