@@ -11,6 +11,21 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub struct BindError {
     addr: SocketAddr,
     error: io::Error,
+    /// The option the advice tells the user to change.
+    option: &'static str,
+}
+
+impl BindError {
+    /// Names `option` (say `--metrics`) in the advice instead of `--port`.
+    pub fn for_option(mut self, option: &'static str) -> Self {
+        self.option = option;
+        self
+    }
+
+    /// What the system said.
+    pub fn kind(&self) -> ErrorKind {
+        self.error.kind()
+    }
 }
 
 impl fmt::Display for BindError {
@@ -22,13 +37,15 @@ impl fmt::Display for BindError {
             ErrorKind::AddrInUse => write!(
                 f,
                 "address already in use; another program listens on port {} \
-                 (find it with `ss -ltnp`), or choose another port with --port",
-                addr.port()
+                 (find it with `ss -ltnp`), or choose another port with {}",
+                addr.port(),
+                self.option
             ),
             ErrorKind::PermissionDenied => write!(
                 f,
                 "permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE, \
-                 choose a port of 1024 or above with --port"
+                 choose a port of 1024 or above with {}",
+                self.option
             ),
             ErrorKind::AddrNotAvailable => write!(
                 f,
@@ -52,7 +69,11 @@ impl std::error::Error for BindError {
 /// TIME_WAIT. An IPv6 wildcard (`::`) also accepts IPv4 clients, whatever
 /// the system default for IPV6_V6ONLY is, so `--bind ::` means "everything".
 pub fn bind(addr: SocketAddr, backlog: u32) -> Result<TcpListener, BindError> {
-    open(addr, backlog).map_err(|error| BindError { addr, error })
+    open(addr, backlog).map_err(|error| BindError {
+        addr,
+        error,
+        option: "--port",
+    })
 }
 
 fn open(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
@@ -80,6 +101,7 @@ mod tests {
             BindError {
                 addr,
                 error: kind.into(),
+                option: "--port",
             }
             .to_string()
         };

@@ -44,8 +44,17 @@ fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
     let metrics_addr = match metrics {
         // Same clear errors as the echo port ("address in use", …).
         Some(addr) => {
-            let bound =
-                listener::bind(addr, METRICS_BACKLOG).map_err(|e| format!("--metrics: {e}"))?;
+            let echo_port = server.local_addr().port();
+            let bound = listener::bind(addr, METRICS_BACKLOG).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AddrInUse && addr.port() == echo_port {
+                    format!(
+                        "--metrics: cannot listen on {addr}: the echo port is {echo_port}; \
+                         give --metrics another port"
+                    )
+                } else {
+                    format!("--metrics: {}", e.for_option("--metrics"))
+                }
+            })?;
             Some(server.serve_metrics(bound)?)
         }
         None => None,

@@ -654,6 +654,38 @@ fn metrics_port_in_use_is_a_clear_start_error() {
         exit.describe()
     );
     assert!(exit.stderr.contains("address already in use"));
+    // The advice names the option that sets that port.
+    assert!(
+        exit.stderr.contains("choose another port with --metrics")
+            && !exit.stderr.contains("--port"),
+        "{}",
+        exit.describe()
+    );
     assert!(!exit.stdout.iter().any(|l| l.starts_with("Listening on")));
     assert_no_panic(&exit.stderr);
+
+    // The same port as the echo listener: said as such.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port().to_string();
+    drop(free);
+    let metrics = format!("127.0.0.1:{port}");
+    let exit = run_to_exit(
+        &[
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--metrics",
+            &metrics,
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(exit.code(), Some(1), "{}", exit.describe());
+    assert!(
+        exit.stderr.contains(&format!(
+            "the echo port is {port}; give --metrics another port"
+        )),
+        "{}",
+        exit.describe()
+    );
 }
