@@ -338,6 +338,9 @@ impl Server {
             self.stats.bytes_out += progress.echoed as u64;
             debug!(
                 target: "DATA",
+                peer:% = conn.peer,
+                bytes_in = progress.received,
+                bytes_out = progress.echoed;
                 "{} RX: {} bytes, TX: {} bytes",
                 conn.peer, progress.received, progress.echoed
             );
@@ -584,7 +587,19 @@ impl Server {
                 sample_tcp(&mut self.connections, &mut self.observed);
                 self.tcp_sampled_at = Some(now);
             }
-            info!(target: "STATS", "{}", self.stats.report());
+            let s = &self.stats;
+            info!(
+                target: "STATS",
+                connections_total = s.served,
+                connections_active = s.active,
+                connections_peak = s.peak,
+                bytes_in = s.bytes_in,
+                bytes_out = s.bytes_out,
+                rejected = s.rejected,
+                timed_out = s.timed_out;
+                "{}",
+                s.report()
+            );
             self.next_stats = Some(now + every);
         }
     }
@@ -717,7 +732,7 @@ impl Server {
             peer:% = conn.peer,
             bytes_in = conn.echo.received(),
             bytes_out = conn.echo.echoed(),
-            duration_s = duration.as_secs_f64(),
+            duration_s = (duration.as_secs_f64() * 1e3).round() / 1e3,
             reason:% = reason,
             srtt_ms = tcp.map(|t| t.srtt_ms()),
             retransmits = tcp.map(|t| t.total_retrans);

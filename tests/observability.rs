@@ -230,8 +230,9 @@ fn streaming_connections_show_as_zero_copy() {
 fn json_logs_carry_the_fields() {
     // Proves: --log-format json writes one JSON object per line with
     // timestamp, level, event, peer, bytes, duration and reason; the text
-    // format's DISCONNECT line gains srtt and retransmits after its fields.
-    let srv = Server::start(&["--log-format", "json"]);
+    // format's DISCONNECT line gains srtt and retransmits after its fields;
+    // DATA (-v) and STATS lines carry their figures too.
+    let srv = Server::start(&["--log-format", "json", "-v", "--stats-interval", "0.2"]);
     let mut c = connect(srv.addr());
     let local = c.local_addr().unwrap();
     echo_roundtrip(&mut c, &[7u8; 42]);
@@ -269,6 +270,29 @@ fn json_logs_carry_the_fields() {
         .unwrap();
     let v: Value = serde_json::from_str(connect_line).unwrap();
     assert_eq!(v["peer"], local.to_string());
+    // The DATA lines of that connection add up to its 42 bytes each way.
+    let data: Vec<Value> = log_lines
+        .iter()
+        .filter(|l| l.contains("\"event\":\"DATA\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["peer"] == local.to_string())
+        .collect();
+    let sum = |key: &str| data.iter().map(|v| v[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("bytes_in"), sum("bytes_out")), (42, 42), "{data:?}");
+    let stats = srv.wait_for_line(
+        |l| l.contains("\"event\":\"STATS\"") && l.contains("\"connections_total\":1"),
+        LOG_WAIT,
+    );
+    let v: Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(
+        (
+            v["bytes_in"].as_u64(),
+            v["bytes_out"].as_u64(),
+            v["connections_active"].as_u64()
+        ),
+        (Some(42), Some(42), Some(0)),
+        "{stats}"
+    );
 
     // Text format: unchanged fields, then the path's figures.
     let srv = Server::start(&[]);
