@@ -311,12 +311,14 @@ fn stats_interval_zero_disables_stats() {
     assert_eq!(srv.count(|l| l.contains("[STATS]")), 0, "{}", srv.dump());
 }
 
-#[test]
-fn closed_log_pipe_ends_the_server_quietly() {
-    // Proves: when whatever reads the log goes away (`echo-server | head`), the
-    // server ends like any Unix filter (SIGPIPE), with no panic or backtrace.
+/// A server whose stdout this test reads itself (so it can stop reading),
+/// with that reader and the address from the banner.
+fn server_with_log_pipe() -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    SocketAddr,
+) {
     use std::io::BufRead;
-    use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_echo-server"))
@@ -326,16 +328,25 @@ fn closed_log_pipe_ends_the_server_quietly() {
         .spawn()
         .expect("spawn echo-server");
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut addr = None;
-    for _ in 0..5 {
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        if let Some(rest) = line.trim().strip_prefix("Listening on ") {
-            addr = Some(rest.parse::<std::net::SocketAddr>().unwrap());
-            break;
-        }
-    }
-    let addr = addr.expect("banner with the address");
+    let addr = (0..5)
+        .find_map(|_| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            line.trim()
+                .strip_prefix("Listening on ")
+                .map(|a| a.parse::<SocketAddr>().unwrap())
+        })
+        .expect("banner with the address");
+    (child, stdout, addr)
+}
+
+#[test]
+fn closed_log_pipe_ends_the_server_quietly() {
+    // Proves: when whatever reads the log goes away (`echo-server | head`), the
+    // server ends like any Unix filter (SIGPIPE), with no panic or backtrace.
+    use std::os::unix::process::ExitStatusExt;
+
+    let (mut child, stdout, addr) = server_with_log_pipe();
     drop(stdout); // the log reader goes away
 
     // The next log line (CONNECT) hits the closed pipe.
@@ -361,28 +372,13 @@ fn a_log_reader_gone_at_shutdown_does_not_cut_the_drain_short() {
     // and the server exits 0 instead of dying by SIGPIPE on its SHUTDOWN
     // line.
     use std::io::{BufRead, Read, Write};
-    use std::process::Stdio;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-server"))
-        .args(["--port", "0", "--bind", "127.0.0.1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn echo-server");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut child, mut stdout, addr) = server_with_log_pipe();
     let mut next_line = || {
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         line
     };
-    let addr = (0..5)
-        .find_map(|_| {
-            let line = next_line();
-            line.trim()
-                .strip_prefix("Listening on ")
-                .map(|a| a.parse::<std::net::SocketAddr>().unwrap())
-        })
-        .expect("banner with the address");
     // A client whose echo is still owed when the stop comes: it has sent a
     // megabyte and not read a byte of it back.
     let mut client = std::net::TcpStream::connect(addr).expect("connect");
