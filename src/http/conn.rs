@@ -5,9 +5,11 @@
 //! `WouldBlock` (reading or writing) or in a close. At most one response is
 //! pending at a time: the next request is not looked at until the previous
 //! answer has been written, so a client that pipelines without reading
-//! holds at most one response plus [`MAX_REQUEST`] bytes of input.
+//! holds at most one response head, a reference to its (shared) body, and
+//! [`MAX_REQUEST`] bytes of input.
 
 use std::io::ErrorKind;
+use std::sync::Arc;
 
 use crate::echo::Transport;
 
@@ -78,7 +80,10 @@ pub struct HttpTurn {
 #[derive(Debug, Default)]
 pub struct HttpConn {
     input: Vec<u8>,
-    output: Vec<u8>,
+    /// The pending answer's head, then its body; `written` counts across
+    /// both.
+    head: Vec<u8>,
+    body: Option<Arc<[u8]>>,
     written: usize,
     close_after_flush: bool,
     peer_done: bool,
@@ -101,7 +106,7 @@ impl HttpConn {
 
     /// Bytes of response not yet written.
     pub fn pending_output(&self) -> usize {
-        self.output.len() - self.written
+        self.head.len() + self.body.as_ref().map_or(0, |b| b.len()) - self.written
     }
 
     /// True while part of a request has arrived but not all of it.
@@ -146,8 +151,12 @@ impl HttpConn {
             return linger(stream, &mut chunk);
         }
         loop {
-            while self.written < self.output.len() {
-                match stream.write(&self.output[self.written..]) {
+            while self.pending_output() > 0 {
+                let chunk = match self.written.checked_sub(self.head.len()) {
+                    None => &self.head[self.written..],
+                    Some(into_body) => &self.body.as_deref().unwrap_or_default()[into_body..],
+                };
+                match stream.write(chunk) {
                     Ok(0) => return HttpNext::Close(HttpClose::Error),
                     Ok(n) => self.written += n,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => return HttpNext::Wait,
@@ -155,7 +164,8 @@ impl HttpConn {
                     Err(_) => return HttpNext::Close(HttpClose::Error),
                 }
             }
-            self.output.clear();
+            self.head.clear();
+            self.body = None;
             self.written = 0;
             if self.close_after_flush {
                 if self.peer_done || stream.shutdown_write().is_err() {
@@ -171,7 +181,10 @@ impl HttpConn {
                 }
                 let response = respond(req.outcome);
                 let keep_alive = req.keep_alive && !response.status.closes();
-                response.write_to(&mut self.output, req.head_only, keep_alive);
+                response.write_head(&mut self.head, keep_alive);
+                if !req.head_only {
+                    self.body = Some(response.body);
+                }
                 self.input.drain(..req.consumed.min(self.input.len()));
                 self.close_after_flush = !keep_alive;
                 *responses += 1;

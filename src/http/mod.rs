@@ -9,6 +9,7 @@
 pub mod conn;
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// Largest request head (request line and headers) accepted; a longer one
 /// is answered `431` and the connection closed. Browsers send about 1 KiB.
@@ -206,17 +207,24 @@ pub struct Response {
     pub status: Status,
     /// The `Content-Type`.
     pub content_type: &'static str,
-    /// The body (sent only for `GET`).
-    pub body: Vec<u8>,
+    /// The body (sent only for `GET`). Shared: the same page, built once,
+    /// goes to every client that asked for it in that pass of the loop,
+    /// and a client that does not read holds a reference, not a copy.
+    pub body: Arc<[u8]>,
 }
 
 impl Response {
     /// A `200` with `body`.
     pub fn ok(content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        Self::shared(content_type, body.into().into())
+    }
+
+    /// A `200` with a body that is already shared.
+    pub fn shared(content_type: &'static str, body: Arc<[u8]>) -> Self {
         Self {
             status: Status::Ok,
             content_type,
-            body: body.into(),
+            body,
         }
     }
 
@@ -226,12 +234,20 @@ impl Response {
         Self {
             status,
             content_type: "text/plain; charset=utf-8",
-            body: body.into_bytes(),
+            body: body.into_bytes().into(),
         }
     }
 
     /// Appends the response as sent on the wire to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
+        self.write_head(out, keep_alive);
+        if !head_only {
+            out.extend_from_slice(&self.body);
+        }
+    }
+
+    /// Appends the status line and headers (through the blank line).
+    pub fn write_head(&self, out: &mut Vec<u8>, keep_alive: bool) {
         let mut head = String::with_capacity(160);
         let _ = write!(
             head,
@@ -248,9 +264,6 @@ impl Response {
         }
         head.push_str("\r\n");
         out.extend_from_slice(head.as_bytes());
-        if !head_only {
-            out.extend_from_slice(&self.body);
-        }
     }
 }
 

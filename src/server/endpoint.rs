@@ -4,6 +4,7 @@
 //! in [`crate::http`]; the figures are rendered by [`crate::metrics`].
 
 use std::io::ErrorKind;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::debug;
@@ -46,8 +47,8 @@ pub const RESPONSES_PER_PASS: usize = 16;
 pub struct Pages {
     /// The pass the pages below belong to (its start).
     pass: Option<Instant>,
-    metrics: Option<Vec<u8>>,
-    stats_json: Option<Vec<u8>>,
+    metrics: Option<Arc<[u8]>>,
+    stats_json: Option<Arc<[u8]>>,
 }
 /// The dashboard page, embedded so it works offline.
 const DASHBOARD: &str = include_str!("../dashboard.html");
@@ -151,7 +152,7 @@ impl Server {
                         Route::Health | Route::Dashboard => None,
                     };
                     match page {
-                        Some(Some(body)) => Response::ok(content_type(route), body.clone()),
+                        Some(Some(body)) => Response::shared(content_type(route), body.clone()),
                         Some(slot) => {
                             let response =
                                 render(route, connections, stats, observed, cached, http_active);
