@@ -12,6 +12,10 @@
 //! found the send buffer full, as Linux raises EPOLLOUT), after `Resume`,
 //! after `begin_shutdown`, and on the spurious event.
 //!
+//! Urgent data too (the script byte [`URGENT_OP`]): a send with TCP's
+//! urgent mark in it, announced with EPOLLPRI. A read stops short before
+//! the mark and goes on past it once there; a splice never moves past it.
+//!
 //! The zero-copy path is in the script too. Its first byte says whether
 //! the machine may splice ([`Echo::allow_splice`]) and what the kernel does
 //! when it asks for a pipe: grant the capacity asked, grant less (down to
@@ -81,6 +85,9 @@ const OPS: u8 = 12;
 /// seed corpus, written when there were only the twelve above, keeps its
 /// meaning.
 const PIPE_OPS: u8 = 240;
+/// The last script byte sends urgent data instead (it selected a pipe
+/// operation before; the others keep theirs).
+const URGENT_OP: u8 = 255;
 
 /// What one script did, for tests that check a corpus covers the ground.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +147,7 @@ fn echo_machine(capacity: usize, splice: bool) -> Echo {
 pub(crate) trait Machine {
     fn pump(&mut self, peer: &mut Peer, scratch: &mut [u8], max_reads: usize) -> Progress;
     fn note_peer_hangup(&mut self);
+    fn note_urgent(&mut self);
     fn begin_shutdown(&mut self);
     fn phase(&self) -> Phase;
     fn received(&self) -> u64;
@@ -155,6 +163,9 @@ impl Machine for Echo {
     }
     fn note_peer_hangup(&mut self) {
         Echo::note_peer_hangup(self)
+    }
+    fn note_urgent(&mut self) {
+        Echo::note_urgent(self)
     }
     fn begin_shutdown(&mut self) {
         Echo::begin_shutdown(self)
@@ -213,6 +224,13 @@ pub(crate) struct Peer {
     writable_edge: bool,
     /// The next event carries EPOLLRDHUP/EPOLLERR.
     hangup: bool,
+    /// Where in `sent` TCP's urgent mark stands, until a read passes it: a
+    /// read stops short before it, and a splice never moves past it.
+    urgent_mark: Option<usize>,
+    /// The next event carries EPOLLPRI.
+    urgent: bool,
+    /// Urgent data was sent at some point of the script.
+    urgent_seen: bool,
     turn_read: u64,
     turn_written: u64,
     /// First broken rule seen inside a read or write call.
@@ -279,7 +297,10 @@ impl Peer {
     /// would overtake them.
     fn check_copy_path(&mut self, call: &str) {
         let in_pipe = self.in_pipe();
-        if in_pipe > 0 {
+        // Bytes read past an urgent mark are buffered while the pipe is
+        // empty, so they may still be written out ahead of bytes spliced
+        // after them; `take_echo` checks that order byte by byte.
+        if in_pipe > 0 && !(call == "write" && self.urgent_seen) {
             self.flag(format!(
                 "{call} through the copy path with {in_pipe} bytes in the pipe (echo order)"
             ));
@@ -334,11 +355,32 @@ impl Peer {
                 Err(ErrorKind::WouldBlock.into())
             };
         }
-        let n = buf.len().min(self.inbound.len());
+        let n = buf.len().min(self.inbound.len()).min(self.before_mark());
+        if self.before_mark() == 0 {
+            // A read at the mark goes on past it (the byte stays inline).
+            self.urgent_mark = None;
+        }
+        let n = if n == 0 {
+            buf.len().min(self.inbound.len())
+        } else {
+            n
+        };
         for (slot, byte) in buf.iter_mut().zip(self.take_inbound(n)) {
             *slot = byte;
         }
         Ok(n)
+    }
+
+    /// Offset of the next byte the server would read.
+    fn read_at(&self) -> usize {
+        self.sent.len() - self.arriving.len() - self.inbound.len()
+    }
+
+    /// Bytes a read or splice may take before the urgent mark (all of them
+    /// without one); 0 at the mark.
+    fn before_mark(&self) -> usize {
+        self.urgent_mark
+            .map_or(usize::MAX, |mark| mark.saturating_sub(self.read_at()))
     }
 
     fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -424,8 +466,15 @@ impl Peer {
                 Err(ErrorKind::WouldBlock.into())
             };
         }
+        if self.before_mark() == 0 {
+            // The kernel's splice from TCP never moves past the mark.
+            return Err(ErrorKind::WouldBlock.into());
+        }
         let limit = self.splice_limit.take().unwrap_or(usize::MAX);
-        let n = max.min(self.inbound.len()).min(limit);
+        let n = max
+            .min(self.inbound.len())
+            .min(limit)
+            .min(self.before_mark());
         self.short_splice |= n < max && n < self.inbound.len();
         let bytes: Vec<u8> = self.take_inbound(n).collect();
         if let Some(pipe) = self.pipe.as_mut() {
@@ -697,7 +746,9 @@ impl<'a, M: Machine> Harness<'a, M> {
     fn apply_op(&mut self) {
         let peer_can_send = !self.peer.eof && !self.peer.reset;
         let byte = self.input.byte();
-        let op = if byte >= PIPE_OPS {
+        let op = if byte == URGENT_OP {
+            OPS + 3
+        } else if byte >= PIPE_OPS {
             OPS + (byte - PIPE_OPS) % 3
         } else {
             byte % OPS
@@ -709,6 +760,20 @@ impl<'a, M: Machine> Harness<'a, M> {
                 let start = self.peer.sent.len();
                 if n > 0 {
                     self.peer.send(payload(start, n), false);
+                }
+            }
+            // The peer sends bytes, one of them urgent (MSG_OOB): its mark,
+            // and EPOLLPRI on the event. A later mark replaces an earlier
+            // one, as TCP keeps one urgent pointer.
+            15 if peer_can_send => {
+                let n = self.send_size();
+                let start = self.peer.sent.len();
+                if n > 0 {
+                    let at = start + self.input.below(n);
+                    self.peer.send(payload(start, n), false);
+                    self.peer.urgent_mark = Some(at);
+                    self.peer.urgent = true;
+                    self.peer.urgent_seen = true;
                 }
             }
             // The peer sends bytes that land just after the next read call.
@@ -812,6 +877,9 @@ impl<'a, M: Machine> Harness<'a, M> {
             self.spurious = false;
             if std::mem::take(&mut self.peer.hangup) {
                 self.machine.note_peer_hangup();
+            }
+            if std::mem::take(&mut self.peer.urgent) {
+                self.machine.note_urgent();
             }
             self.peer.turn_read = 0;
             self.peer.turn_written = 0;
@@ -1276,6 +1344,8 @@ mod tests {
         /// Ignores the hang-up hint, so an EOF behind a short read is
         /// never seen.
         DropHangup,
+        /// Ignores EPOLLPRI, so bytes behind an urgent mark are never read.
+        DropUrgent,
         /// Reports the first byte of the second write as written without
         /// passing it on.
         LoseAByte,
@@ -1414,12 +1484,17 @@ mod tests {
                     };
                     self.echo.pump(&mut hasty, scratch, max_reads)
                 }
-                Fault::DropHangup => self.echo.pump(peer, scratch, max_reads),
+                Fault::DropHangup | Fault::DropUrgent => self.echo.pump(peer, scratch, max_reads),
             }
         }
         fn note_peer_hangup(&mut self) {
             if !matches!(self.fault, Fault::DropHangup) {
                 self.echo.note_peer_hangup();
+            }
+        }
+        fn note_urgent(&mut self) {
+            if !matches!(self.fault, Fault::DropUrgent) {
+                self.echo.note_urgent();
             }
         }
         fn begin_shutdown(&mut self) {
@@ -1489,6 +1564,26 @@ mod tests {
         let waits = "stalled: the peer waits for its echo";
         caught_as(Fault::ShortSpliceDrains, waits, 20_000)
             .expect("short splice as drained not caught");
+    }
+
+    // Urgent data: a send of 20 bytes with its mark at byte 7 stops the
+    // read (or, on the pipe, the splice) there. The real machine gets past
+    // the mark and echoes all 20; one that ignores EPOLLPRI takes the short
+    // read (or refused splice) for an empty socket and stalls.
+    #[test]
+    fn urgent_data_is_read_past_its_mark() {
+        // Capacity 64, 16 reads a turn: [urgent send of 1 + 19, mark at 7].
+        let copying = script(5, 15, &[URGENT_OP, 19, 7]);
+        // Capacity 8, splicing: 21 bytes switch to the pipe, then the same.
+        let splicing = splice_script(4, 0, 15, &[0, 20, URGENT_OP, 19, 7]);
+        for data in [copying, splicing] {
+            let run = check_echo(&data).unwrap_or_else(|v| panic!("{data:?}: {v}"));
+            assert_eq!(run.echoed, run.sent, "{run:?}");
+            let v = check_broken(&data, Fault::DropUrgent).expect_err("ignored urgent data");
+            assert!(v.message.contains("stalled"), "{v}");
+        }
+        let run = check_echo(&splice_script(4, 0, 15, &[0, 20, URGENT_OP, 19, 7])).unwrap();
+        assert!(run.spliced && run.sent == 41, "{run:?}");
     }
 
     // The scripted case in point: the same short splice that the real
