@@ -450,12 +450,9 @@ impl Echo {
                     // past: the plain read below steps over it. With the
                     // pipe empty its bytes are older than any spliced
                     // next, and buffered bytes go out first, so the order
-                    // holds. A full buffer waits for its writable edge.
-                    Attempt::WouldBlock if self.in_pipe == 0 && self.urgent => {
-                        if self.pending.is_full() {
-                            return Next::Wait;
-                        }
-                    }
+                    // holds. The buffer has room: `is_full` counts it with
+                    // the pipe, whose capacity is at most the buffer's.
+                    Attempt::WouldBlock if self.in_pipe == 0 && self.urgent => {}
                     // With bytes in the pipe, the pipe may be what is full:
                     // only an empty pipe proves the socket empty. Bytes in it
                     // mean the last flush was blocked, and its writable edge

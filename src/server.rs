@@ -107,8 +107,6 @@ pub struct Server {
     next_stats: Option<Instant>,
     /// Set once stopping: when to give up flushing.
     stop_deadline: Option<Instant>,
-    /// When the first stop signal arrived.
-    stop_began: Option<Instant>,
     /// The metrics endpoint's listener, when `--metrics` is on.
     metrics_listener: Option<TcpListener>,
     /// HTTP connections of the endpoint: same loop and wheel, own slab, not
@@ -163,7 +161,6 @@ impl Server {
             rejects_unreported: 0,
             next_stats: config.stats_interval.map(|every| now + every),
             stop_deadline: None,
-            stop_began: None,
             metrics_listener: None,
             http: Slab::new(),
             http_budget: endpoint::RESPONSES_PER_PASS,
@@ -610,9 +607,12 @@ impl Server {
             return None;
         }
         let now = Instant::now();
-        match self.stop_began {
+        // The first signal set the deadline this long after it came.
+        let began = self
+            .stop_deadline
+            .map(|deadline| deadline - self.config.shutdown_timeout);
+        match began {
             None => {
-                self.stop_began = Some(now);
                 self.begin_stop(name);
                 return None;
             }

@@ -50,6 +50,25 @@ pub struct Pages {
     metrics: Option<Arc<[u8]>>,
     stats_json: Option<Arc<[u8]>>,
 }
+
+impl Pages {
+    /// Where the page for `route` built in the pass that started at `pass`
+    /// is kept (empty until built); `None` for pages not worth keeping.
+    fn slot(&mut self, pass: Instant, route: Route) -> Option<&mut Option<Arc<[u8]>>> {
+        if self.pass != Some(pass) {
+            *self = Pages {
+                pass: Some(pass),
+                ..Pages::default()
+            };
+        }
+        match route {
+            Route::Metrics => Some(&mut self.metrics),
+            Route::StatsJson => Some(&mut self.stats_json),
+            Route::Health | Route::Dashboard => None,
+        }
+    }
+}
+
 /// The dashboard page, embedded so it works offline.
 const DASHBOARD: &str = include_str!("../dashboard.html");
 
@@ -133,12 +152,6 @@ impl Server {
             }
             return;
         }
-        if pages.pass != Some(pass) {
-            *pages = Pages {
-                pass: Some(pass),
-                ..Pages::default()
-            };
-        }
         let mut respond = |outcome: Result<Route, Status>| {
             let response = match outcome {
                 Ok(route) => {
@@ -146,12 +159,7 @@ impl Server {
                         tcp_sampled_at: &mut *tcp_sampled_at,
                         process: &mut *process,
                     };
-                    let page = match route {
-                        Route::Metrics => Some(&mut pages.metrics),
-                        Route::StatsJson => Some(&mut pages.stats_json),
-                        Route::Health | Route::Dashboard => None,
-                    };
-                    match page {
+                    match pages.slot(pass, route) {
                         Some(Some(body)) => Response::shared(content_type(route), body.clone()),
                         Some(slot) => {
                             let response =
@@ -171,7 +179,7 @@ impl Server {
         let turn = conn
             .http
             .pump_at_most(&mut conn.stream, &mut respond, allowed);
-        *http_budget -= turn.responses.min(*http_budget);
+        *http_budget = http_budget.saturating_sub(turn.responses);
         if turn.responses > 0 {
             conn.since = Instant::now();
         }

@@ -171,6 +171,13 @@ struct Window {
     server: Option<ServerUsage>,
 }
 
+impl Window {
+    /// Whether what happens at `now` counts in the measurement.
+    fn counts(&self, now: Instant) -> bool {
+        self.open && self.end.map_or(true, |end| now <= end)
+    }
+}
+
 struct Progress {
     enabled: bool,
     next: Instant,
@@ -648,7 +655,7 @@ impl<'a> Engine<'a> {
             return;
         }
         let window = &mut self.window;
-        if window.open && window.end.map_or(true, |end| now <= end) {
+        if window.counts(now) {
             // One sample per wake-up, not per message: a rate beyond reach
             // must not make the loop's work grow with what fell due.
             let late = now.saturating_duration_since(schedule.due_at(fell.start));
@@ -684,12 +691,8 @@ impl<'a> Engine<'a> {
     /// No echo for `timeout` while bytes were out: the run ends here
     /// rather than wait forever for a server that stopped echoing.
     fn stalled(&mut self, now: Instant) {
-        let waiting = (self.conns.iter())
-            .filter(|c| matches!(c.state, State::Open))
-            .filter(|c| c.flow.unechoed() + c.flow.unwritten() > 0)
-            .count();
         self.failures.note(ClientError::Stalled {
-            connections: waiting,
+            connections: self.waiting_connections(),
             bytes: self.outstanding,
             after: self.config.timeout,
         });
@@ -697,14 +700,16 @@ impl<'a> Engine<'a> {
         self.count_incomplete();
     }
 
+    /// Open connections with bytes still to be echoed.
+    fn waiting_connections(&self) -> usize {
+        (self.conns.iter())
+            .filter(|c| matches!(c.state, State::Open))
+            .filter(|c| c.flow.unechoed() + c.flow.unwritten() > 0)
+            .count()
+    }
+
     fn count_incomplete(&mut self) {
-        self.incomplete = self
-            .conns
-            .iter()
-            .filter(|c| {
-                matches!(c.state, State::Open) && c.flow.unechoed() + c.flow.unwritten() > 0
-            })
-            .count();
+        self.incomplete = self.waiting_connections();
         if self.incomplete > 0 {
             self.failures.note(ClientError::DrainTimeout {
                 connections: self.incomplete,
@@ -784,7 +789,7 @@ impl<'a> Engine<'a> {
                 Ok(n) => {
                     self.last_progress = now;
                     let window = &mut self.window;
-                    let counting = window.open && window.end.map_or(true, |end| now <= end);
+                    let counting = window.counts(now);
                     let result =
                         self.conns[i]
                             .flow

@@ -36,20 +36,20 @@ impl RateSchedule {
     }
 
     /// When message `k` of the run is due.
-    fn at(&self, k: u64) -> Instant {
+    pub fn due_at(&self, k: u64) -> Instant {
         self.start + Duration::from_secs_f64(k as f64 / self.rate)
     }
 
     /// When the next message falls due.
     pub fn next_due(&self) -> Instant {
-        self.at(self.due)
+        self.due_at(self.due)
     }
 
     /// Takes in what fell due by `now`: the run's message numbers since the
     /// last call (empty if none).
     pub fn advance(&mut self, now: Instant) -> Range<u64> {
         let before = self.due;
-        if now < self.at(before) {
+        if now < self.due_at(before) {
             return before..before;
         }
         let elapsed = now.saturating_duration_since(self.start).as_secs_f64();
@@ -57,10 +57,10 @@ impl RateSchedule {
         // be a message off either way from `at`, which decides.
         let mut due = ((elapsed * self.rate).floor() as u64).saturating_add(1);
         due = due.max(before + 1);
-        while due > before + 1 && self.at(due - 1) > now {
+        while due > before + 1 && self.due_at(due - 1) > now {
             due -= 1;
         }
-        while self.at(due) <= now {
+        while self.due_at(due) <= now {
             due += 1;
         }
         self.due = due;
@@ -88,12 +88,7 @@ impl RateSchedule {
 
     /// When connection `conn`'s `j`-th message is due.
     pub fn intended(&self, conn: usize, j: u64) -> Instant {
-        self.at(j * self.connections + conn as u64)
-    }
-
-    /// When message `k` of the run is due.
-    pub fn due_at(&self, k: u64) -> Instant {
-        self.at(k)
+        self.due_at(j * self.connections + conn as u64)
     }
 }
 
