@@ -26,6 +26,23 @@ const IDLE: usize = 1000;
 const SCRAPERS: usize = 20;
 const PIPELINED: usize = 8;
 
+/// A server with the endpoint and [`IDLE`] echo connections open (so its
+/// pages are large), with descriptors for `more` connections besides;
+/// `None` after a SKIP line when the descriptors cannot be had.
+fn server_with_idle(
+    test: &str,
+    more: usize,
+) -> Option<(Server, std::net::SocketAddr, Vec<TcpStream>)> {
+    let want = (IDLE + more) as u64 + 200;
+    if raise_nofile(want) < want {
+        skip(test, "not enough file descriptors");
+        return None;
+    }
+    let (srv, maddr) = start(&["-q"]);
+    let idle = (0..IDLE).map(|_| connect(srv.addr())).collect();
+    Some((srv, maddr, idle))
+}
+
 #[test]
 fn scrapers_do_not_hold_up_the_echo() {
     // Proves: with 20 clients each keeping 8 `/stats.json` requests in
@@ -33,15 +50,9 @@ fn scrapers_do_not_hold_up_the_echo() {
     // median round trip stays within 50 ms (it was about 200 ms), and the
     // scrapers are still answered.
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    if raise_nofile(IDLE as u64 + 200) < IDLE as u64 + 200 {
-        skip(
-            "scrapers_do_not_hold_up_the_echo",
-            "not enough file descriptors",
-        );
+    let Some((srv, maddr, _idle)) = server_with_idle("scrapers_do_not_hold_up_the_echo", 0) else {
         return;
-    }
-    let (srv, maddr) = start(&["-q"]);
-    let _idle: Vec<TcpStream> = (0..IDLE).map(|_| connect(srv.addr())).collect();
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
     let scrapers: Vec<_> = (0..SCRAPERS)
@@ -102,16 +113,11 @@ fn clients_that_do_not_read_share_one_page() {
     // 126 MiB), and echo still answers.
     const CLIENTS: usize = 500;
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let want = (IDLE + CLIENTS) as u64 + 200;
-    if raise_nofile(want) < want {
-        skip(
-            "clients_that_do_not_read_share_one_page",
-            "not enough file descriptors",
-        );
+    let Some((srv, maddr, _idle)) =
+        server_with_idle("clients_that_do_not_read_share_one_page", CLIENTS)
+    else {
         return;
-    }
-    let (srv, maddr) = start(&["-q"]);
-    let _idle: Vec<TcpStream> = (0..IDLE).map(|_| connect(srv.addr())).collect();
+    };
     let mut probe = connect(srv.addr());
     echo_roundtrip(&mut probe, b"before");
     let before = srv.rss_kib();
