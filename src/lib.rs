@@ -14,6 +14,7 @@
 //! - [`echo`]: the echo state machine over any byte stream (pure).
 //! - [`buffer`]: the bounded, on-demand buffer of unechoed bytes (pure).
 //! - [`timer`]: the hashed timing wheel and tick clock (pure).
+//! - [`busy_poll`]: when the loop polls instead of sleeping (pure).
 //! - [`token`]: connection tokens that survive slab key reuse.
 //! - [`stats`], [`logging`], [`units`]: counters, log setup, value parsers.
 //! - [`client`]: the `echo-client` binary's modes (send, ping, bench).
@@ -31,6 +32,7 @@
 #![warn(rust_2018_idioms)]
 
 pub mod buffer;
+pub mod busy_poll;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -23,6 +23,7 @@ use mio::{Events, Interest, Poll, Token};
 use rustix::io::Errno;
 use slab::Slab;
 
+use crate::busy_poll::BusyPoll;
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::echo::{CloseReason, Next};
@@ -35,6 +36,7 @@ use crate::timer::{TickClock, TimerWheel};
 use crate::token::{self, LISTENER, METRICS, SIGNALS};
 
 mod endpoint;
+mod wait;
 
 use endpoint::{live_http, sample_tcp};
 pub use endpoint::{HTTP_TIMEOUT, MAX_HTTP_CONNECTIONS};
@@ -90,6 +92,8 @@ pub struct Server {
     turn_started: Instant,
     /// Idle timers, keyed by connection token.
     wheel: TimerWheel<Token>,
+    /// How long the next wait for events may poll before it sleeps.
+    busy_poll: BusyPoll,
     /// Reused buffer for timers fired by one advance.
     fired: Vec<Token>,
     /// The one read buffer all connections share: echoes that the socket
@@ -151,6 +155,7 @@ impl Server {
             clock: TickClock::new(now, TICK),
             turn_started: now,
             wheel: TimerWheel::new(WHEEL_SLOT_BITS),
+            busy_poll: BusyPoll::new(config.busy_poll),
             fired: Vec::new(),
             scratch: vec![0; config.buffer_size].into_boxed_slice(),
             pipes_left: crate::limits::pipe_budget(config.max_connections),
@@ -212,15 +217,15 @@ impl Server {
     fn serve_until_stopped(&mut self) -> io::Result<Stop> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         loop {
-            let timeout = self.poll_timeout(Instant::now());
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                // A signal interrupted the wait; its pipe is readable now
-                // and is seen on the next poll.
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-            self.turn_started = Instant::now();
+            let began = Instant::now();
+            let timeout = self.poll_timeout(began);
+            self.turn_started = wait::wait_for_events(
+                &mut self.poll,
+                &mut events,
+                timeout,
+                &mut self.busy_poll,
+                began,
+            )?;
             self.http_budget = endpoint::RESPONSES_PER_PASS;
             for event in events.iter() {
                 if let Some(stop) = self.dispatch(event) {

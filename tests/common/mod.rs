@@ -430,6 +430,17 @@ impl Server {
         f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     }
 
+    /// How many times the server has gone to sleep of its own accord
+    /// (`voluntary_ctxt_switches`): once per wait that blocked.
+    pub fn voluntary_switches(&self) -> u64 {
+        let status = self.proc_file("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("voluntary_ctxt_switches in /proc/PID/status")
+    }
+
     /// Number of open file descriptors of the server.
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid))
