@@ -48,6 +48,13 @@ SERVERS = [
         "echo-server --no-splice",
         lambda b, p: [str(b.echo_server), "--port", str(p), "--bind", LOCALHOST, "--no-splice"],
     ),
+    # The same server sleeping in every wait, as the peers do, so the tables
+    # show what polling while traffic is dense buys (latency) and costs (CPU).
+    Server(
+        "echo-server-sleep",
+        "echo-server --busy-poll 0",
+        lambda b, p: [str(b.echo_server), "--port", str(p), "--bind", LOCALHOST, "--busy-poll", "0"],
+    ),
     Server(
         "tokio-current",
         "tokio current_thread",

@@ -15,6 +15,7 @@ from catalog import SCENARIOS, SCENARIOS_BY_NAME, SERVERS_BY_NAME
 COLORS = {
     "echo-server": "#d62728",
     "echo-server-copy": "#ff9896",
+    "echo-server-sleep": "#e377c2",
     "tokio-current": "#1f77b4",
     "tokio-multi": "#9ecae1",
     "mio-echo": "#2ca02c",

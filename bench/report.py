@@ -63,8 +63,10 @@ one script: `python3 bench/run.py` (see [bench/README.md](bench/README.md)).
 ## Method
 
 - **Servers.** echo-server at its defaults (`--port P --bind 127.0.0.1`,
-  default log level, log to a file), and once more with `--no-splice`
-  (its zero-copy path for streaming clients off); an idiomatic tokio echo server
+  default log level, log to a file), once more with `--no-splice`
+  (its zero-copy path for streaming clients off) and once with
+  `--busy-poll 0` (sleeping in every wait for events, as the peers do);
+  an idiomatic tokio echo server
   (a task per connection, each owning a 64 KiB buffer) on the
   `current_thread` runtime and on the multi-thread runtime; a minimal
   plain-mio loop with a fixed 64 KiB buffer per connection and no features;
