@@ -147,33 +147,39 @@ fn buffer_size(text: &str) -> Result<usize, String> {
 }
 
 fn busy_poll_usecs(text: &str) -> Result<u64, String> {
-    let usecs: u64 = text
-        .trim()
-        .parse()
-        .map_err(|_| "expected a whole number of microseconds such as 50".to_string())?;
-    if BUSY_POLL_USECS.contains(&usecs) {
-        Ok(usecs)
-    } else {
-        Err(format!(
-            "must be between {} and {} microseconds",
-            BUSY_POLL_USECS.start(),
-            BUSY_POLL_USECS.end()
-        ))
-    }
+    whole_number_in(
+        text,
+        &BUSY_POLL_USECS,
+        "of microseconds such as 100",
+        " microseconds",
+    )
 }
 
 fn max_connections(text: &str) -> Result<usize, String> {
-    let n: usize = text
+    whole_number_in(text, &MAX_CONNECTIONS, "such as 10000", "")
+}
+
+/// A whole number within `range`; `example` and `unit` word the errors.
+fn whole_number_in<T>(
+    text: &str,
+    range: &RangeInclusive<T>,
+    example: &str,
+    unit: &str,
+) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let n: T = text
         .trim()
         .parse()
-        .map_err(|_| "expected a whole number such as 10000".to_string())?;
-    if MAX_CONNECTIONS.contains(&n) {
+        .map_err(|_| format!("expected a whole number {example}"))?;
+    if range.contains(&n) {
         Ok(n)
     } else {
         Err(format!(
-            "must be between {} and {}",
-            MAX_CONNECTIONS.start(),
-            MAX_CONNECTIONS.end()
+            "must be between {} and {}{unit}",
+            range.start(),
+            range.end()
         ))
     }
 }
