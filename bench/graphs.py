@@ -46,11 +46,17 @@ class Svg:
         )
 
     def legend(self, x: float, y: float, servers: list[str]) -> None:
+        """One swatch and label per server, wrapping onto a new row 20 px
+        down where the next would run past the right edge."""
+        left = x
         for name in servers:
-            self.rect(x, y - 10, 12, 12, COLORS[name])
             label = SERVERS_BY_NAME[name].label
+            width = 30 + 7 * len(label)
+            if x > left and x + width > self.width - 10:
+                x, y = left, y + 20
+            self.rect(x, y - 10, 12, 12, COLORS[name])
             self.text(x + 17, y, label, size=12, anchor="start")
-            x += 30 + 7 * len(label)
+            x += width
 
     def save(self, path: Path) -> None:
         body = "\n".join(self.items)
@@ -130,7 +136,7 @@ def latency_graph(path: Path, summary: dict, servers: list[str]) -> None:
     """p50/p90/p99/p99.9 per server, one panel per latency scenario."""
     panels = [s for s in ("lat", "msg50") if s in summary]
     pcts = [("p50", "lat_p50_us"), ("p90", "lat_p90_us"), ("p99", "lat_p99_us"), ("p99.9", "lat_p999_us")]
-    svg = Svg(520 * max(len(panels), 1) + 40, 420)
+    svg = Svg(520 * max(len(panels), 1) + 40, 440)
     svg.text(svg.width / 2, 24, "Round-trip latency percentiles per server (lower is better)", size=15, weight="bold")
     for i, name in enumerate(panels):
         rows = summary[name]
@@ -149,7 +155,7 @@ def throughput_graph(path: Path, summary: dict, servers: list[str], iperf3_mb_pe
     names = [s.name for s in SCENARIOS if s.name in summary]
     cols = 4
     rows_n = max(1, math.ceil(len(names) / cols))
-    svg = Svg(cols * 300 + 40, rows_n * 300 + 90)
+    svg = Svg(cols * 300 + 40, rows_n * 300 + 110)
     svg.text(svg.width / 2, 24, "Throughput per scenario and server (higher is better)", size=15, weight="bold")
     for i, name in enumerate(names):
         scenario = SCENARIOS_BY_NAME[name]
