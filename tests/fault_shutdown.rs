@@ -206,11 +206,17 @@ fn sigint_mid_transfer_delivers_every_byte_sent_before_it() {
         "{s:?}, {probes} probes connected"
     );
     assert_eq!((s.bytes_in, s.bytes_out), (total, total), "{s:?}");
+    // Every client is closed by the shutdown; so may be a probe that got in
+    // before the listener closed and was still open when the stop began.
     let reasons = events(&exit.stdout, "DISCONNECT")
         .iter()
         .filter(|l| l.details.contains("reason: shutdown)"))
-        .count();
-    assert_eq!(reasons, CLIENTS, "{}", exit.describe());
+        .count() as u64;
+    assert!(
+        (CLIENTS as u64..=CLIENTS as u64 + probes).contains(&reasons),
+        "{reasons} DISCONNECT lines say shutdown, {probes} probes connected\n{}",
+        exit.describe()
+    );
 }
 
 #[test]
