@@ -17,6 +17,8 @@
 //! - [`busy_poll`]: when the loop polls instead of sleeping (pure).
 //! - [`token`]: connection tokens that survive slab key reuse.
 //! - [`stats`], [`logging`], [`units`]: counters, log setup, value parsers.
+//! - [`log_writer`]: the bounded queue and thread that write the log, so a
+//!   reader of stdout that stops reading never stops the loop.
 //! - [`client`]: the `echo-client` binary's modes (send, ping, bench).
 //! - [`json`], [`procstat`]: JSON output, process CPU/memory from `/proc`.
 //! - [`http`]: the metrics endpoint's requests, routes and responses (pure),
@@ -42,6 +44,7 @@ pub mod http;
 pub mod json;
 pub mod limits;
 pub mod listener;
+pub mod log_writer;
 pub mod logging;
 pub mod metrics;
 pub mod model_check;

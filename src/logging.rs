@@ -12,9 +12,7 @@
 //! the JSON format writes them as typed fields beside `timestamp`, `level`,
 //! `event` and `message`, ready for Loki or Elasticsearch.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::kv::{Error as KvError, Key, Value, VisitSource, VisitValue};
@@ -32,23 +30,52 @@ pub enum LogFormat {
     Json,
 }
 
-/// Starts logging to stdout at `level` in `format`.
-pub fn init(level: LevelFilter, format: LogFormat) -> Result<(), SetLoggerError> {
+/// The format chosen at start, for the writer's notes about lost lines.
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Starts logging to stdout at `level` in `format`, through the log's
+/// writer thread ([`crate::log_writer`]).
+pub fn init(level: LevelFilter, format: LogFormat) -> Result<(), Box<dyn std::error::Error>> {
+    let _ = FORMAT.set(format);
+    crate::log_writer::start(lost_lines_note)?;
+    set_logger(level, format)?;
+    Ok(())
+}
+
+fn set_logger(level: LevelFilter, format: LogFormat) -> Result<(), SetLoggerError> {
     log::set_boxed_logger(Box::new(StdoutLogger { level, format }))?;
     log::set_max_level(level);
     Ok(())
 }
 
-/// Writes each record as one line on stdout, in the chosen format.
+/// The line that stands where `n` log lines were lost: a reader that did
+/// not keep up, a full disk, or no reader at all.
+fn lost_lines_note(n: u64) -> String {
+    let fields = [("dropped", n)];
+    let args = format_args!(
+        "{n} log line(s) dropped here: stdout did not take them \
+         (a reader not keeping up, a full disk, or no reader)"
+    );
+    let record = Record::builder()
+        .target("LOG")
+        .level(log::Level::Warn)
+        .args(args)
+        .key_values(&fields)
+        .build();
+    let now = SystemTime::now();
+    match FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Text => text_line(now, &record),
+        LogFormat::Json => json_line(now, &record),
+    }
+}
+
+/// Formats each record as one line, in the chosen format, and queues it
+/// for stdout.
 ///
-/// Written here rather than by a logging crate because of what a failed
-/// write must do. While the server runs, a reader of stdout that went away
-/// (`echo-server | head`) ends it quietly by SIGPIPE, like any Unix filter.
-/// Once it was asked to stop, the same loss must not cut its drain short:
-/// `echo-server | tee log` and Ctrl+C signal `tee` too, and the SHUTDOWN
-/// line would otherwise kill the server before it echoed what its clients
-/// had sent. That needs the write's error in hand; `println!`, which
-/// simple_logger writes with, turns it into a panic.
+/// Written here rather than by a logging crate because a line must never
+/// be written from the event loop's thread: a reader of stdout that stops
+/// reading would stop every client's echo, and `println!`, which
+/// simple_logger writes with, panics on a failed write.
 #[derive(Debug)]
 struct StdoutLogger {
     level: LevelFilter,
@@ -67,51 +94,21 @@ impl Log for StdoutLogger {
             return;
         }
         let now = SystemTime::now();
-        print_line(&match self.format {
+        crate::log_writer::push(match self.format {
             LogFormat::Text => text_line(now, record),
             LogFormat::Json => json_line(now, record),
         });
     }
 
-    fn flush(&self) {
-        let _ = std::io::stdout().flush();
-    }
+    /// Nothing to do here: [`crate::log_writer::flush_until`] waits, with
+    /// a deadline, for what is queued.
+    fn flush(&self) {}
 }
 
-/// Set once the server was asked to stop.
-static OUTLIVE_READER: AtomicBool = AtomicBool::new(false);
-
-/// From now on a reader of stdout that has gone away no longer ends the
-/// process: the rest of the output goes to `/dev/null` (see
-/// [`StdoutLogger`]).
-pub fn outlive_stdout_reader() {
-    OUTLIVE_READER.store(true, Ordering::Relaxed);
-}
-
-/// Writes `line` and a newline on stdout, as the log does. Until
-/// [`outlive_stdout_reader`], a reader that went away ends the process by
-/// SIGPIPE; after it, the output is sent to `/dev/null` instead.
+/// Queues `line` for stdout after the log's lines (the banner and the
+/// Summary, which are not log records); a full queue does not drop it.
 pub fn print_line(line: &str) {
-    let outlive = OUTLIVE_READER.load(Ordering::Relaxed);
-    if outlive {
-        // A write to a gone reader then fails with EPIPE, handled below.
-        crate::sigpipe::hold();
-    } else {
-        // Splicing keeps SIGPIPE blocked; a gone reader must end us now.
-        crate::sigpipe::release();
-    }
-    let written = writeln!(std::io::stdout().lock(), "{line}");
-    if let Err(e) = written {
-        if outlive && e.kind() == std::io::ErrorKind::BrokenPipe {
-            // Nothing can be reported if this fails: the next line fails
-            // the same way and is dropped too.
-            if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
-                let _ = rustix::stdio::dup2_stdout(&null);
-            }
-        }
-        // Any other failure (a full disk) has nowhere better to be
-        // reported, and must not stop the echo.
-    }
+    crate::log_writer::push_always(line.to_string());
 }
 
 /// The text line for `record` logged at `now`:

@@ -1,7 +1,9 @@
 //! `echo-server`: parses the command line, binds, and runs the event loop.
 
 use std::error::Error;
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use log::{info, warn};
@@ -9,12 +11,16 @@ use log::{info, warn};
 use echo_server::cli::Cli;
 use echo_server::limits::{raise_open_file_limit, FileLimit};
 use echo_server::signal::{self, StopSignals};
-use echo_server::{listener, logging, Config, Server, Stop};
+use echo_server::{listener, log_writer, logging, Config, Server, Stop};
 
 /// Exit code for "could not start" (2 is clap's, for a bad command line).
 const EXIT_CANNOT_START: u8 = 1;
-/// Exit code after a second stop signal: 128 + SIGINT, as shells report it.
-const EXIT_ABANDONED: u8 = 130;
+/// Exit code after a second stop signal is 128 + its number, as shells
+/// report a death by that signal: 130 for SIGINT, 143 for SIGTERM.
+const EXIT_SIGNAL_BASE: i32 = 128;
+/// After the loop, how long the log's last lines may take at least, even
+/// when the drain used all of `--shutdown-timeout`.
+const LOG_GRACE: Duration = Duration::from_millis(100);
 /// Descriptors the process needs besides connections: stdio, listener,
 /// poll, signal pipes, and one spare for the accept that gets rejected.
 const RESERVED_FDS: u64 = 10;
@@ -27,7 +33,9 @@ fn main() -> ExitCode {
     match run(config) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // A stderr that cannot take it (full, closed) leaves only the
+            // exit code to tell; `eprintln!` would panic and exit 101.
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             ExitCode::from(EXIT_CANNOT_START)
         }
     }
@@ -37,7 +45,7 @@ fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
     logging::init(config.log_level, config.log_format)?;
     let limit = raise_open_file_limit();
     let listener = listener::bind(config.listen, config.backlog)?;
-    let signals = StopSignals::install()?;
+    let signals = StopSignals::install_server()?;
     let max_connections = config.max_connections;
     let metrics = config.metrics;
     let mut server = Server::new(listener, config, signals)?;
@@ -60,22 +68,40 @@ fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
         None => None,
     };
 
-    println!("Echo Server v{}", env!("CARGO_PKG_VERSION"));
-    println!("Listening on {}", server.local_addr());
+    // Through the log's writer, like every line: stdout may not be taking
+    // them (a paused terminal, a full disk).
+    logging::print_line(&format!("Echo Server v{}", env!("CARGO_PKG_VERSION")));
+    logging::print_line(&format!("Listening on {}", server.local_addr()));
     if let Some(addr) = metrics_addr {
-        println!("Metrics on http://{addr}/ (dashboard /, /metrics, /stats.json, /healthz)");
+        logging::print_line(&format!(
+            "Metrics on http://{addr}/ (dashboard /, /metrics, /stats.json, /healthz)"
+        ));
     }
-    println!("Press Ctrl+C to stop");
+    logging::print_line("Press Ctrl+C to stop");
     log_file_limit(limit, max_connections);
 
     let stop = server.run()?;
-    // Through the log's writer: after a stop, a reader of stdout that went
-    // away must not turn the clean exit into a death by SIGPIPE.
-    logging::print_line(&server.stats().summary().to_string());
-    Ok(match stop {
-        Stop::Clean => ExitCode::SUCCESS,
-        Stop::Abandoned => ExitCode::from(EXIT_ABANDONED),
-    })
+    let dropped = log_writer::dropped();
+    logging::print_line(&server.stats().summary(dropped).to_string());
+    // The last lines get what is left of the shutdown timeout; a reader
+    // that takes none of them cannot hold the exit past it.
+    let ended = Instant::now();
+    let (log_deadline, abandoned) = match stop {
+        Stop::Clean => (
+            server
+                .stop_deadline()
+                .map_or(ended + LOG_GRACE, |deadline| {
+                    deadline.max(ended + LOG_GRACE)
+                }),
+            None,
+        ),
+        Stop::Abandoned(by) => (ended + LOG_GRACE, Some(by)),
+    };
+    // A stop signal while they wait still means "exit at once".
+    let abandoned = abandoned.or(server.wait_for_log(log_deadline)?);
+    Ok(abandoned.map_or(ExitCode::SUCCESS, |by| {
+        ExitCode::from(u8::try_from(EXIT_SIGNAL_BASE + by.number).unwrap_or(u8::MAX))
+    }))
 }
 
 fn log_file_limit(limit: FileLimit, max_connections: usize) {

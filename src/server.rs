@@ -29,11 +29,11 @@ use crate::connection::Connection;
 use crate::echo::{CloseReason, Next};
 use crate::http::conn::HttpConnection;
 use crate::metrics::{Observed, Process};
-use crate::signal::StopSignals;
+use crate::signal::{self, Signal, StopSignals};
 use crate::stats::Stats;
 use crate::tcp_info;
 use crate::timer::{TickClock, TimerWheel};
-use crate::token::{self, LISTENER, METRICS, SIGNALS};
+use crate::token::{self, LISTENER, LOG_DRAINED, METRICS, SIGNALS};
 
 mod endpoint;
 mod wait;
@@ -67,7 +67,7 @@ pub enum Stop {
     /// or the shutdown timeout closed the rest.
     Clean,
     /// A second stop signal arrived before that: connections were dropped.
-    Abandoned,
+    Abandoned(Signal),
 }
 
 /// The echo server: listener, connections, timers and counters.
@@ -195,6 +195,11 @@ impl Server {
         self.local_addr
     }
 
+    /// When a stop's drain must end: `None` until a stop signal came.
+    pub fn stop_deadline(&self) -> Option<Instant> {
+        self.stop_deadline
+    }
+
     /// Counters so far; after [`run`](Self::run), the final ones.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -203,9 +208,36 @@ impl Server {
     /// Serves until a stop signal; see [`Stop`].
     pub fn run(&mut self) -> io::Result<Stop> {
         let stop = self.serve();
-        // Splicing left SIGPIPE blocked; the caller prints next.
+        // Splicing left SIGPIPE blocked: give the thread its mask back.
         crate::sigpipe::release();
         stop
+    }
+
+    /// After [`run`](Self::run): waits until the log's writer has written
+    /// everything queued, or `deadline`, or a stop signal, whichever comes
+    /// first; a stop signal is returned. The loop's own thread never
+    /// writes the log, so only here does it wait for it.
+    pub fn wait_for_log(&mut self, deadline: Instant) -> io::Result<Option<Signal>> {
+        crate::log_writer::wake_when_drained(mio::Waker::new(self.poll.registry(), LOG_DRAINED)?);
+        let mut events = Events::with_capacity(8);
+        while !crate::log_writer::is_drained() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match self.poll.poll(&mut events, Some(deadline - now)) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => other?,
+            }
+            for event in events.iter() {
+                if let Some((signal, count)) = self.signals.take(SIGNALS, event.token()) {
+                    if count > 0 && matches!(signal, signal::INT | signal::TERM) {
+                        return Ok(Some(signal));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn serve(&mut self) -> io::Result<Stop> {
@@ -302,8 +334,8 @@ impl Server {
             self.service_http(token);
             return None;
         }
-        if let Some((name, count)) = self.signals.take(SIGNALS, token) {
-            return self.on_signal(name, count);
+        if let Some((signal, count)) = self.signals.take(SIGNALS, token) {
+            return self.on_signal(signal, count);
         }
         // EPOLLRDHUP or an error: the peer's EOF raises no further edge,
         // so this turn must read until it sees it.
@@ -585,32 +617,55 @@ impl Server {
             return;
         };
         if now >= at {
-            if self.metrics_listener.is_some() {
-                sample_tcp(&mut self.connections, &mut self.observed);
-                self.tcp_sampled_at = Some(now);
-            }
-            let s = &self.stats;
-            info!(
-                target: "STATS",
-                connections_total = s.served,
-                connections_active = s.active,
-                connections_peak = s.peak,
-                bytes_in = s.bytes_in,
-                bytes_out = s.bytes_out,
-                rejected = s.rejected,
-                timed_out = s.timed_out;
-                "{}",
-                s.report()
-            );
+            self.log_stats(now);
             self.next_stats = Some(now + every);
         }
     }
 
-    /// First signal: stop accepting and drain. Again: stop at once.
-    fn on_signal(&mut self, name: &str, count: usize) -> Option<Stop> {
+    fn log_stats(&mut self, now: Instant) {
+        if self.metrics_listener.is_some() {
+            sample_tcp(&mut self.connections, &mut self.observed);
+            self.tcp_sampled_at = Some(now);
+        }
+        let s = &self.stats;
+        info!(
+            target: "STATS",
+            connections_total = s.served,
+            connections_active = s.active,
+            connections_peak = s.peak,
+            bytes_in = s.bytes_in,
+            bytes_out = s.bytes_out,
+            rejected = s.rejected,
+            timed_out = s.timed_out;
+            "{}",
+            s.report()
+        );
+    }
+
+    /// SIGUSR1 reports, SIGHUP reloads; a stop signal stops (see
+    /// [`Self::on_stop_signal`]). None of them kills the server outright.
+    fn on_signal(&mut self, signal: Signal, count: usize) -> Option<Stop> {
         if count == 0 {
             return None;
         }
+        match signal {
+            signal::USR1 => {
+                self.log_stats(Instant::now());
+                None
+            }
+            signal::HUP => {
+                // Reserved for reloading files (TLS certificates); today the
+                // server reads none after start.
+                info!(target: "RELOAD", "SIGHUP received: nothing to reload");
+                None
+            }
+            _ => self.on_stop_signal(signal),
+        }
+    }
+
+    /// First signal: stop accepting and drain. Again: stop at once.
+    fn on_stop_signal(&mut self, signal: Signal) -> Option<Stop> {
+        let name = signal.name;
         let now = Instant::now();
         // The first signal set the deadline this long after it came.
         let began = self
@@ -641,12 +696,10 @@ impl Server {
         for key in keys {
             self.close(key, CloseReason::Shutdown);
         }
-        Some(Stop::Abandoned)
+        Some(Stop::Abandoned(signal))
     }
 
     fn begin_stop(&mut self, name: &str) {
-        // The same Ctrl+C may have ended the program reading our log.
-        crate::logging::outlive_stdout_reader();
         if let Some(mut listener) = self.listener.take() {
             // Closing it (on drop) makes new connects fail at once.
             let _ = self.poll.registry().deregister(&mut listener);

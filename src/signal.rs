@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM delivered as readable events in the server's `Poll`.
+//! Signals delivered as readable events in a `Poll`: SIGINT and SIGTERM
+//! (stop), and for the server also SIGUSR1 (report now) and SIGHUP (reload).
 //!
 //! signal-hook's handler writes one byte into a socket pair per signal (the
 //! self-pipe pattern), so the event loop learns of a signal like any other
@@ -10,27 +11,65 @@ use std::io::{self, ErrorKind, Read};
 
 use mio::net::UnixStream;
 use mio::{Interest, Registry, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::low_level::pipe;
 
-/// The stop signals the server handles, and their names for the log.
-const STOP_SIGNALS: [(i32, &str); 2] = [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")];
+/// A signal the process handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal {
+    /// Its number (`SIGTERM` is 15).
+    pub number: i32,
+    /// Its name, for the log.
+    pub name: &'static str,
+}
 
-/// One self-pipe per stop signal, so the log can name the one that arrived.
+/// Asks to stop (the first time: drain; again: at once).
+pub const INT: Signal = Signal {
+    number: SIGINT,
+    name: "SIGINT",
+};
+/// Asks to stop, as [`INT`].
+pub const TERM: Signal = Signal {
+    number: SIGTERM,
+    name: "SIGTERM",
+};
+/// Asks the server to reload its files.
+pub const HUP: Signal = Signal {
+    number: SIGHUP,
+    name: "SIGHUP",
+};
+/// Asks the server for a STATS line now (as xinetd dumps its state).
+pub const USR1: Signal = Signal {
+    number: SIGUSR1,
+    name: "SIGUSR1",
+};
+
+/// One self-pipe per handled signal, so the log can name the one that
+/// arrived.
 #[derive(Debug)]
 pub struct StopSignals {
-    pipes: Vec<(&'static str, UnixStream)>,
+    pipes: Vec<(Signal, UnixStream)>,
 }
 
 impl StopSignals {
-    /// Installs the handlers. From now on SIGINT and SIGTERM no longer kill
-    /// the process: they only make the pipes readable.
+    /// Installs the handlers for SIGINT and SIGTERM. From now on they no
+    /// longer kill the process: they only make the pipes readable.
     pub fn install() -> io::Result<Self> {
-        let mut pipes = Vec::with_capacity(STOP_SIGNALS.len());
-        for (signal, name) in STOP_SIGNALS {
+        Self::install_for(&[INT, TERM])
+    }
+
+    /// As [`install`](Self::install), and SIGHUP and SIGUSR1 too, which
+    /// by default would kill the server without its drain or Summary.
+    pub fn install_server() -> io::Result<Self> {
+        Self::install_for(&[INT, TERM, HUP, USR1])
+    }
+
+    fn install_for(signals: &[Signal]) -> io::Result<Self> {
+        let mut pipes = Vec::with_capacity(signals.len());
+        for &signal in signals {
             let (reader, writer) = UnixStream::pair()?;
-            pipe::register(signal, writer)?;
-            pipes.push((name, reader));
+            pipe::register(signal.number, writer)?;
+            pipes.push((signal, reader));
         }
         Ok(Self { pipes })
     }
@@ -43,11 +82,11 @@ impl StopSignals {
         Ok(())
     }
 
-    /// If `token` is one of ours, drains its pipe and returns the signal's
-    /// name with how many times it arrived (0 for a spurious wake-up).
-    pub fn take(&mut self, first: Token, token: Token) -> Option<(&'static str, usize)> {
+    /// If `token` is one of ours, drains its pipe and returns the signal
+    /// with how many times it arrived (0 for a spurious wake-up).
+    pub fn take(&mut self, first: Token, token: Token) -> Option<(Signal, usize)> {
         let index = first.0.checked_sub(token.0)?;
-        let (name, reader) = self.pipes.get_mut(index)?;
+        let (signal, reader) = self.pipes.get_mut(index)?;
         let mut count = 0;
         let mut bytes = [0u8; 16];
         loop {
@@ -60,7 +99,7 @@ impl StopSignals {
                 Err(_) => break,
             }
         }
-        Some((name, count))
+        Some((*signal, count))
     }
 }
 

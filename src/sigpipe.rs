@@ -12,14 +12,11 @@
 //! [`hold`] blocks it once, at a thread's first splice, and leaves it
 //! blocked; a SIGPIPE raised meanwhile only stays pending. [`release`]
 //! gives the old mask back, after taking any pending SIGPIPE off, so it is
-//! never delivered. A thread that holds SIGPIPE must release it before it
-//! writes to stdout or stderr, or a closed reader would turn that write
-//! into an `EPIPE` that `println!` panics on: the logger
-//! ([`crate::logging`]) releases before each line, and the server's and the
-//! bench client's event loops release when they end and before each line
-//! they print themselves. Once the server is stopping, the logger holds
-//! SIGPIPE instead and handles the `EPIPE` itself (a gone log reader must
-//! not end the drain).
+//! never delivered. The log's writer thread ([`crate::log_writer`]) holds
+//! SIGPIPE for good: a reader of the log that went away makes its writes
+//! fail with `EPIPE`, counted as dropped lines, instead of ending the
+//! server. The bench client's event loop releases before each line it
+//! prints, so that `echo-client … | head` ends quietly.
 
 use std::cell::Cell;
 

@@ -41,9 +41,10 @@ impl Stats {
         StatsLine(self)
     }
 
-    /// The one-line summary printed when the server stops.
-    pub fn summary(&self) -> Summary<'_> {
-        Summary(self)
+    /// The one-line summary printed when the server stops, with the log
+    /// lines lost on the way to stdout (said only when there were some).
+    pub fn summary(&self, log_dropped: u64) -> Summary<'_> {
+        Summary(self, log_dropped)
     }
 }
 
@@ -63,7 +64,7 @@ impl fmt::Display for StatsLine<'_> {
 }
 
 /// Displays as the final summary line.
-pub struct Summary<'a>(&'a Stats);
+pub struct Summary<'a>(&'a Stats, u64);
 
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,7 +74,11 @@ impl fmt::Display for Summary<'_> {
             "Summary: {} connections served, {} bytes in, {} bytes out, peak {} concurrent, \
              {} rejected, {} timed out",
             s.served, s.bytes_in, s.bytes_out, s.peak, s.rejected, s.timed_out
-        )
+        )?;
+        match self.1 {
+            0 => Ok(()),
+            dropped => write!(f, ", {dropped} log lines dropped"),
+        }
     }
 }
 
@@ -111,9 +116,13 @@ mod tests {
              rejected: 3; timed out: 1"
         );
         assert_eq!(
-            stats.summary().to_string(),
+            stats.summary(0).to_string(),
             "Summary: 7 connections served, 1234 bytes in, 1200 bytes out, \
              peak 5 concurrent, 3 rejected, 1 timed out"
         );
+        assert!(stats
+            .summary(12)
+            .to_string()
+            .ends_with(", 1 timed out, 12 log lines dropped"));
     }
 }

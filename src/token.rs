@@ -14,6 +14,8 @@ pub const LISTENER: Token = Token(usize::MAX);
 /// The first signal pipe; the next ones count down from here.
 pub const SIGNALS: Token = Token(usize::MAX - 1);
 
+/// The log's writer, woken when everything queued is written.
+pub const LOG_DRAINED: Token = Token(usize::MAX - 7);
 /// The metrics endpoint's listening socket.
 pub const METRICS: Token = Token(usize::MAX - 8);
 

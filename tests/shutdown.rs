@@ -243,9 +243,17 @@ fn shutdown_timeout_bounds_the_drain() {
 }
 
 #[test]
-fn second_signal_exits_at_once_with_130() {
-    // Proves: a second SIGINT (or SIGTERM then SIGINT) while draining exits immediately with code 130, logging a second SHUTDOWN line.
-    for (first, second) in [("INT", "INT"), ("TERM", "INT")] {
+fn second_signal_exits_at_once_with_128_plus_its_number() {
+    // Proves: a second stop signal while draining exits immediately with
+    // 128 + that signal's number (130 for SIGINT, 143 for SIGTERM, as a
+    // shell reports a death by it), logging a second SHUTDOWN line. The
+    // old server exited 130 after a second SIGTERM too.
+    for (first, second, code) in [
+        ("INT", "INT", 130),
+        ("TERM", "INT", 130),
+        ("INT", "TERM", 143),
+        ("TERM", "TERM", 143),
+    ] {
         let mut srv = Server::start(&["--buffer-size", "16K", "--shutdown-timeout", "30"]);
         let (_c, stop, _w, writer) = stuck_client(&srv);
         srv.signal(first);
@@ -260,7 +268,7 @@ fn second_signal_exits_at_once_with_130() {
         writer.join().unwrap();
         assert_eq!(
             exit.code(),
-            Some(130),
+            Some(code),
             "SIG{first} then SIG{second}\n{}",
             exit.describe()
         );
@@ -351,4 +359,27 @@ fn summary_matches_the_traffic() {
         }
         .line()
     );
+}
+
+#[test]
+fn sigusr1_reports_and_sighup_reloads_without_stopping() {
+    // Proves: SIGUSR1 logs a STATS line at once (as xinetd dumps its
+    // state) and SIGHUP logs that there is nothing to reload; neither ends
+    // the server, which goes on echoing and later stops with its Summary.
+    // The old server was killed by either, with no drain and no Summary.
+    let mut srv = Server::start(&["--stats-interval", "0"]);
+    let mut client = connect(srv.addr());
+    echo_roundtrip(&mut client, b"before");
+    srv.signal("USR1");
+    let stats = srv.wait_for("[STATS]", LOG_WAIT);
+    let figures = parse_stats(stats.split("] ").nth(1).unwrap()).expect("a STATS line");
+    assert_eq!((figures.total, figures.active), (1, 1), "{stats}");
+    srv.signal("HUP");
+    srv.wait_for("[RELOAD] SIGHUP received: nothing to reload", LOG_WAIT);
+    assert!(srv.is_running(), "{}", srv.dump());
+    echo_roundtrip(&mut client, b"after");
+    drop(client);
+    let exit = srv.stop("TERM", Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert_eq!(summary_of(&exit).served, 1);
 }
