@@ -18,7 +18,10 @@
 //!   behind it, and a splice does not move past the mark at all, so until
 //!   a read sees `WouldBlock` short reads prove nothing and a refused
 //!   splice is followed by a plain read, which steps over the mark (the
-//!   server keeps urgent bytes inline, so they are echoed in place).
+//!   server keeps urgent bytes inline, so they are echoed in place). Once
+//!   the peer's FIN is queued, a splice at the mark returns 0 instead, as
+//!   at EOF: a splice's 0 is confirmed by a plain read before the stream
+//!   counts as ended.
 //! - A write that takes less than it was given means the send buffer is
 //!   full; the stream becomes writable again with a new edge.
 //! - When it stops reading because its buffer is full, nothing tells it to
@@ -75,7 +78,8 @@ pub trait Transport: Read + Write {
         Err(ErrorKind::Unsupported.into())
     }
 
-    /// Moves up to `max` bytes from the peer into the pipe; `Ok(0)` is EOF.
+    /// Moves up to `max` bytes from the peer into the pipe. `Ok(0)` is EOF,
+    /// or the urgent mark with the peer's FIN queued behind it.
     fn splice_in(&mut self, max: usize) -> io::Result<usize> {
         let _ = max;
         Err(ErrorKind::Unsupported.into())
@@ -402,7 +406,7 @@ impl Echo {
 
             if self.pending() == 0 {
                 match self.phase {
-                    Phase::PeerDone => return Next::Close(CloseReason::PeerClosed),
+                    Phase::PeerDone => return Next::Close(Self::end_of_stream(stream)),
                     Phase::Draining if drained => {
                         if let Err(e) = stream.shutdown_write() {
                             return Next::Close(CloseReason::from_io(&e));
@@ -436,10 +440,15 @@ impl Echo {
             if let Splice::On { capacity } = self.splice {
                 let want = capacity - self.in_pipe - self.pending.len();
                 match retry_interrupted(|| stream.splice_in(want)) {
-                    Attempt::Moved(0) => {
-                        self.phase = Phase::PeerDone;
-                        continue;
-                    }
+                    // A splice at the urgent mark returns 0 once the peer's
+                    // FIN is queued, with the mark's byte and more still
+                    // unread: only the plain read below tells that from
+                    // EOF. Bytes it read would overtake those in the pipe,
+                    // so they go out first; bytes in the pipe mean the last
+                    // flush was blocked, and its writable edge brings the
+                    // connection back.
+                    Attempt::Moved(0) if self.in_pipe > 0 => return Next::Wait,
+                    Attempt::Moved(0) => {}
                     Attempt::Moved(n) => {
                         self.in_pipe += n;
                         self.received += n as u64;
@@ -517,6 +526,20 @@ impl Echo {
         }
     }
 
+    /// Why a connection whose peer's EOF was read, and whose echo is all
+    /// out, closes: `peer closed`, unless bytes still wait in the receive
+    /// queue, which the close turns into a reset of the peer; the log must
+    /// not call that a clean end. The kernel's EOF comes after every byte,
+    /// so this only guards against taking something else for it.
+    fn end_of_stream<T: Transport>(stream: &mut T) -> CloseReason {
+        match stream.queued_in() {
+            Ok(unread) if unread > 0 => {
+                CloseReason::Error(format!("closed with {unread} bytes unread after EOF"))
+            }
+            _ => CloseReason::PeerClosed,
+        }
+    }
+
     /// Writes freshly read bytes straight back; whatever the socket does not
     /// take waits in the pending buffer (it fits: it is at most one read).
     fn echo_from_scratch<T: Transport>(
@@ -577,6 +600,10 @@ mod tests {
         fin_sent: bool,
         /// The kernel pipe, once attached: bytes spliced in, not yet out.
         pipe: Option<Vec<u8>>,
+        /// `read` reports EOF whatever is still queued.
+        false_eof: bool,
+        /// Splices that met the urgent mark with the FIN queued (`Ok(0)`).
+        zeros_at_mark: usize,
         /// `attach_pipe` fails (as with EMFILE).
         no_pipes: bool,
         /// Calls to `attach_pipe`, granted or not.
@@ -595,7 +622,7 @@ mod tests {
             if let Some(kind) = self.read_error {
                 return Err(kind.into());
             }
-            if self.inbound.is_empty() {
+            if self.inbound.is_empty() || self.false_eof {
                 return if self.eof {
                     Ok(0)
                 } else {
@@ -656,7 +683,13 @@ mod tests {
         fn splice_in(&mut self, max: usize) -> io::Result<usize> {
             self.splices += 1;
             if self.urgent_mark == Some(0) {
-                return Err(ErrorKind::WouldBlock.into());
+                // As the kernel's: at the mark, 0 once the FIN is queued.
+                return if self.eof {
+                    self.zeros_at_mark += 1;
+                    Ok(0)
+                } else {
+                    Err(ErrorKind::WouldBlock.into())
+                };
             }
             let limit = self.splice_limit.unwrap_or(usize::MAX).min(max);
             let mut chunk = vec![0; limit];
@@ -930,6 +963,59 @@ mod tests {
         assert_eq!(echo.pending(), 0);
     }
 
+    // The peer's FIN is queued behind an urgent mark: a splice at the mark
+    // then returns 0, as at EOF, with the mark's byte and more still
+    // queued. The connection confirms with a plain read, which steps over
+    // the mark, and echoes every byte before it closes; with bytes in the
+    // pipe and the echo blocked, it first waits for the writable edge
+    // (a read now would overtake them).
+    #[test]
+    fn splice_zero_at_the_mark_is_not_eof() {
+        let input: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+        for room in [usize::MAX, 40] {
+            let mut echo = Echo::new(16).allow_splice(0);
+            let mut io = stream(&input[..32], usize::MAX);
+            echo.pump(&mut io, &mut [0; 16], 1000);
+            assert!(echo.is_splicing());
+            io.inbound = input[32..].to_vec();
+            io.urgent_mark = Some(100);
+            io.eof = true;
+            io.room = room;
+            echo.note_urgent();
+            echo.note_peer_hangup();
+            let mut closed = None;
+            for _ in 0..1000 {
+                if let Next::Close(reason) = echo.pump(&mut io, &mut [0; 16], 8).next {
+                    closed = Some(reason);
+                    break;
+                }
+                io.room = io.room.saturating_add(40);
+            }
+            assert_eq!(closed, Some(CloseReason::PeerClosed), "room {room}");
+            assert_eq!(io.output, input, "room {room}");
+            assert!(io.inbound.is_empty());
+        }
+    }
+
+    // A close with bytes still queued resets the peer: it is not `peer
+    // closed`, even when a read reported EOF.
+    #[test]
+    fn unread_bytes_at_close_are_not_a_clean_end() {
+        let mut io = stream(b"left behind", usize::MAX);
+        io.eof = true;
+        io.false_eof = true;
+        let mut echo = Echo::new(64);
+        echo.note_peer_hangup();
+        let progress = echo.pump(&mut io, &mut [0; 64], 16);
+        let Next::Close(reason) = progress.next else {
+            panic!("{progress:?}");
+        };
+        assert_eq!(
+            reason.to_string(),
+            "error: closed with 11 bytes unread after EOF"
+        );
+    }
+
     // When the pipe cannot be had, the connection goes on copying.
     #[test]
     fn no_pipe_keeps_copying() {
@@ -963,7 +1049,11 @@ mod tests {
     }
 
     // Random chunking of input and of socket room never reorders, loses or
-    // invents a byte, and the buffer never exceeds its cap.
+    // invents a byte, and the buffer never exceeds its cap; urgent marks
+    // land anywhere in what is queued, and the peer's FIN comes at random
+    // too, often while a mark is still ahead (where a splice returns 0):
+    // the connection closes, as `peer closed`, only with everything sent
+    // read and echoed.
     #[test]
     fn random_schedules_echo_exactly() {
         let mut seed = 0x2545_F491_4F6C_DD1D_u64;
@@ -973,6 +1063,7 @@ mod tests {
             seed ^= seed << 17;
             seed % bound
         };
+        let mut zeros_at_mark = 0;
         for (capacity, splice) in [
             (1usize, false),
             (5, false),
@@ -980,33 +1071,67 @@ mod tests {
             (5, true),
             (64, true),
         ] {
-            let mut echo = Echo::new(capacity);
-            if splice {
-                echo = echo.allow_splice(capacity);
-            }
-            let mut io = MockStream::default();
-            let mut scratch = vec![0; capacity];
-            let mut sent = Vec::new();
-            for step in 0..3_000u32 {
-                let chunk = next(3 * capacity as u64 + 2) as usize;
-                sent.extend((0..chunk).map(|i| (step as usize + i) as u8));
-                io.inbound.extend(&sent[sent.len() - chunk..]);
-                io.room += next(2 * capacity as u64 + 1) as usize;
-                io.splice_limit = Some(1 + next(capacity as u64) as usize);
-                // Now and then urgent data somewhere in what is queued, with
-                // its event.
-                if io.urgent_mark.is_none() && !io.inbound.is_empty() && next(8) == 0 {
-                    io.urgent_mark = Some(next(io.inbound.len() as u64) as usize);
-                    echo.note_urgent();
+            for episode in 0..60u32 {
+                let mut echo = Echo::new(capacity);
+                if splice {
+                    echo = echo.allow_splice(capacity);
                 }
-                let progress = echo.pump(&mut io, &mut scratch, 1 + next(4) as usize);
-                assert!(!matches!(progress.next, Next::Close(_)));
-                assert!(echo.pending() <= capacity);
-                assert_eq!(io.output[..], sent[..io.output.len()]);
+                let mut io = MockStream::default();
+                let mut scratch = vec![0; capacity];
+                let mut sent = Vec::new();
+                let mut closed = None;
+                let what = format!("capacity {capacity}, splice {splice}, episode {episode}");
+                for step in 0..next(300) as u32 {
+                    if !io.eof {
+                        let chunk = next(3 * capacity as u64 + 2) as usize;
+                        sent.extend((0..chunk).map(|i| (step as usize + i) as u8));
+                        io.inbound.extend(&sent[sent.len() - chunk..]);
+                    }
+                    io.room += next(2 * capacity as u64 + 1) as usize;
+                    io.splice_limit = Some(1 + next(capacity as u64) as usize);
+                    // Now and then urgent data somewhere in what is queued,
+                    // with its event.
+                    if io.urgent_mark.is_none() && !io.inbound.is_empty() && next(8) == 0 {
+                        io.urgent_mark = Some(next(io.inbound.len() as u64) as usize);
+                        echo.note_urgent();
+                    }
+                    // The FIN, likelier with a mark still ahead; its event
+                    // carries the hang-up.
+                    let odds = if io.urgent_mark.is_some() { 4 } else { 100 };
+                    if !io.eof && next(odds) == 0 {
+                        io.eof = true;
+                        echo.note_peer_hangup();
+                    }
+                    let progress = echo.pump(&mut io, &mut scratch, 1 + next(4) as usize);
+                    assert!(echo.pending() <= capacity);
+                    assert_eq!(io.output[..], sent[..io.output.len()]);
+                    if let Next::Close(reason) = progress.next {
+                        closed = Some(reason);
+                        break;
+                    }
+                }
+                io.room = usize::MAX;
+                if !io.eof {
+                    io.eof = true;
+                    echo.note_peer_hangup();
+                }
+                for _ in 0..1000 {
+                    if closed.is_some() {
+                        break;
+                    }
+                    if let Next::Close(reason) = echo.pump(&mut io, &mut scratch, 16).next {
+                        closed = Some(reason);
+                    }
+                }
+                assert_eq!(closed, Some(CloseReason::PeerClosed), "{what}");
+                assert!(io.inbound.is_empty(), "{what}: closed with bytes unread");
+                assert_eq!(io.output, sent, "{what}");
+                zeros_at_mark += io.zeros_at_mark;
             }
-            io.room = usize::MAX;
-            while echo.pump(&mut io, &mut scratch, 16).next == Next::Resume {}
-            assert_eq!(io.output, sent, "capacity {capacity}, splice {splice}");
         }
+        assert!(
+            zeros_at_mark >= 20,
+            "only {zeros_at_mark} splices met a mark with the FIN queued"
+        );
     }
 }

@@ -57,7 +57,9 @@ impl Pipe {
     }
 
     /// Moves up to `max` bytes queued on `socket` into the pipe. `Ok(0)`
-    /// is the peer's EOF; `WouldBlock` means the socket had nothing queued
+    /// is the peer's EOF, or TCP's urgent mark once the peer's FIN has
+    /// arrived (no splice moves past the mark; a plain read does);
+    /// `WouldBlock` means the socket had nothing queued
     /// or the pipe had no free slot. A result shorter than `max` does not
     /// show the socket empty: the pipe holds a limited number of pieces
     /// (one per page or packet fragment), whatever their size.
@@ -167,6 +169,56 @@ mod tests {
             }
         }
         assert_eq!(eof, Some(0));
+    }
+
+    // TCP's urgent mark: a splice moves the bytes before it and never the
+    // mark's byte; once the peer's FIN has arrived, a splice at the mark
+    // returns 0 as at EOF, though bytes are still queued. A plain read
+    // (with SO_OOBINLINE, as the server sets it) steps over the mark, and
+    // only then is a 0 the end of the stream. The echo machine and its
+    // model checker rely on exactly this.
+    #[test]
+    fn a_splice_at_the_urgent_mark_after_fin_returns_zero() {
+        let (mut client, mut server) = pair();
+        socket2::SockRef::from(&server)
+            .set_out_of_band_inline(true)
+            .expect("SO_OOBINLINE");
+        server.set_nonblocking(true).expect("nonblocking");
+        let pipe = Pipe::with_capacity(64 * 1024).expect("pipe");
+        client.write_all(b"before").expect("send");
+        socket2::SockRef::from(&client)
+            .send_out_of_band(b"!")
+            .expect("urgent byte");
+        client.write_all(b"after").expect("send");
+        client.shutdown(Shutdown::Write).expect("FIN");
+        let queued = || rustix::io::ioctl_fionread(server.as_fd()).expect("FIONREAD");
+        for _ in 0..1000 {
+            if queued() >= 12 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(pipe.fill_from(server.as_fd(), 4096).expect("splice"), 6);
+        // At the mark: `WouldBlock` until the FIN is in, then 0.
+        let mut at_mark = None;
+        for _ in 0..1000 {
+            match pipe.fill_from(server.as_fd(), 4096) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
+                }
+                result => {
+                    at_mark = Some(result.expect("splice at the mark"));
+                    break;
+                }
+            }
+        }
+        assert_eq!(at_mark, Some(0), "a splice at the mark with the FIN queued");
+        assert_eq!(queued(), 6, "the urgent byte and those after it");
+        let mut rest = [0u8; 64];
+        let n = server.read(&mut rest).expect("read over the mark");
+        assert_eq!(&rest[..n], b"!after");
+        assert_eq!(pipe.fill_from(server.as_fd(), 4096).expect("EOF"), 0);
+        assert_eq!(server.read(&mut rest).expect("EOF"), 0);
     }
 
     // Splicing into a socket that can no longer send returns EPIPE. The

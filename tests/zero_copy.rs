@@ -333,3 +333,79 @@ fn urgent_data_is_echoed_in_place_on_both_paths() {
         assert_same(&got, &want, "echo around the urgent byte");
     }
 }
+
+#[test]
+fn urgent_byte_then_fin_on_the_pipe_is_echoed_whole() {
+    // Proves: a spliced stream whose urgent mark is still ahead when the
+    // peer's FIN has already arrived is echoed whole and closed cleanly.
+    // A splice at the mark then returns 0, as at EOF, though the urgent
+    // byte and 5,000 more wait behind it; the server must not take that 0
+    // for the end of the stream (which closed with them unread, so the
+    // kernel reset the client, and logged `peer closed` regardless).
+    // The client's 4 KiB receive buffer and its late reading make the
+    // server stop with its send buffer full while everything, FIN included,
+    // queues on its side: the mark is reached only after the FIN.
+    use socket2::{Domain, Socket, Type};
+
+    const BEFORE: usize = 100_000;
+    const AFTER: usize = 5_000;
+    let srv = Server::start(&["-v", "--buffer-size", "4K", "--splice-backlog", "0"]);
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    // Before connecting, so the window it advertises is small from the start.
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .connect_timeout(&srv.addr().into(), IO_TIMEOUT)
+        .expect("connect");
+    let mut c: TcpStream = socket.into();
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    c.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let client = c.local_addr().unwrap();
+
+    let mut want = vec![0u8; BEFORE + 1 + AFTER];
+    pattern_fill(21, 0, &mut want);
+    let mut w = c.try_clone().expect("clone");
+    let sent = want.clone();
+    let writer = thread::spawn(move || {
+        w.write_all(&sent[..BEFORE]).expect("bytes before the mark");
+        let urgent = socket2::SockRef::from(&w)
+            .send_out_of_band(&sent[BEFORE..=BEFORE])
+            .expect("urgent byte");
+        assert_eq!(urgent, 1);
+        w.write_all(&sent[BEFORE + 1..])
+            .expect("bytes after the mark");
+        w.shutdown(std::net::Shutdown::Write).expect("FIN");
+    });
+    thread::sleep(Duration::from_millis(500));
+
+    let mut got = Vec::with_capacity(want.len());
+    let mut buf = vec![0u8; 64 * 1024];
+    let end = loop {
+        match c.read(&mut buf) {
+            Ok(0) => break Closed::Eof,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break Closed::Reset,
+            Err(e) => panic!("read after {} bytes: {e}\n{}", got.len(), srv.dump()),
+        }
+    };
+    writer.join().expect("writer thread");
+    assert_eq!(
+        end,
+        Closed::Eof,
+        "{} of {} bytes came back, then a reset\n{}",
+        got.len(),
+        want.len(),
+        srv.dump()
+    );
+    // SO_OOBINLINE on the server: the urgent byte comes back in place.
+    assert_same(&got, &want, "echo around an urgent byte before FIN");
+    srv.wait_for(&format!("{client} {SWITCHED}"), IO_TIMEOUT);
+    let d = srv.wait_disconnect(client, IO_TIMEOUT);
+    let total = want.len() as u64;
+    assert_eq!(
+        (d.rx, d.tx, d.reason.as_str()),
+        (total, total, "peer closed"),
+        "{}",
+        srv.dump()
+    );
+}

@@ -14,7 +14,9 @@
 //!
 //! Urgent data too (the script byte [`URGENT_OP`]): a send with TCP's
 //! urgent mark in it, announced with EPOLLPRI. A read stops short before
-//! the mark and goes on past it once there; a splice never moves past it.
+//! the mark and goes on past it once there; a splice never moves past it,
+//! and at the mark returns what it does on an empty socket: `WouldBlock`,
+//! or 0 once the peer's FIN has arrived, though bytes are still queued.
 //!
 //! The zero-copy path is in the script too. Its first byte says whether
 //! the machine may splice ([`Echo::allow_splice`]) and what the kernel does
@@ -121,6 +123,9 @@ pub struct EchoRun {
     /// True when a splice into the pipe got `WouldBlock` while more was
     /// queued (the pipe, holding bytes, had no slot left).
     pub slots_full: bool,
+    /// True when a splice met the urgent mark with the peer's FIN queued
+    /// behind it, and so returned 0 with bytes still unread.
+    pub zero_at_mark: bool,
 }
 
 /// Runs the script in `data` against [`Echo`]; see the module docs for
@@ -231,6 +236,8 @@ pub(crate) struct Peer {
     urgent: bool,
     /// Urgent data was sent at some point of the script.
     urgent_seen: bool,
+    /// A splice met the urgent mark with the FIN queued behind it.
+    zero_at_mark: bool,
     turn_read: u64,
     turn_written: u64,
     /// First broken rule seen inside a read or write call.
@@ -467,8 +474,15 @@ impl Peer {
             };
         }
         if self.before_mark() == 0 {
-            // The kernel's splice from TCP never moves past the mark.
-            return Err(ErrorKind::WouldBlock.into());
+            // The kernel's splice from TCP never moves past the mark; there
+            // it returns what it does with nothing queued (tcp_splice_read):
+            // 0 once the FIN has arrived, as at EOF, else `WouldBlock`.
+            self.zero_at_mark |= self.eof;
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(ErrorKind::WouldBlock.into())
+            };
         }
         let limit = self.splice_limit.take().unwrap_or(usize::MAX);
         let n = max
@@ -720,6 +734,7 @@ impl<'a, M: Machine> Harness<'a, M> {
             attach_refused: self.peer.attach_refused,
             short_splice: self.peer.short_splice,
             slots_full: self.peer.slots_blocked,
+            zero_at_mark: self.peer.zero_at_mark,
         })
     }
 
@@ -1299,6 +1314,45 @@ mod tests {
         );
     }
 
+    /// A generated script leaning on urgent data and the FIN on the
+    /// zero-copy path: splicing allowed, about one operation in six an
+    /// urgent send, one in fifteen the peer's FIN and one in ten a full
+    /// send buffer (which holds the server back before a mark), so that a
+    /// FIN often arrives with a mark still ahead.
+    fn urgent_fin_script(rng: &mut XorShift) -> Vec<u8> {
+        let len = (rng.next() % 200) as usize;
+        let mut data = rng.bytes(len);
+        if let Some(head) = data.first_mut() {
+            *head |= 0x08;
+        }
+        for byte in data.iter_mut().skip(2) {
+            match rng.next() % 30 {
+                0..=4 => *byte = URGENT_OP,
+                5 | 6 => *byte = 8,
+                7..=9 => *byte = 6,
+                _ => {}
+            }
+        }
+        data
+    }
+
+    // Urgent data and FINs on the pipe: a splice meets the mark with the
+    // FIN queued (and returns 0) in many scripts, and every byte still
+    // comes back before a `peer closed`.
+    #[test]
+    fn generated_urgent_fin_scripts_pass() {
+        let mut rng = XorShift(0x0B0B_F1F0_A11C_E5ED);
+        let mut zero = 0;
+        for i in 0..3_000 {
+            let data = urgent_fin_script(&mut rng);
+            match check_echo(&data) {
+                Ok(run) => zero += usize::from(run.zero_at_mark),
+                Err(v) => panic!("script {i} {data:?}: {v}"),
+            }
+        }
+        assert!(zero >= 50, "{zero} scripts met the mark after the FIN");
+    }
+
     /// At least `least` of `runs` took each turn of the zero-copy path, and
     /// as many stayed on the copying one.
     fn assert_reaches_the_pipe(runs: &[EchoRun], least: usize) {
@@ -1357,6 +1411,9 @@ mod tests {
         ShortSpliceDrains,
         /// Says `Resume` where it should say `Wait`, so it spins.
         ResumeForever,
+        /// Takes a splice's 0 for the peer's EOF, as the machine did before
+        /// it confirmed one with a plain read.
+        SpliceZeroIsEof,
     }
 
     /// Forwards to the peer, losing one byte of the second write.
@@ -1449,6 +1506,52 @@ mod tests {
         }
     }
 
+    /// Forwards to the peer, but once a splice into the pipe returned 0,
+    /// reads report EOF too: the machine's confirming read then agrees
+    /// with the splice, as if the machine had never asked.
+    struct Credulous<'p> {
+        peer: &'p mut Peer,
+        eof: bool,
+    }
+
+    impl Read for Credulous<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.eof {
+                return Ok(0);
+            }
+            self.peer.read(buf)
+        }
+    }
+
+    impl Write for Credulous<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.peer.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Transport for Credulous<'_> {
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            self.peer.shutdown_write()
+        }
+        fn queued_in(&mut self) -> io::Result<usize> {
+            self.peer.queued_in()
+        }
+        fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
+            self.peer.attach_pipe(capacity)
+        }
+        fn splice_in(&mut self, max: usize) -> io::Result<usize> {
+            let result = self.peer.splice_in(max);
+            self.eof |= matches!(result, Ok(0));
+            result
+        }
+        fn splice_out(&mut self, max: usize) -> io::Result<usize> {
+            self.peer.splice_out(max)
+        }
+    }
+
     impl Machine for Broken {
         fn pump(&mut self, peer: &mut Peer, scratch: &mut [u8], max_reads: usize) -> Progress {
             match self.fault {
@@ -1483,6 +1586,10 @@ mod tests {
                         drained: false,
                     };
                     self.echo.pump(&mut hasty, scratch, max_reads)
+                }
+                Fault::SpliceZeroIsEof => {
+                    let mut credulous = Credulous { peer, eof: false };
+                    self.echo.pump(&mut credulous, scratch, max_reads)
                 }
                 Fault::DropHangup | Fault::DropUrgent => self.echo.pump(peer, scratch, max_reads),
             }
@@ -1564,6 +1671,13 @@ mod tests {
         let waits = "stalled: the peer waits for its echo";
         caught_as(Fault::ShortSpliceDrains, waits, 20_000)
             .expect("short splice as drained not caught");
+        // A splice's 0 at the urgent mark taken for EOF, on scripts that
+        // lean on urgent data and FINs.
+        let mut rng = XorShift(0xFEED_FACE_CAFE_BEEF);
+        let v = (0..2_000)
+            .find_map(|_| check_broken(&urgent_fin_script(&mut rng), Fault::SpliceZeroIsEof).err())
+            .expect("splice's 0 as EOF not caught");
+        assert!(v.message.contains("before the peer's EOF was read"), "{v}");
     }
 
     // Urgent data: a send of 20 bytes with its mark at byte 7 stops the
@@ -1597,5 +1711,41 @@ mod tests {
             v.message.contains("11 of 28 bytes echoed, 17 unread"),
             "{v}"
         );
+    }
+
+    // Capacity 8, splicing: 8 bytes switch to the pipe, the send buffer
+    // fills, 20 bytes come with the urgent mark at their 8th, and 7 of them
+    // are spliced up to it; then the FIN. The next splice meets the mark
+    // and returns 0, with 7 bytes in the pipe and 13 queued behind the
+    // mark. Then the peer reads its echo (`free` bytes of it first, so the
+    // pipe drains in two steps, if not `None`).
+    fn fin_after_the_mark(free: Option<u8>) -> Vec<u8> {
+        let mut ops = STREAM_8.to_vec();
+        ops.extend([6, URGENT_OP, 19, 7, 8]);
+        if let Some(k) = free {
+            ops.extend([4, k]);
+        }
+        splice_script(4, 0, 15, &ops)
+    }
+
+    // The real machine does not take that 0 for EOF: it waits for the
+    // writable edge (a read now would overtake the pipe), and once the
+    // pipe is empty confirms the 0 with a plain read, which steps over the
+    // mark; all 28 bytes come back before it closes. A machine that takes
+    // the 0 for EOF ends with 13 bytes unread.
+    #[test]
+    fn splice_zero_at_the_urgent_mark_is_not_eof() {
+        for data in [fin_after_the_mark(None), fin_after_the_mark(Some(9))] {
+            let run = check_echo(&data).unwrap_or_else(|v| panic!("{data:?}: {v}"));
+            assert!(run.spliced && run.zero_at_mark, "{run:?}");
+            assert_eq!((run.sent, run.echoed), (28, 28));
+            assert_eq!(run.closed, CloseReason::PeerClosed);
+            let v = check_broken(&data, Fault::SpliceZeroIsEof).expect_err("0 taken for EOF");
+            assert!(
+                v.message
+                    .contains("PeerDone before the peer's EOF was read"),
+                "{v}"
+            );
+        }
     }
 }

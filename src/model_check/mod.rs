@@ -162,8 +162,9 @@ mod tests {
     }
 
     // The checked-in echo corpus passes, and between them its scripts end
-    // in every way a connection can end and reach the full-buffer path, so
-    // the replay exercises what the fuzzer found interesting.
+    // in every way a connection can end, reach the full-buffer path and
+    // splice up to an urgent mark with the peer's FIN behind it, so the
+    // replay exercises what the fuzzer found interesting.
     #[test]
     fn echo_corpus_replays() {
         let runs = replay("echo", echo::check_echo);
@@ -183,6 +184,10 @@ mod tests {
             "no seed fills the buffer"
         );
         assert!(runs.iter().any(|r| r.closed_during_script));
+        assert!(
+            runs.iter().filter(|r| r.zero_at_mark).count() >= 5,
+            "too few seeds reach the urgent mark on the pipe after the FIN"
+        );
     }
 
     // The checked-in timer corpus passes and includes idle closes, re-arms
