@@ -115,6 +115,31 @@ pub struct Cli {
     /// loopback or a trusted network.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9187", value_parser = metrics_addr)]
     pub metrics: Option<SocketAddr>,
+
+    /// Also answer endpoint requests for this host name (repeatable). By
+    /// default only requests for an IP address or localhost are answered
+    /// and others get 421, so that a web page cannot read the endpoint by
+    /// DNS rebinding; give the DNS name a public --metrics bind is reached by.
+    #[arg(long, value_name = "NAME", value_parser = allow_host_name)]
+    pub metrics_allow_host: Vec<String>,
+}
+
+/// A DNS name for `--metrics-allow-host`: letters, digits, `-` and `_` in
+/// dot-separated labels, no port; kept lower-case without a final dot.
+fn allow_host_name(text: &str) -> Result<String, String> {
+    let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    if name.contains(':') {
+        return Err("expected a host name without a port, such as metrics.example.org".into());
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err("expected a host name such as metrics.example.org".into());
+    }
+    Ok(name)
 }
 
 /// `IP:PORT`, `[IPv6]:PORT`, a bare `IP` (port 9187) or a bare `PORT`
@@ -213,6 +238,7 @@ impl Cli {
             log_level,
             log_format: self.log_format,
             metrics: self.metrics,
+            metrics_allow_hosts: self.metrics_allow_host,
         }
     }
 }
@@ -295,6 +321,28 @@ mod tests {
             parse(&["--log-format", "json"]).unwrap().log_format,
             LogFormat::Json
         );
+    }
+
+    // --metrics-allow-host repeats, and is kept lower-case without the
+    // final dot; a port or a bad name is a usage error naming the flag.
+    #[test]
+    fn metrics_allow_host_names() {
+        let config = parse(&[
+            "--metrics-allow-host",
+            "Metrics.Example.org.",
+            "--metrics-allow-host",
+            "box-1.lan",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.metrics_allow_hosts,
+            vec!["metrics.example.org".to_string(), "box-1.lan".to_string()]
+        );
+        for bad in ["host:9187", "", "a b", "a..b", "*.example.org", "[::1]"] {
+            let error = parse(&["--metrics-allow-host", bad]).expect_err(bad);
+            assert_eq!(error.exit_code(), 2, "{bad}");
+            assert!(error.to_string().contains("--metrics-allow-host"), "{bad}");
+        }
     }
 
     // Out-of-range and malformed values are usage errors naming the flag.

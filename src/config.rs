@@ -55,6 +55,9 @@ pub struct Config {
     /// Where to serve the dashboard, `/metrics` and `/stats.json`; `None`
     /// serves nothing.
     pub metrics: Option<SocketAddr>,
+    /// Host names the endpoint answers besides IP addresses and localhost
+    /// (requests for any other `Host` get `421`).
+    pub metrics_allow_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
             log_level: LevelFilter::Info,
             log_format: LogFormat::Text,
             metrics: None,
+            metrics_allow_hosts: Vec::new(),
         }
     }
 }

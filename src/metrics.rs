@@ -116,6 +116,8 @@ pub struct Observed {
     pub http: HttpCounts,
     /// HTTP connections accepted.
     pub http_accepted: u64,
+    /// HTTP connections over the endpoint's limit, answered `503`.
+    pub http_rejected: u64,
     /// When the server started.
     pub started: SystemTime,
 }
@@ -130,6 +132,7 @@ impl Default for Observed {
             retransmits: 0,
             http: HttpCounts::default(),
             http_accepted: 0,
+            http_rejected: 0,
             started: SystemTime::now(),
         }
     }
@@ -251,6 +254,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "echo_tcp_retransmitted_segments_total",
     "echo_http_requests_total",
     "echo_http_connections_active",
+    "echo_http_connections_rejected_total",
     "process_resident_memory_bytes",
     "process_open_fds",
     "process_start_time_seconds",
@@ -376,6 +380,17 @@ pub fn render_prometheus(snap: &Snapshot<'_>) -> String {
         "gauge",
         snap.http_active,
     );
+    header(
+        &mut out,
+        "echo_http_connections_rejected_total",
+        "Metrics endpoint connections over its limit, answered 503 and closed, by reason.",
+        "counter",
+    );
+    let _ = writeln!(
+        out,
+        "echo_http_connections_rejected_total{{reason=\"limit\"}} {}",
+        o.http_rejected
+    );
     if let Some(p) = snap.process {
         single(
             &mut out,
@@ -452,7 +467,8 @@ pub fn render_json(snap: &Snapshot<'_>) -> String {
     }
     let mut http = JsonObject::new();
     http.uint("active", snap.http_active as u64)
-        .uint("accepted", o.http_accepted);
+        .uint("accepted", o.http_accepted)
+        .uint("rejected", o.http_rejected);
     let mut process = JsonObject::new();
     if let Some(p) = snap.process {
         process
@@ -583,6 +599,8 @@ mod tests {
         }
         assert_eq!(declared.len(), METRIC_NAMES.len());
         assert!(text.contains("echo_connections_closed_total{reason=\"reset\"} 1\n"));
+        assert!(text.contains("echo_http_requests_total{code=\"421\"} 0\n"));
+        assert!(text.contains("echo_http_connections_rejected_total{reason=\"limit\"} 0\n"));
     }
 
     // The JSON document carries the connection list.

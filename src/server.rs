@@ -116,6 +116,8 @@ pub struct Server {
     /// HTTP connections of the endpoint: same loop and wheel, own slab, not
     /// counted as echo connections.
     http: Slab<HttpConnection>,
+    /// Of those, the ones over the limit, refused with a `503`.
+    http_refusing: usize,
     /// Endpoint answers still allowed in this pass of the loop.
     http_budget: usize,
     /// The endpoint's pages rendered in this pass of the loop.
@@ -168,6 +170,7 @@ impl Server {
             stop_deadline: None,
             metrics_listener: None,
             http: Slab::new(),
+            http_refusing: 0,
             http_budget: endpoint::RESPONSES_PER_PASS,
             pages: endpoint::Pages::default(),
             observed: Observed::default(),

@@ -60,7 +60,8 @@ fn scrapers_do_not_hold_up_the_echo() {
             let (stop, answered) = (stop.clone(), answered.clone());
             thread::spawn(move || {
                 let mut s = connect(maddr);
-                let requests = b"GET /stats.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(PIPELINED);
+                let requests =
+                    b"GET /stats.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(PIPELINED);
                 // Bounded: the test sets `stop` after its probes.
                 while !stop.load(Ordering::Relaxed) {
                     s.write_all(&requests).unwrap();
@@ -128,7 +129,7 @@ fn clients_that_do_not_read_share_one_page() {
             socket.set_recv_buffer_size(4096).unwrap();
             socket.connect(&maddr.into()).unwrap();
             let mut s: TcpStream = socket.into();
-            s.write_all(b"GET /stats.json HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.write_all(b"GET /stats.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 .unwrap();
             s
         })

@@ -328,20 +328,23 @@ fn http_errors_keep_alive_and_no_echo_accounting() {
     assert!(big.starts_with("HTTP/1.1 431 "), "{big}");
 
     let mut s = connect(maddr);
-    s.write_all(b"POST /metrics HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"POST /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     let r = read_reply(&mut s);
     assert_eq!(r.status, 405);
     assert_eq!(r.headers["allow"], "GET, HEAD");
-    s.write_all(b"GET /nowhere HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"GET /nowhere HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     assert_eq!(read_reply(&mut s).status, 404);
     // Pipelined: both answered, in order, on the same connection.
-    s.write_all(b"GET /healthz HTTP/1.1\r\n\r\nGET /healthz?probe=1 HTTP/1.1\r\n\r\n")
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz?probe=1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     for _ in 0..2 {
         let r = read_reply(&mut s);
         assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
     }
-    s.write_all(b"HEAD /stats.json HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"HEAD /stats.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -377,7 +380,7 @@ fn slow_and_idle_http_clients_are_closed_by_the_timer() {
     let (srv, maddr) = start(&[]);
     let started = Instant::now();
     let mut idle = connect(maddr);
-    write!(idle, "GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+    write!(idle, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     assert_eq!(read_reply(&mut idle).status, 200);
     let idle_answered = Instant::now();
     let mut slow = connect(maddr);
@@ -385,7 +388,7 @@ fn slow_and_idle_http_clients_are_closed_by_the_timer() {
         .unwrap();
     let slow_started = Instant::now();
     let request =
-        b"GET /metrics HTTP/1.1\r\nHost: a-very-slow-client\r\nX-Pad: ...............\r\n\r\n";
+        b"GET /metrics HTTP/1.1\r\nHost: slow-client.localhost\r\nX-Pad: ...............\r\n\r\n";
     let mut closed_after = None;
     for b in request.iter().take(60) {
         if slow.write_all(&[*b]).is_err() {
@@ -459,7 +462,7 @@ fn hundreds_of_concurrent_scrapes_during_echo_traffic() {
     let mut scrapers: Vec<TcpStream> = (0..300).map(|_| connect(maddr)).collect();
     for round in 0..2 {
         for s in &mut scrapers {
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 .unwrap();
         }
         for (i, s) in scrapers.iter_mut().enumerate() {

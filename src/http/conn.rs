@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::echo::Transport;
 
-use super::{parse, Parse, Response, Route, Status, MAX_REQUEST};
+use super::{parse, AllowedHosts, Parse, Response, Route, Status, MAX_REQUEST};
 
 /// Responses one connection may send per turn before the others get
 /// theirs (a pipelining client would otherwise hold the thread).
@@ -22,17 +22,18 @@ pub const RESPONSES_PER_TURN: usize = 8;
 /// Requests answered, by status; exported in `/metrics`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HttpCounts {
-    /// 200, 400, 404, 405, 431 in that order.
-    pub by_status: [u64; 5],
+    /// 200, 400, 404, 405, 421, 431 in that order.
+    pub by_status: [u64; 6],
 }
 
 impl HttpCounts {
     /// The statuses counted, in [`by_status`](Self::by_status) order.
-    pub const STATUSES: [Status; 5] = [
+    pub const STATUSES: [Status; 6] = [
         Status::Ok,
         Status::BadRequest,
         Status::NotFound,
         Status::MethodNotAllowed,
+        Status::Misdirected,
         Status::TooLarge,
     ];
 
@@ -91,12 +92,34 @@ pub struct HttpConn {
     /// until the client closes, so that closing with unread input does not
     /// turn into an RST that destroys the answer in flight.
     lingering: bool,
+    /// Over the connection limit: its only answer is a `503`.
+    refusal: bool,
 }
 
 impl HttpConn {
     /// A fresh connection.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A connection over the endpoint's limit: it answers `503` with
+    /// `Retry-After` without reading a request, sends FIN, and reads and
+    /// drops what the client sent until it closes (closing with unread
+    /// input would reset the connection and destroy the answer).
+    pub fn refusing() -> Self {
+        let mut head = Vec::new();
+        Response::error(Status::Unavailable).write_to(&mut head, false, false);
+        Self {
+            head,
+            close_after_flush: true,
+            refusal: true,
+            ..Self::default()
+        }
+    }
+
+    /// True for a connection made by [`refusing`](Self::refusing).
+    pub fn is_refusal(&self) -> bool {
+        self.refusal
     }
 
     /// Bytes of request input held (never more than [`MAX_REQUEST`]).
@@ -116,13 +139,15 @@ impl HttpConn {
 
     /// Moves what can move now: writes the pending response, answers the
     /// next buffered request through `respond` (given the route, or the
-    /// error status of a bad request), reads more.
+    /// error status of a bad request or one for a host not in `hosts`),
+    /// reads more.
     pub fn pump<S: Transport>(
         &mut self,
         stream: &mut S,
+        hosts: AllowedHosts<'_>,
         respond: &mut dyn FnMut(Result<Route, Status>) -> Response,
     ) -> HttpTurn {
-        self.pump_at_most(stream, respond, RESPONSES_PER_TURN)
+        self.pump_at_most(stream, hosts, respond, RESPONSES_PER_TURN)
     }
 
     /// [`pump`](Self::pump), answering at most `max_responses` requests
@@ -131,17 +156,19 @@ impl HttpConn {
     pub fn pump_at_most<S: Transport>(
         &mut self,
         stream: &mut S,
+        hosts: AllowedHosts<'_>,
         respond: &mut dyn FnMut(Result<Route, Status>) -> Response,
         max_responses: usize,
     ) -> HttpTurn {
         let mut responses = 0;
-        let next = self.turn(stream, respond, &mut responses, max_responses);
+        let next = self.turn(stream, hosts, respond, &mut responses, max_responses);
         HttpTurn { next, responses }
     }
 
     fn turn<S: Transport>(
         &mut self,
         stream: &mut S,
+        hosts: AllowedHosts<'_>,
         respond: &mut dyn FnMut(Result<Route, Status>) -> Response,
         responses: &mut usize,
         max_responses: usize,
@@ -175,7 +202,7 @@ impl HttpConn {
                 self.input = Vec::new();
                 return linger(stream, &mut chunk);
             }
-            if let Parse::Complete(req) = parse(&self.input) {
+            if let Parse::Complete(req) = parse(&self.input, hosts) {
                 if *responses >= max_responses {
                     return HttpNext::Resume;
                 }
@@ -281,9 +308,9 @@ mod tests {
             ..Default::default()
         };
         s.reads
-            .push_back(b"GET /healthz HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n".to_vec());
+            .push_back(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec());
         let mut conn = HttpConn::new();
-        let turn = conn.pump(&mut s, &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(
             turn,
             HttpTurn {
@@ -303,12 +330,12 @@ mod tests {
             window: usize::MAX,
             ..Default::default()
         };
-        for b in b"GET / HTTP/1.1\r\n\r\n" {
+        for b in b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" {
             s.reads.push_back(vec![*b]);
         }
         s.eof = true;
         let mut conn = HttpConn::new();
-        let turn = conn.pump(&mut s, &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Close(HttpClose::PeerClosed));
         assert_eq!(turn.responses, 1);
     }
@@ -320,15 +347,18 @@ mod tests {
         let mut s = Script::default();
         s.reads.push_back(b"\x16\x03\x01garbage\r\n\r\n".to_vec());
         let mut conn = HttpConn::new();
-        assert_eq!(conn.pump(&mut s, &mut ok).next, HttpNext::Wait);
+        assert_eq!(
+            conn.pump(&mut s, AllowedHosts::default(), &mut ok).next,
+            HttpNext::Wait
+        );
         assert!(conn.pending_output() > 0);
         s.window = usize::MAX;
-        let turn = conn.pump(&mut s, &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Wait, "lingers after FIN");
         assert!(s.shutdown && s.written.starts_with(b"HTTP/1.1 400 "));
         s.reads.push_back(b"more garbage".to_vec());
         s.eof = true;
-        let turn = conn.pump(&mut s, &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
         assert_eq!(s.written.iter().filter(|&&b| b == b'\n').count(), 7);
     }
@@ -344,9 +374,40 @@ mod tests {
         s.reads.push_back(vec![b'a'; 3 * MAX_REQUEST]);
         s.eof = true;
         let mut conn = HttpConn::new();
-        let turn = conn.pump(&mut s, &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
         assert!(s.written.starts_with(b"HTTP/1.1 431 "));
+    }
+
+    // A refusal answers 503 without waiting for a request, sends FIN, then
+    // reads and drops what the client sends until it closes.
+    #[test]
+    fn refusal_answers_503_then_drains_until_eof() {
+        let mut s = Script {
+            window: usize::MAX,
+            ..Default::default()
+        };
+        let mut conn = HttpConn::refusing();
+        assert!(conn.is_refusal() && !HttpConn::new().is_refusal());
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        assert_eq!(turn.next, HttpNext::Wait);
+        assert_eq!(turn.responses, 0, "no request was answered");
+        let text = String::from_utf8(s.written.clone()).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("Retry-After: 1\r\n") && text.contains("Connection: close\r\n"));
+        assert!(s.shutdown);
+        s.reads
+            .push_back(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec());
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        assert_eq!(turn.next, HttpNext::Wait);
+        assert!(s.reads.is_empty(), "the request was read and dropped");
+        s.eof = true;
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
+        assert_eq!(s.written, text.as_bytes(), "nothing more was written");
     }
 
     // Many pipelined requests are answered a bounded number per turn.
@@ -356,12 +417,13 @@ mod tests {
             window: usize::MAX,
             ..Default::default()
         };
-        s.reads
-            .push_back(b"GET /healthz HTTP/1.1\r\n\r\n".repeat(RESPONSES_PER_TURN + 2));
+        s.reads.push_back(
+            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(RESPONSES_PER_TURN + 2),
+        );
         let mut conn = HttpConn::new();
-        let turn = conn.pump(&mut s, &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Resume);
-        let turn = conn.pump(&mut s, &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(
             turn,
             HttpTurn {
@@ -371,8 +433,8 @@ mod tests {
         );
         // A lower budget (the loop's, shared by all clients) bounds it too.
         s.reads
-            .push_back(b"GET /healthz HTTP/1.1\r\n\r\n".repeat(5));
-        let turn = conn.pump_at_most(&mut s, &mut ok, 3);
+            .push_back(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(5));
+        let turn = conn.pump_at_most(&mut s, AllowedHosts::default(), &mut ok, 3);
         assert_eq!(
             turn,
             HttpTurn {

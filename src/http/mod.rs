@@ -5,10 +5,15 @@
 //!
 //! Only what a browser, Prometheus and a load-balancer probe need: `GET`
 //! and `HEAD`, no request bodies, keep-alive, and a bounded request head.
+//!
+//! Only requests whose `Host` names this endpoint are answered (see
+//! [`AllowedHosts`]): the pages list client addresses, and a web page the
+//! operator visits could otherwise read them through DNS rebinding.
 
 pub mod conn;
 
 use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// Largest request head (request line and headers) accepted; a longer one
@@ -54,9 +59,15 @@ pub enum Status {
     NotFound,
     /// 405 Method Not Allowed: anything but GET and HEAD.
     MethodNotAllowed,
+    /// 421 Misdirected Request: the `Host` names a server other than this
+    /// endpoint (see [`AllowedHosts`]).
+    Misdirected,
     /// 431: the request head is larger than [`MAX_REQUEST`] or has more
     /// than [`MAX_HEADERS`] headers.
     TooLarge,
+    /// 503 Service Unavailable: sent, with `Retry-After`, to a client over
+    /// the endpoint's connection limit before closing.
+    Unavailable,
 }
 
 impl Status {
@@ -67,7 +78,9 @@ impl Status {
             Self::BadRequest => 400,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::Misdirected => 421,
             Self::TooLarge => 431,
+            Self::Unavailable => 503,
         }
     }
 
@@ -77,14 +90,20 @@ impl Status {
             Self::BadRequest => "Bad Request",
             Self::NotFound => "Not Found",
             Self::MethodNotAllowed => "Method Not Allowed",
+            Self::Misdirected => "Misdirected Request",
             Self::TooLarge => "Request Header Fields Too Large",
+            Self::Unavailable => "Service Unavailable",
         }
     }
 
     /// Whether the connection must close after this response: after a
-    /// malformed or oversized request the stream position is unknown.
+    /// malformed or oversized request the stream position is unknown, and
+    /// a client that asked for another server has nothing more for us.
     pub fn closes(self) -> bool {
-        matches!(self, Self::BadRequest | Self::TooLarge)
+        matches!(
+            self,
+            Self::BadRequest | Self::TooLarge | Self::Misdirected | Self::Unavailable
+        )
     }
 }
 
@@ -97,22 +116,29 @@ pub enum Parse {
     Partial,
 }
 
-/// Parses the request head at the start of `buf`.
+/// Parses the request head at the start of `buf`; `hosts` says which
+/// `Host` values name this endpoint.
 ///
-/// Malformed requests, requests with a body and oversized heads come back
-/// as a `Complete` request whose outcome is the error status (the caller
-/// answers and closes); nothing here panics on any input.
+/// Malformed requests, requests with a body, oversized heads and requests
+/// for another host come back as a `Complete` request whose outcome is the
+/// error status (the caller answers and closes); nothing here panics on
+/// any input.
 ///
 /// ```
-/// use echo_server::http::{parse, Parse, Route};
-/// let Parse::Complete(req) = parse(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") else {
-///     panic!()
+/// use echo_server::http::{parse, AllowedHosts, Parse, Route, Status};
+/// let hosts = AllowedHosts::default();
+/// let get = |raw: &[u8]| match parse(raw, hosts) {
+///     Parse::Complete(req) => req,
+///     Parse::Partial => panic!(),
 /// };
+/// let req = get(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9187\r\n\r\n");
 /// assert_eq!(req.outcome, Ok(Route::Metrics));
 /// assert!(req.keep_alive);
-/// assert_eq!(parse(b"GET /metr"), Parse::Partial);
+/// let req = get(b"GET /metrics HTTP/1.1\r\nHost: rebind.example\r\n\r\n");
+/// assert_eq!(req.outcome, Err(Status::Misdirected));
+/// assert_eq!(parse(b"GET /metr", hosts), Parse::Partial);
 /// ```
-pub fn parse(buf: &[u8]) -> Parse {
+pub fn parse(buf: &[u8], hosts: AllowedHosts<'_>) -> Parse {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let error = |status| {
@@ -158,7 +184,19 @@ pub fn parse(buf: &[u8]) -> Parse {
         connection("keep-alive")
     };
     let head_only = method == "HEAD";
-    let outcome = if method != "GET" && !head_only {
+    // RFC 9112 3.2: HTTP/1.1 needs exactly one Host, and a valid one.
+    let mut host = header(headers, "host");
+    let host = match (host.next(), host.next()) {
+        (None, _) if version >= 1 => HostVerdict::Invalid,
+        (None, _) => HostVerdict::Ours,
+        (Some(value), None) => hosts.check(value),
+        (Some(_), Some(_)) => HostVerdict::Invalid,
+    };
+    let outcome = if host == HostVerdict::Invalid {
+        Err(Status::BadRequest)
+    } else if host == HostVerdict::Foreign {
+        Err(Status::Misdirected)
+    } else if method != "GET" && !head_only {
         Err(Status::MethodNotAllowed)
     } else if has_body {
         Err(Status::BadRequest)
@@ -176,6 +214,7 @@ pub fn parse(buf: &[u8]) -> Parse {
 }
 
 trait OutcomeExt {
+    /// The answers after which the connection may stay open.
     fn is_ok_or_not_found(&self) -> bool;
 }
 
@@ -198,6 +237,111 @@ pub fn route(target: &str) -> Result<Route, Status> {
         "/healthz" => Ok(Route::Health),
         _ => Err(Status::NotFound),
     }
+}
+
+/// Which `Host` values name this endpoint (the port is ignored, and case):
+/// - any IP address literal (`127.0.0.1`, `[::1]`, the bound address or
+///   one a NAT or container maps to it): DNS rebinding needs a host name;
+/// - `localhost` and names under `.localhost`, always loopback (RFC 6761);
+/// - the names given with `--metrics-allow-host`, for a public bind
+///   reached by its DNS name.
+///
+/// A web page can only reach the endpoint through another name by making
+/// that name resolve to the endpoint's address (DNS rebinding); the
+/// browser then sends that name, which none of the above matches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowedHosts<'a> {
+    names: &'a [String],
+}
+
+/// What a `Host` value is to this endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostVerdict {
+    /// It names this endpoint.
+    Ours,
+    /// A well-formed name of some other server: answered `421`.
+    Foreign,
+    /// Not a valid `host[:port]`: answered `400`.
+    Invalid,
+}
+
+impl<'a> AllowedHosts<'a> {
+    /// The IP literals and localhost names, plus `names` (host names
+    /// without a port; compared ignoring case and a trailing dot).
+    pub fn new(names: &'a [String]) -> Self {
+        Self { names }
+    }
+
+    /// Classifies the value of a `Host` header.
+    ///
+    /// ```
+    /// use echo_server::http::{AllowedHosts, HostVerdict};
+    /// let names = ["metrics.example.org".to_string()];
+    /// let hosts = AllowedHosts::new(&names);
+    /// assert_eq!(hosts.check(b"[::1]:9187"), HostVerdict::Ours);
+    /// assert_eq!(hosts.check(b"Metrics.Example.org"), HostVerdict::Ours);
+    /// assert_eq!(hosts.check(b"evil.example"), HostVerdict::Foreign);
+    /// assert_eq!(hosts.check(b"a b"), HostVerdict::Invalid);
+    /// ```
+    pub fn check(&self, value: &[u8]) -> HostVerdict {
+        let value = value.trim_ascii();
+        let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
+            // An IPv6 literal; zone identifiers are not accepted.
+            let Some(end) = rest.iter().position(|&b| b == b']') else {
+                return HostVerdict::Invalid;
+            };
+            let port = match &rest[end + 1..] {
+                [] => &[][..],
+                [b':', port @ ..] => port,
+                _ => return HostVerdict::Invalid,
+            };
+            if !port.iter().all(u8::is_ascii_digit) {
+                return HostVerdict::Invalid;
+            }
+            return match std::str::from_utf8(&rest[..end]).map(str::parse::<Ipv6Addr>) {
+                Ok(Ok(_)) => HostVerdict::Ours,
+                _ => HostVerdict::Invalid,
+            };
+        } else {
+            match value.iter().position(|&b| b == b':') {
+                Some(colon) => (&value[..colon], &value[colon + 1..]),
+                None => (value, &[][..]),
+            }
+        };
+        if !port.iter().all(u8::is_ascii_digit) || !host.iter().all(|&b| is_reg_name_byte(b)) {
+            return HostVerdict::Invalid;
+        }
+        let name = host.strip_suffix(b".").unwrap_or(host);
+        // Only ASCII passed the check above.
+        let name = std::str::from_utf8(name).unwrap_or_default();
+        if name.is_empty() {
+            // An empty Host names no server (a request for a URI without
+            // an authority); no browser sends it.
+            return HostVerdict::Foreign;
+        }
+        let localhost = name.eq_ignore_ascii_case("localhost")
+            || name.len() > ".localhost".len()
+                && name
+                    .get(name.len() - ".localhost".len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"));
+        let allowed = localhost
+            || name.parse::<Ipv4Addr>().is_ok()
+            || self
+                .names
+                .iter()
+                .any(|n| n.strip_suffix('.').unwrap_or(n).eq_ignore_ascii_case(name));
+        if allowed {
+            HostVerdict::Ours
+        } else {
+            HostVerdict::Foreign
+        }
+    }
+}
+
+/// A byte of a `reg-name` or IPv4 address (RFC 3986: unreserved,
+/// percent-encoded or sub-delims).
+fn is_reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b)
 }
 
 /// A response to send: status, content type and body.
@@ -230,7 +374,17 @@ impl Response {
 
     /// The short plain-text answer for an error status.
     pub fn error(status: Status) -> Self {
-        let body = format!("{} {}\n", status.code(), status.reason().to_lowercase());
+        let mut body = format!("{} {}\n", status.code(), status.reason().to_lowercase());
+        match status {
+            Status::Misdirected => body.push_str(
+                "This endpoint answers only requests for its IP address or localhost.\n\
+                 To reach it by another name, start echo-server with --metrics-allow-host NAME.\n",
+            ),
+            Status::Unavailable => {
+                body.push_str("Too many metrics connections at once; retry shortly.\n")
+            }
+            _ => {}
+        }
         Self {
             status,
             content_type: "text/plain; charset=utf-8",
@@ -262,6 +416,9 @@ impl Response {
         if self.status == Status::MethodNotAllowed {
             head.push_str("Allow: GET, HEAD\r\n");
         }
+        if self.status == Status::Unavailable {
+            head.push_str("Retry-After: 1\r\n");
+        }
         head.push_str("\r\n");
         out.extend_from_slice(head.as_bytes());
     }
@@ -272,7 +429,7 @@ mod tests {
     use super::*;
 
     fn complete(raw: &[u8]) -> Request {
-        match parse(raw) {
+        match parse(raw, AllowedHosts::default()) {
             Parse::Complete(req) => req,
             Parse::Partial => panic!("{raw:?} is partial"),
         }
@@ -280,16 +437,20 @@ mod tests {
 
     #[test]
     fn routes_and_statuses() {
-        let get = |path: &str| complete(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes());
+        let get = |path: &str| {
+            complete(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        };
         assert_eq!(get("/").outcome, Ok(Route::Dashboard));
         assert_eq!(get("/metrics?x=1").outcome, Ok(Route::Metrics));
         assert_eq!(get("/stats.json").outcome, Ok(Route::StatsJson));
         assert_eq!(get("/healthz").outcome, Ok(Route::Health));
         assert_eq!(get("/nope").outcome, Err(Status::NotFound));
         assert!(get("/nope").keep_alive);
-        let post = complete(b"POST /metrics HTTP/1.1\r\n\r\n");
+        let post = complete(b"POST /metrics HTTP/1.1\r\nHost: ::1\r\n\r\n");
+        assert_eq!(post.outcome, Err(Status::BadRequest), "unbracketed IPv6");
+        let post = complete(b"POST /metrics HTTP/1.1\r\nHost: [::1]\r\n\r\n");
         assert_eq!(post.outcome, Err(Status::MethodNotAllowed));
-        let head = complete(b"HEAD /healthz HTTP/1.1\r\n\r\n");
+        let head = complete(b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         assert!(head.head_only && head.outcome.is_ok());
     }
 
@@ -297,7 +458,11 @@ mod tests {
     fn keep_alive_follows_the_version_and_header() {
         assert!(!complete(b"GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(complete(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
-        assert!(!complete(b"GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n").keep_alive);
+        assert!(
+            !complete(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: foo, close\r\n\r\n")
+                .keep_alive
+        );
+        assert!(complete(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").keep_alive);
     }
 
     #[test]
@@ -325,6 +490,112 @@ mod tests {
         assert_eq!(complete(&many).outcome, Err(Status::TooLarge));
     }
 
+    // Only IP literals, localhost names and the configured names are
+    // answered; the port and case do not matter.
+    #[test]
+    fn host_names_this_endpoint_or_is_refused() {
+        let names = ["metrics.example.org".to_string(), "Box.Lan.".to_string()];
+        let hosts = AllowedHosts::new(&names);
+        for ours in [
+            "127.0.0.1",
+            "127.0.0.1:9187",
+            "10.1.2.3:80",
+            "[::1]",
+            "[::1]:9187",
+            "[2001:db8::7]:1",
+            "localhost",
+            "LOCALHOST:9187",
+            "localhost.",
+            "app.localhost",
+            "a.b.LocalHost:1",
+            "metrics.example.org",
+            "METRICS.example.org:443",
+            "metrics.example.org.",
+            "box.lan",
+            " 127.0.0.1 ",
+            "localhost:",
+        ] {
+            assert_eq!(hosts.check(ours.as_bytes()), HostVerdict::Ours, "{ours}");
+        }
+        for foreign in [
+            "rebind.attacker.example",
+            "rebind.attacker.example:9187",
+            "localhost.attacker.example",
+            "xlocalhost",
+            ".localhost",
+            "127.0.0.1.nip.io",
+            "example.org",
+            "sub.metrics.example.org",
+            "",
+            ":9187",
+            "127.1",
+        ] {
+            assert_eq!(
+                hosts.check(foreign.as_bytes()),
+                HostVerdict::Foreign,
+                "{foreign}"
+            );
+            let default = AllowedHosts::default();
+            assert_eq!(default.check(foreign.as_bytes()), HostVerdict::Foreign);
+        }
+        assert_eq!(
+            AllowedHosts::default().check(b"metrics.example.org"),
+            HostVerdict::Foreign
+        );
+        for invalid in [
+            "a b",
+            "::1",
+            "[::1",
+            "[::1]x",
+            "[::1]:x",
+            "[fe80::1%25eth0]",
+            "[not-ip]",
+            "host:port",
+            "host:1:2",
+            "h\u{e9}",
+            "a/b",
+            "a@b",
+        ] {
+            assert_eq!(
+                hosts.check(invalid.as_bytes()),
+                HostVerdict::Invalid,
+                "{invalid}"
+            );
+        }
+    }
+
+    // In a request: a foreign Host is a 421 that closes, whatever the
+    // path; HTTP/1.1 without Host or with two is a 400; HTTP/1.0 without
+    // Host is served.
+    #[test]
+    fn host_header_decides_before_the_route() {
+        let req = complete(b"GET /stats.json HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n");
+        assert_eq!(req.outcome, Err(Status::Misdirected));
+        assert!(!req.keep_alive);
+        let req = complete(b"HEAD /nope HTTP/1.1\r\nhost: evil.example:80\r\n\r\n");
+        assert_eq!(req.outcome, Err(Status::Misdirected));
+        let req = complete(b"GET /stats.json HTTP/1.1\r\n\r\n");
+        assert_eq!(req.outcome, Err(Status::BadRequest));
+        let req = complete(b"GET / HTTP/1.1\r\nHost: localhost\r\nHost: localhost\r\n\r\n");
+        assert_eq!(req.outcome, Err(Status::BadRequest));
+        assert_eq!(
+            complete(b"GET /healthz HTTP/1.0\r\n\r\n").outcome,
+            Ok(Route::Health)
+        );
+        assert_eq!(
+            complete(b"GET /healthz HTTP/1.0\r\nHost: evil.example\r\n\r\n").outcome,
+            Err(Status::Misdirected)
+        );
+        let names = ["evil.example".to_string()];
+        let Parse::Complete(req) = parse(
+            b"GET /stats.json HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+            AllowedHosts::new(&names),
+        ) else {
+            panic!("partial")
+        };
+        assert_eq!(req.outcome, Ok(Route::StatsJson));
+    }
+
     #[test]
     fn responses_are_well_formed() {
         let mut out = Vec::new();
@@ -337,5 +608,15 @@ mod tests {
         Response::error(Status::MethodNotAllowed).write_to(&mut out, true, false);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Allow: GET, HEAD\r\n") && text.ends_with("\r\n\r\n"));
+        let mut out = Vec::new();
+        Response::error(Status::Unavailable).write_to(&mut out, false, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(text.contains("Retry-After: 1\r\n") && text.contains("Connection: close\r\n"));
+        let mut out = Vec::new();
+        Response::error(Status::Misdirected).write_to(&mut out, false, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 421 Misdirected Request\r\n"));
+        assert!(text.contains("--metrics-allow-host"), "{text}");
     }
 }

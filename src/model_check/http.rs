@@ -5,7 +5,10 @@
 //! do: send a chunk (raw bytes, or pieces of real requests so the fuzzer
 //! reaches the interesting paths quickly), open or close the send window
 //! (`WouldBlock` on writes), interrupt a read, half-close, reset, and give
-//! the connection a turn. Checked after every turn:
+//! the connection a turn. `Host` headers name the endpoint (an IP literal,
+//! localhost, the one allowed name `a`) or another server, or are
+//! malformed, so the 421 and 400 paths are reached too. Checked after every
+//! turn:
 //! - request input held never exceeds [`MAX_REQUEST`];
 //! - at most one response is pending, and nothing is answered after an
 //!   answer that closes;
@@ -25,7 +28,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use super::{Input, Violation};
 use crate::echo::Transport;
 use crate::http::conn::{HttpClose, HttpConn, HttpNext};
-use crate::http::{parse, Parse, Response, Route, Status, MAX_REQUEST};
+use crate::http::{parse, AllowedHosts, Parse, Response, Route, Status, MAX_REQUEST};
 
 /// Operations decoded from one input at most.
 const MAX_STEPS: usize = 2048;
@@ -33,7 +36,7 @@ const MAX_STEPS: usize = 2048;
 const MAX_SETTLE_TURNS: usize = 10_000;
 
 /// Pieces the script can send, so requests that parse are common.
-const WORDS: [&[u8]; 20] = [
+const WORDS: [&[u8]; 24] = [
     b"GET ",
     b"HEAD ",
     b"POST ",
@@ -51,10 +54,22 @@ const WORDS: [&[u8]; 20] = [
     b"Transfer-Encoding: chunked\r\n",
     b"\r\n",
     b"\r\n\r\n",
-    b"GET /healthz HTTP/1.1\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
     b"\x00\xff",
     b" ",
+    b"Host: rebind.attacker.example\r\n",
+    b"Host: [::1]:9187\r\n",
+    b"Host: LocalHost\r\n",
+    b"Host: a b\r\n",
 ];
+
+/// The names the check's endpoint allows beside IP literals and
+/// localhost: `Host: a` is answered, `Host: rebind.attacker.example` is
+/// misdirected.
+fn hosts() -> AllowedHosts<'static> {
+    static NAMES: std::sync::OnceLock<[String; 1]> = std::sync::OnceLock::new();
+    AllowedHosts::new(NAMES.get_or_init(|| ["a".to_string()]))
+}
 
 /// What one script did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +167,7 @@ fn expected(sent: &[u8]) -> (Vec<u8>, Vec<u16>) {
     let mut pos = 0;
     loop {
         let window = &sent[pos..sent.len().min(pos + MAX_REQUEST)];
-        let Parse::Complete(req) = parse(window) else {
+        let Parse::Complete(req) = parse(window, hosts()) else {
             break;
         };
         let response = respond(req.outcome);
@@ -190,7 +205,7 @@ pub fn check_http(data: &[u8]) -> Result<HttpRun, Violation> {
             statuses.push(response.status.code());
             response
         };
-        let result = conn.pump(client, &mut record);
+        let result = conn.pump(client, hosts(), &mut record);
         if conn.buffered_input() > MAX_REQUEST {
             return Err(Violation::new(
                 step,
@@ -315,6 +330,17 @@ mod tests {
         let run = check_http(&[2, 17, 1]).unwrap();
         assert_eq!(run.statuses, vec![200, 200]);
         assert_eq!(run.closed, HttpClose::PeerClosed);
+        // GET / HTTP/1.1, Host: a (allowed), CRLF, twice: two 200s, then
+        // the settle closes.
+        let request = [2, 0, 0, 2, 3, 0, 2, 8, 0, 2, 10, 0, 2, 15, 0];
+        let run = check_http(&request.repeat(2)).unwrap();
+        assert_eq!(run.statuses, vec![200, 200]);
+        assert_eq!(run.closed, HttpClose::PeerClosed);
+        // The same with Host: rebind.attacker.example: one 421, closed.
+        let mut request = request;
+        request[10] = 20;
+        let run = check_http(&request.repeat(2)).unwrap();
+        assert_eq!(run.statuses, vec![421]);
         // op 0 (raw) of 4 bytes "\0\0\0\0" + CRLFCRLF word: a 400.
         let run = check_http(&[0, 4, 0, 0, 0, 0, 2, 16, 0]).unwrap();
         assert_eq!(run.statuses, vec![400]);
@@ -335,6 +361,10 @@ mod tests {
                 let path = 3 + pick(&mut rng, 5);
                 let version = 8 + pick(&mut rng, 2);
                 data.extend_from_slice(&[2, method, 0, 2, path, 0, 2, version, 0]);
+                if rng.next() % 4 != 0 {
+                    let host = [10, 20, 21, 22, 23][pick(&mut rng, 5) as usize];
+                    data.extend_from_slice(&[2, host, 0]);
+                }
                 if rng.next() % 3 == 0 {
                     data.extend_from_slice(&[2, 10 + pick(&mut rng, 5), 0]);
                 }
@@ -352,7 +382,7 @@ mod tests {
             let run = check_http(&data).unwrap_or_else(|v| panic!("{data:?}: {v}"));
             seen.extend(run.statuses);
         }
-        for code in [200, 400, 404, 405] {
+        for code in [200, 400, 404, 405, 421] {
             assert!(seen.contains(&code), "no script answered {code}: {seen:?}");
         }
     }

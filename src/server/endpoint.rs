@@ -3,7 +3,7 @@
 //! answers from the loop's state. The request handling itself is pure code
 //! in [`crate::http`]; the figures are rendered by [`crate::metrics`].
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use super::{died_in_queue, Server, ACCEPT_RETRY};
 use crate::connection::Connection;
 use crate::echo::Phase;
 use crate::http::conn::{HttpConn, HttpConnection, HttpNext, RESPONSES_PER_TURN};
-use crate::http::{Response, Route, Status};
+use crate::http::{AllowedHosts, Response, Route, Status};
 use crate::metrics::{self, ConnView, Observed, Process, Snapshot};
 use crate::stats::Stats;
 use crate::tcp_info;
@@ -25,8 +25,14 @@ use crate::token;
 /// or of its previous response, or it is closed (slowloris, idle
 /// keep-alive).
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
-/// HTTP connections served at once; more are accepted and closed.
+/// HTTP connections served at once; more are answered `503` and closed.
 pub const MAX_HTTP_CONNECTIONS: usize = 512;
+/// Connections over the limit kept while their `503` goes out and their
+/// client closes; beyond these, a refusal is written and the socket closed
+/// at once, which may reset it if the client sends more.
+pub const MAX_HTTP_REFUSING: usize = 64;
+/// How long a refused client may take to close after its `503`.
+pub const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// TCP_INFO of every connection, and the process figures from /proc, are
 /// read at most this often for endpoint requests, however hard the
 /// endpoint is hammered.
@@ -95,9 +101,15 @@ impl Server {
                     return;
                 }
             };
-            if self.http.len() >= MAX_HTTP_CONNECTIONS {
+            let serving = self.http.len() - self.http_refusing;
+            let refusal = serving >= MAX_HTTP_CONNECTIONS;
+            if refusal {
                 debug!(target: "REJECT", "{peer}: over {MAX_HTTP_CONNECTIONS} metrics connections");
-                continue;
+                self.observed.http_rejected += 1;
+                if self.http_refusing >= MAX_HTTP_REFUSING {
+                    refuse_at_once(&mut stream);
+                    continue;
+                }
             }
             let _ = stream.set_nodelay(true);
             self.generation = self.generation.wrapping_add(1);
@@ -109,17 +121,26 @@ impl Server {
                 continue;
             }
             let now = Instant::now();
-            let deadline = self.clock.ceil(now + HTTP_TIMEOUT);
+            let (http, timeout) = if refusal {
+                self.http_refusing += 1;
+                (HttpConn::refusing(), REFUSAL_LINGER)
+            } else {
+                (HttpConn::new(), HTTP_TIMEOUT)
+            };
+            let deadline = self.clock.ceil(now + timeout);
             self.wheel.insert(deadline, token);
             entry.insert(HttpConnection {
                 stream,
                 peer,
                 token,
-                http: HttpConn::new(),
+                http,
                 since: now,
                 timer: Some(deadline),
                 queued: false,
             });
+            if refusal {
+                continue;
+            }
             self.observed.http_accepted += 1;
         }
     }
@@ -127,9 +148,10 @@ impl Server {
     /// Gives an HTTP connection its turn: answer what it asked, then wait,
     /// queue or close.
     pub(super) fn service_http(&mut self, token: Token) {
-        let http_active = self.http.len();
+        let http_active = self.http.len() - self.http_refusing;
         let pass = self.turn_started;
         let Server {
+            config,
             http,
             connections,
             stats,
@@ -176,9 +198,10 @@ impl Server {
             response
         };
         let allowed = (*http_budget).min(RESPONSES_PER_TURN);
+        let hosts = AllowedHosts::new(&config.metrics_allow_hosts);
         let turn = conn
             .http
-            .pump_at_most(&mut conn.stream, &mut respond, allowed);
+            .pump_at_most(&mut conn.stream, hosts, &mut respond, allowed);
         *http_budget = http_budget.saturating_sub(turn.responses);
         if turn.responses > 0 {
             conn.since = Instant::now();
@@ -196,13 +219,19 @@ impl Server {
     }
 
     /// An HTTP connection's timer fired: close it if it has not completed
-    /// a request within [`HTTP_TIMEOUT`], else re-arm.
+    /// a request within [`HTTP_TIMEOUT`] (a refused one: if its client has
+    /// not closed within [`REFUSAL_LINGER`]), else re-arm.
     pub(super) fn expire_http(&mut self, token: Token, tick: u64) {
         let Some(conn) = live_http(&mut self.http, token) else {
             return;
         };
         conn.timer = None;
-        let due = self.clock.ceil(conn.since + HTTP_TIMEOUT);
+        let timeout = if conn.http.is_refusal() {
+            REFUSAL_LINGER
+        } else {
+            HTTP_TIMEOUT
+        };
+        let due = self.clock.ceil(conn.since + timeout);
         if due <= tick {
             debug!(
                 target: "TIMEOUT",
@@ -219,8 +248,30 @@ impl Server {
 
     pub(super) fn close_http(&mut self, key: usize) {
         let conn = self.http.remove(key);
+        if conn.http.is_refusal() {
+            self.http_refusing -= 1;
+        }
         if let Some(deadline) = conn.timer {
             self.wheel.remove(deadline, |token| *token == conn.token);
+        }
+    }
+}
+
+/// Refuses a client over the limit when no room is left to linger: the
+/// `503` goes into the empty send buffer, FIN follows it, and what the
+/// client already sent is read so that the close does not reset the
+/// connection. A request arriving later still meets a reset.
+fn refuse_at_once(stream: &mut mio::net::TcpStream) {
+    let mut answer = Vec::new();
+    Response::error(Status::Unavailable).write_to(&mut answer, false, false);
+    let _ = stream.write(&answer);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut chunk = [0u8; 4096];
+    // Bounded: at most the request-size limit, never waiting.
+    for _ in 0..crate::http::MAX_REQUEST / chunk.len() {
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => {}
+            _ => break,
         }
     }
 }

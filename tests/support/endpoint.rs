@@ -73,6 +73,6 @@ pub fn read_reply(s: &mut TcpStream) -> Reply {
 /// GET `path` on a new connection.
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
     let mut s = connect(addr);
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
     read_reply(&mut s)
 }
