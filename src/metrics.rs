@@ -225,6 +225,8 @@ pub struct Snapshot<'a> {
     pub connections: Vec<ConnView>,
     /// Process figures, when readable.
     pub process: Option<Process>,
+    /// Log lines lost on their way to stdout (see `log_writer`).
+    pub log_lines_dropped: u64,
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
@@ -255,6 +257,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "echo_http_requests_total",
     "echo_http_connections_active",
     "echo_http_connections_rejected_total",
+    "echo_log_lines_dropped_total",
     "process_resident_memory_bytes",
     "process_open_fds",
     "process_start_time_seconds",
@@ -391,6 +394,13 @@ pub fn render_prometheus(snap: &Snapshot<'_>) -> String {
         "echo_http_connections_rejected_total{{reason=\"limit\"}} {}",
         o.http_rejected
     );
+    single(
+        &mut out,
+        "echo_log_lines_dropped_total",
+        "Log lines lost because stdout did not take them (a reader not keeping up, a full disk, no reader).",
+        "counter",
+        snap.log_lines_dropped,
+    );
     if let Some(p) = snap.process {
         single(
             &mut out,
@@ -469,6 +479,8 @@ pub fn render_json(snap: &Snapshot<'_>) -> String {
     http.uint("active", snap.http_active as u64)
         .uint("accepted", o.http_accepted)
         .uint("rejected", o.http_rejected);
+    let mut log = JsonObject::new();
+    log.uint("dropped", snap.log_lines_dropped);
     let mut process = JsonObject::new();
     if let Some(p) = snap.process {
         process
@@ -529,6 +541,7 @@ pub fn render_json(snap: &Snapshot<'_>) -> String {
         .object("bytes", bytes)
         .object("tcp", tcp)
         .object("http", http)
+        .object("log", log)
         .object("process", process)
         .uint("active_listed", snap.connections.len() as u64)
         .array("active_connections", list);
@@ -560,6 +573,7 @@ mod tests {
                 zero_copy: true,
                 tcp: Some(TcpInfo::default()),
             }],
+            log_lines_dropped: 3,
             process: Some(Process::default()),
         }
     }
@@ -601,6 +615,7 @@ mod tests {
         assert!(text.contains("echo_connections_closed_total{reason=\"reset\"} 1\n"));
         assert!(text.contains("echo_http_requests_total{code=\"421\"} 0\n"));
         assert!(text.contains("echo_http_connections_rejected_total{reason=\"limit\"} 0\n"));
+        assert!(text.contains("\necho_log_lines_dropped_total 3\n"));
     }
 
     // The JSON document carries the connection list.

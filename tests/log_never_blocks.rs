@@ -93,21 +93,26 @@ fn a_reader_that_stops_reading_never_stops_the_echo() {
     let mut child = spawn(
         Command::new(BIN)
             .args(["--port", "0", "--bind", "127.0.0.1", "-v"])
+            .args(["--metrics", "127.0.0.1:0"])
             .stdout(Stdio::piped()),
     );
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    let addr: SocketAddr = loop {
+    let mut banner = |prefix: &str| loop {
         line.clear();
         assert!(out.read_line(&mut line).unwrap() > 0, "no banner");
-        if let Some(a) = line.trim().strip_prefix("Listening on ") {
-            break a.parse().unwrap();
+        if let Some(a) = line.trim().strip_prefix(prefix) {
+            break a.split('/').next().unwrap().parse::<SocketAddr>().unwrap();
         }
     };
+    let addr = banner("Listening on ");
+    let metrics = banner("Metrics on http://");
     // Nobody reads from here on. 600 clients and 15,000 DATA lines are far
     // more than the pipe (64 KiB) and the queue (1 MiB) hold.
     echo_clients(addr, 600);
     round_trips(addr, 15_000);
+    let counted = dropped_metric(metrics);
+    assert!(counted > 0, "/metrics counts no dropped lines");
 
     // The reader comes back: the queue drains, and the next lines carry
     // the note of what was lost.
@@ -139,6 +144,10 @@ fn a_reader_that_stops_reading_never_stops_the_echo() {
     assert!(
         summary.ends_with(&format!(", {noted} log lines dropped")),
         "notes say {noted} dropped; {summary}"
+    );
+    assert!(
+        counted <= noted,
+        "/metrics said {counted}, the notes {noted}"
     );
     assert_no_panic(&stderr);
 }
@@ -347,4 +356,17 @@ fn a_reader_gone_never_stops_the_echo() {
     assert!(first.starts_with("Echo Server"), "{first}");
     drop(out);
     serves_and_stops(child, port);
+}
+
+/// `echo_log_lines_dropped_total` from the endpoint at `metrics`.
+fn dropped_metric(metrics: SocketAddr) -> u64 {
+    let mut c = connect(metrics);
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let text = String::from_utf8(read_to_eof(&mut c)).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("echo_log_lines_dropped_total "))
+        .unwrap_or_else(|| panic!("no echo_log_lines_dropped_total in {text}"))
+        .parse()
+        .unwrap()
 }

@@ -357,6 +357,7 @@ fn render(
         buffered,
         http_active,
         connections: listed,
+        log_lines_dropped: crate::log_writer::dropped(),
         process: match *process {
             Some((at, figures)) if now.duration_since(at) < TCP_SAMPLE_EVERY => figures,
             _ => {
