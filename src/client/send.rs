@@ -6,6 +6,7 @@ use std::io::{self, Read};
 
 use super::cli::SendArgs;
 use super::error::{exit, ClientError};
+use super::output::{errln, outln};
 use super::rtt::millis;
 use super::session::{Session, CLOSE_GRACE};
 use crate::json::JsonObject;
@@ -32,7 +33,7 @@ pub fn run(args: &SendArgs) -> u8 {
             exit::OK
         }
         Err(e) => {
-            eprintln!("echo-client: {e}");
+            errln!("echo-client: {e}");
             let code = e.exit_code();
             out.finish(Some(e));
             code
@@ -150,7 +151,7 @@ impl Output {
 
     fn say(&self, line: String) {
         if !self.json {
-            println!("{line}");
+            outln!("{line}");
         }
     }
 
@@ -169,7 +170,7 @@ impl Output {
             }
             None => doc.null("error"),
         };
-        println!("{}", doc.finish());
+        outln!("{}", doc.finish());
     }
 }
 
