@@ -303,17 +303,32 @@ fn check_echo(expected_rest: &[u8], got: &[u8], offset: usize) -> Result<(), Cli
 
 /// Whether a non-blocking connect has finished: `None` while it is in
 /// progress, else its result. It has finished when the socket holds a
-/// pending error (failed) or has a peer address (succeeded).
+/// pending error (failed) or has a peer address (succeeded). Every mode
+/// connects through here.
 pub fn connect_outcome(stream: &TcpStream) -> Option<io::Result<()>> {
     match stream.take_error() {
         Ok(Some(e)) | Err(e) => return Some(Err(e)),
         Ok(None) => {}
     }
     match stream.peer_addr() {
-        Ok(_) => Some(Ok(())),
+        Ok(peer) => Some(refuse_self_connect(stream.local_addr(), peer)),
         Err(e) if e.kind() == ErrorKind::NotConnected => None,
         Err(e) => Some(Err(e)),
     }
+}
+
+/// A connection to a local port nothing listens on can succeed by TCP
+/// simultaneous open when the kernel happens to pick that very port as the
+/// client's own: the socket is then connected to itself and "echoes"
+/// everything. Nothing listens there, so it counts as refused.
+pub fn refuse_self_connect(local: io::Result<SocketAddr>, peer: SocketAddr) -> io::Result<()> {
+    if local? == peer {
+        return Err(io::Error::new(
+            ErrorKind::ConnectionRefused,
+            "the socket connected to itself: nothing listens there",
+        ));
+    }
+    Ok(())
 }
 
 /// Maps a connect failure to the error the user should see; `timeout` is the
@@ -341,6 +356,44 @@ fn stream_error(e: io::Error, received: u64, expected: u64) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_connected_to_itself_is_refused() {
+        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        assert!(refuse_self_connect(Ok(b), a).is_ok());
+        let e = refuse_self_connect(Ok(a), a).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        assert!(matches!(
+            connect_error(a, e, Duration::from_secs(1)),
+            ClientError::Refused(addr) if addr == a
+        ));
+    }
+
+    /// A real self-connected socket (bound to the port it then connects
+    /// to, which Linux completes by simultaneous open) goes through the
+    /// same check the client's connects use.
+    #[test]
+    fn a_real_self_connect_is_refused() {
+        // A free port: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket.bind(&addr.into()).unwrap();
+        socket.connect(&addr.into()).expect("self-connect");
+        let stream = TcpStream::from_std(socket.into());
+        assert_eq!(stream.peer_addr().unwrap(), stream.local_addr().unwrap());
+        let e = connect_outcome(&stream)
+            .expect("finished")
+            .expect_err("a self-connect must fail");
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+    }
 
     #[test]
     fn echo_check_finds_wrong_and_extra_bytes() {
