@@ -8,6 +8,7 @@ use clap::Parser;
 use echo_server::client::bench::{self, BenchConfig, StopAfter};
 use echo_server::client::cli::{BenchArgs, ClientCli, Mode};
 use echo_server::client::error::ClientError;
+use echo_server::client::output;
 use echo_server::client::session::Session;
 use echo_server::client::{ping, send};
 use echo_server::limits::raise_open_file_limit;
@@ -27,16 +28,17 @@ fn main() -> ExitCode {
         Some(Mode::Ping(args)) => ping::run(&args),
         Some(Mode::Bench(args)) => run_bench(&args),
     };
-    ExitCode::from(code)
+    ExitCode::from(output::exit_code(code))
 }
 
 fn run_bench(args: &BenchArgs) -> u8 {
     match bench_report(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("echo-client: {e}");
+            output::err_line(format_args!("echo-client: {e}"));
             if args.json {
-                println!("{}", e.json_document("bench", &args.address.to_string()));
+                let doc = e.json_document("bench", &args.address.to_string());
+                output::line(format_args!("{doc}"));
             }
             e.exit_code()
         }
@@ -89,12 +91,12 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     };
     let report = bench::run(&config, addr)?;
     if args.json {
-        println!("{}", report.to_json());
+        output::line(format_args!("{}", report.to_json()));
     } else {
-        print!("{report}");
+        output::text(format_args!("{report}"));
     }
     if let Some(e) = &report.error {
-        eprintln!("echo-client: {e}");
+        output::err_line(format_args!("echo-client: {e}"));
     }
     Ok(report.exit_code)
 }

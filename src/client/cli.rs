@@ -62,7 +62,10 @@ pub struct SendArgs {
     pub message: String,
 
     /// Send this file's bytes instead of MESSAGE (binary-safe); `-` reads
-    /// standard input.
+    /// standard input. The input is streamed and its echo checked as it
+    /// arrives, with at most 4 MiB held unverified, so any size runs in
+    /// bounded memory; an endless one (/dev/zero, a pipe) runs until
+    /// Ctrl+C, which reports the bytes verified so far (exit 130).
     #[arg(short, long, value_name = "PATH", conflicts_with = "message")]
     pub file: Option<PathBuf>,
 
@@ -82,7 +85,8 @@ pub struct PingArgs {
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:7878", value_parser = parse_target)]
     pub address: Target,
 
-    /// Probes to send; 0 sends until Ctrl+C.
+    /// Probes to send; 0 sends until Ctrl+C. Memory stays fixed however
+    /// long it runs (--json lists the latest 10000 probes).
     #[arg(
         short,
         long,

@@ -27,7 +27,8 @@ pub mod exit {
     pub const TIMEOUT: u8 = 5;
     /// The server closed or reset the connection before echoing everything.
     pub const CLOSED: u8 = 6;
-    /// Any other network or local error (unreachable, file unreadable, …).
+    /// Any other network or local error (unreachable, file unreadable, …),
+    /// or stdout could not be written by a run that otherwise passed.
     pub const OTHER: u8 = 7;
     /// Stopped by Ctrl+C before any result, or while a ping probe was
     /// still waiting for its answer (128 + SIGINT).
@@ -44,9 +45,13 @@ Exit codes:
   4    host name could not be resolved
   5    timed out (connect or echo took longer than --timeout)
   6    the server closed or reset the connection before echoing everything
-  7    other network or local error
+  7    other network or local error, or the output could not be
+       written (stdout full or not writable) by a run that passed
   130  interrupted by Ctrl+C before any result, or while a ping probe
-       was still waiting for its answer (counted as lost)";
+       was still waiting for its answer (counted as lost), or during a
+       send (the bytes verified so far are reported)
+A reader of stdout or stderr that goes away (echo-client ping | head)
+ends the client by SIGPIPE, as it does any filter.";
 
 /// A failure that ends a client run.
 #[derive(Debug)]

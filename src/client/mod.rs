@@ -7,10 +7,12 @@
 //! - [`pattern`]: the bytes sent and the check of their echo.
 //! - [`rtt`]: ping's exact RTT statistics.
 //! - [`error`]: failures, their messages and exit codes.
+//! - [`output`]: stdout and stderr, whose failed writes never panic.
 
 pub mod bench;
 pub mod cli;
 pub mod error;
+pub mod output;
 pub mod pattern;
 pub mod ping;
 pub mod rtt;

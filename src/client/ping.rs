@@ -2,13 +2,15 @@
 //! loss and RTT statistics; the handshake time is reported on its own, per
 //! probe with `--reconnect`.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::cli::PingArgs;
 use super::error::{exit, seconds, ClientError};
+use super::output::{self, errln, outln};
 use super::pattern::Pattern;
-use super::rtt::{millis, RttSummary};
+use super::rtt::{millis, RttStats};
 use super::session::{Connected, Session, CLOSE_GRACE};
 use crate::json::JsonObject;
 
@@ -20,14 +22,61 @@ struct Probe {
     result: Result<Duration, ClientError>,
 }
 
-/// Everything a ping run saw.
+/// Most probes a `--json` document lists: the latest ones, so a run of
+/// any length prints a bounded document (the totals count them all).
+pub const JSON_PROBES: usize = 10_000;
+
+/// Everything a ping run saw, in memory that does not grow with the number
+/// of probes.
 #[derive(Debug, Default)]
 struct PingRun {
-    probes: Vec<Probe>,
-    connects: Vec<Duration>,
+    /// The latest probe, not yet in the figures below: bytes that arrive
+    /// after its echo may still turn it into a failure.
+    last: Option<Probe>,
+    sent: u64,
+    received: u64,
+    mismatched: u64,
+    /// Exit code of the latest failure other than a mismatch.
+    last_failure: Option<u8>,
+    rtts: RttStats,
+    connects: RttStats,
+    /// For `--json`: the latest probes, at most [`JSON_PROBES`].
+    recent: VecDeque<Probe>,
+    /// Probes that no longer fit in `recent`.
+    omitted: u64,
+    json: bool,
     last_addr: Option<SocketAddr>,
     interrupted: bool,
     started: Option<Instant>,
+}
+
+impl PingRun {
+    /// Counts `probe` in the totals (and keeps it for `--json`).
+    fn fold(&mut self, probe: Probe) {
+        self.sent += 1;
+        match &probe.result {
+            Ok(rtt) => {
+                self.received += 1;
+                self.rtts.record(*rtt);
+            }
+            Err(ClientError::Mismatch(_)) => self.mismatched += 1,
+            Err(e) => self.last_failure = Some(e.exit_code()),
+        }
+        if self.json {
+            if self.recent.len() == JSON_PROBES {
+                self.recent.pop_front();
+                self.omitted += 1;
+            }
+            self.recent.push_back(probe);
+        }
+    }
+
+    /// Folds the last probe in: the run is over.
+    fn settle(&mut self) {
+        if let Some(probe) = self.last.take() {
+            self.fold(probe);
+        }
+    }
 }
 
 /// Runs `ping` mode and returns the exit code.
@@ -41,7 +90,7 @@ pub fn run(args: &PingArgs) -> u8 {
         Err(e) => return fatal(args, e),
     };
     if !args.json {
-        println!(
+        outln!(
             "ECHO PING {}: {}-byte probes {}, every {}, timeout {}",
             args.address,
             args.size,
@@ -56,7 +105,7 @@ pub fn run(args: &PingArgs) -> u8 {
     }
     let run = probe_all(args, &addrs, &mut session);
     if args.json {
-        println!("{}", json(args, &run));
+        outln!("{}", json(args, &run));
     } else {
         print_summary(args, &run);
     }
@@ -64,16 +113,19 @@ pub fn run(args: &PingArgs) -> u8 {
 }
 
 fn fatal(args: &PingArgs, e: ClientError) -> u8 {
-    eprintln!("echo-client: {e}");
+    errln!("echo-client: {e}");
     if args.json {
-        println!("{}", e.json_document("ping", &args.address.to_string()));
+        outln!("{}", e.json_document("ping", &args.address.to_string()));
     }
     e.exit_code()
 }
 
 fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> PingRun {
     let pattern = Pattern::new();
-    let mut run = PingRun::default();
+    let mut run = PingRun {
+        json: args.json,
+        ..PingRun::default()
+    };
     let mut conn: Option<Connected> = None;
     // Offset in the current connection's stream: every probe carries
     // different bytes, so a server replaying an old probe is caught.
@@ -84,6 +136,10 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
     let mut payload = Vec::with_capacity(args.size);
     for seq in 1.. {
         if args.count != 0 && seq > args.count {
+            break;
+        }
+        // With stdout gone (a full disk), probing on would be unseen.
+        if output::stdout_failed() {
             break;
         }
         if let Err(ClientError::Interrupted) = session.sleep_until(due) {
@@ -111,10 +167,10 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
             match session.connect_any(addrs, args.timeout) {
                 Ok(c) => {
                     connect_time = Some(c.connect_time);
-                    run.connects.push(c.connect_time);
+                    run.connects.record(c.connect_time);
                     run.last_addr = Some(c.addr);
                     if !args.reconnect && !args.json {
-                        println!(
+                        outln!(
                             "Connected to {} in {:.3} ms",
                             c.addr,
                             millis(c.connect_time)
@@ -168,6 +224,7 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
         finish(args, &mut run, session, &mut conn, offset);
     }
     close(session, &mut conn);
+    run.settle();
     run
 }
 
@@ -198,13 +255,13 @@ fn close(session: &mut Session, conn: &mut Option<Connected>) {
 /// The last probe turned out wrong after all (extra bytes followed its
 /// echo): it is reported again, and counted, as that failure.
 fn amend_last(args: &PingArgs, run: &mut PingRun, error: ClientError) {
-    let Some(probe) = run.probes.last_mut() else {
+    let Some(probe) = run.last.as_mut() else {
         return;
     };
     if !args.json {
         match &error {
-            ClientError::Mismatch(m) => println!("seq={} MISMATCH: {m}", probe.seq),
-            other => println!("seq={} lost: {other}", probe.seq),
+            ClientError::Mismatch(m) => outln!("seq={} MISMATCH: {m}", probe.seq),
+            other => outln!("seq={} lost: {other}", probe.seq),
         }
     }
     probe.result = Err(error);
@@ -224,69 +281,45 @@ fn record(
                 let connect = connect
                     .map(|c| format!(" connect={:.3} ms", millis(c)))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "{} bytes from {addr}: seq={seq}{connect} time={:.3} ms",
                     args.size,
                     millis(*rtt)
                 );
             }
-            Err(ClientError::Mismatch(m)) => println!("seq={seq} MISMATCH: {m}"),
-            Err(e) => println!("seq={seq} lost: {e}"),
+            Err(ClientError::Mismatch(m)) => outln!("seq={seq} MISMATCH: {m}"),
+            Err(e) => outln!("seq={seq} lost: {e}"),
         }
     }
-    run.probes.push(Probe {
+    if let Some(previous) = run.last.take() {
+        run.fold(previous);
+    }
+    run.last = Some(Probe {
         seq,
         connect,
         result,
     });
 }
 
-struct Totals {
-    sent: usize,
-    received: usize,
-    mismatched: usize,
-    rtts: Vec<Duration>,
-}
-
-fn totals(run: &PingRun) -> Totals {
-    let rtts: Vec<Duration> = run
-        .probes
-        .iter()
-        .filter_map(|p| p.result.as_ref().ok().copied())
-        .collect();
-    let mismatched = run
-        .probes
-        .iter()
-        .filter(|p| matches!(p.result, Err(ClientError::Mismatch(_))))
-        .count();
-    Totals {
-        sent: run.probes.len(),
-        received: rtts.len(),
-        mismatched,
-        rtts,
-    }
-}
-
-fn loss_percent(t: &Totals) -> f64 {
-    if t.sent == 0 {
+fn loss_percent(run: &PingRun) -> f64 {
+    if run.sent == 0 {
         0.0
     } else {
-        (t.sent - t.received) as f64 * 100.0 / t.sent as f64
+        (run.sent - run.received) as f64 * 100.0 / run.sent as f64
     }
 }
 
 fn print_summary(args: &PingArgs, run: &PingRun) {
-    let t = totals(run);
     let elapsed = run.started.map_or(Duration::ZERO, |s| s.elapsed());
-    println!();
-    println!("--- {} echo ping statistics ---", args.address);
-    println!(
+    outln!();
+    outln!("--- {} echo ping statistics ---", args.address);
+    outln!(
         "{} probes sent, {} received, {} lost ({:.1}% loss), {} mismatched, time {:.0} ms{}",
-        t.sent,
-        t.received,
-        t.sent - t.received,
-        loss_percent(&t),
-        t.mismatched,
+        run.sent,
+        run.received,
+        run.sent - run.received,
+        loss_percent(run),
+        run.mismatched,
         millis(elapsed),
         if run.interrupted {
             " (interrupted)"
@@ -294,25 +327,26 @@ fn print_summary(args: &PingArgs, run: &PingRun) {
             ""
         }
     );
-    if let Some(c) = RttSummary::of(&run.connects) {
-        println!(
+    if let Some(c) = run.connects.summary() {
+        let n = run.connects.count();
+        outln!(
             "connect min/avg/max = {:.3}/{:.3}/{:.3} ms over {} connection{}",
             millis(c.min),
             millis(c.avg),
             millis(c.max),
-            run.connects.len(),
-            if run.connects.len() == 1 { "" } else { "s" }
+            n,
+            if n == 1 { "" } else { "s" }
         );
     }
-    if let Some(r) = RttSummary::of(&t.rtts) {
-        println!(
+    if let Some(r) = run.rtts.summary() {
+        outln!(
             "rtt min/avg/max/mdev = {:.3}/{:.3}/{:.3}/{:.3} ms",
             millis(r.min),
             millis(r.avg),
             millis(r.max),
             millis(r.mdev)
         );
-        println!(
+        outln!(
             "rtt p50/p95/p99 = {:.3}/{:.3}/{:.3} ms",
             millis(r.p50),
             millis(r.p95),
@@ -326,7 +360,6 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn json(args: &PingArgs, run: &PingRun) -> String {
-    let t = totals(run);
     let mut doc = JsonObject::new();
     doc.str("mode", "ping")
         .str("target", &args.address.to_string());
@@ -336,16 +369,16 @@ fn json(args: &PingArgs, run: &PingRun) -> String {
     };
     doc.uint("size", args.size as u64)
         .bool("reconnect", args.reconnect)
-        .uint("sent", t.sent as u64)
-        .uint("received", t.received as u64)
-        .uint("lost", (t.sent - t.received) as u64)
-        .uint("mismatched", t.mismatched as u64)
-        .float("loss_pct", (loss_percent(&t) * 10.0).round() / 10.0)
+        .uint("sent", run.sent)
+        .uint("received", run.received)
+        .uint("lost", run.sent - run.received)
+        .uint("mismatched", run.mismatched)
+        .float("loss_pct", (loss_percent(run) * 10.0).round() / 10.0)
         .bool("interrupted", run.interrupted);
-    match RttSummary::of(&run.connects) {
+    match run.connects.summary() {
         Some(c) => {
             let mut o = JsonObject::new();
-            o.uint("count", run.connects.len() as u64)
+            o.uint("count", run.connects.count())
                 .float("min", ms(c.min))
                 .float("avg", ms(c.avg))
                 .float("max", ms(c.max));
@@ -353,7 +386,7 @@ fn json(args: &PingArgs, run: &PingRun) -> String {
         }
         None => doc.null("connect_ms"),
     };
-    match RttSummary::of(&t.rtts) {
+    match run.rtts.summary() {
         Some(r) => {
             let mut o = JsonObject::new();
             o.float("min", ms(r.min))
@@ -368,7 +401,7 @@ fn json(args: &PingArgs, run: &PingRun) -> String {
         None => doc.null("rtt_ms"),
     };
     let probes = run
-        .probes
+        .recent
         .iter()
         .map(|p| {
             let mut o = JsonObject::new();
@@ -387,7 +420,8 @@ fn json(args: &PingArgs, run: &PingRun) -> String {
             o
         })
         .collect();
-    doc.array("probes", probes);
+    doc.array("probes", probes)
+        .uint("probes_omitted", run.omitted);
     doc.finish()
 }
 
@@ -395,16 +429,11 @@ fn json(args: &PingArgs, run: &PingRun) -> String {
 /// code of the last failure (130 for a probe Ctrl+C left unanswered); 130
 /// if Ctrl+C came before any probe.
 fn exit_code(run: &PingRun) -> u8 {
-    if run.probes.is_empty() && run.interrupted {
+    if run.sent == 0 && run.interrupted {
         return exit::INTERRUPTED;
     }
-    let mut code = exit::OK;
-    for probe in &run.probes {
-        match &probe.result {
-            Err(ClientError::Mismatch(_)) => return exit::MISMATCH,
-            Err(e) => code = e.exit_code(),
-            Ok(_) => {}
-        }
+    if run.mismatched > 0 {
+        return exit::MISMATCH;
     }
-    code
+    run.last_failure.unwrap_or(exit::OK)
 }

@@ -1,22 +1,46 @@
 //! `send` mode: one message or file, its echo checked byte for byte, the
-//! connect time and the round-trip time.
+//! connect time and the round-trip time. A file or standard input is
+//! streamed, its echo checked as it arrives, so any size (an endless
+//! `/dev/zero` too) runs in bounded memory.
 
-use std::fs;
+use std::fs::File;
 use std::io::{self, Read};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use mio::Waker;
 
 use super::cli::SendArgs;
 use super::error::{exit, ClientError};
+use super::output::{errln, outln};
 use super::rtt::millis;
-use super::session::{Session, CLOSE_GRACE};
+use super::session::{Chunk, Feed, Progress, Session, CLOSE_GRACE};
 use crate::json::JsonObject;
 
 /// Longest payload shown verbatim; longer ones are summarized.
 const SHOW_LIMIT: usize = 200;
+/// Most bytes held at once: read from the input but not yet verified in
+/// the echo. Bounds memory for an input of any size.
+pub const WINDOW: usize = 4 << 20;
+/// Size of each read from a file or standard input.
+const READ_CHUNK: usize = 64 * 1024;
+/// Chunks the reader thread may have ready ahead of the sender.
+const READ_AHEAD: usize = 4;
 
-/// What was sent: the message, or a file's bytes and its name.
-struct Payload {
-    bytes: Vec<u8>,
-    source: Option<String>,
+/// What is sent: the message, or a file or standard input, streamed.
+enum Payload {
+    Message(Vec<u8>),
+    Stream(Stream),
+}
+
+/// A file or standard input, its first chunk read (so an unreadable or
+/// empty input fails before connecting), the rest still to read.
+struct Stream {
+    name: String,
+    first: Vec<u8>,
+    rest: Box<dyn Read + Send>,
 }
 
 /// Runs `send` mode and returns the exit code. Text goes to stdout as it
@@ -32,7 +56,7 @@ pub fn run(args: &SendArgs) -> u8 {
             exit::OK
         }
         Err(e) => {
-            eprintln!("echo-client: {e}");
+            errln!("echo-client: {e}");
             let code = e.exit_code();
             out.finish(Some(e));
             code
@@ -54,32 +78,59 @@ fn send(args: &SendArgs, out: &mut Output) -> Result<(), ClientError> {
         connected.addr,
         millis(connected.connect_time)
     ));
-    let sent = payload.bytes.len();
-    out.doc.uint("bytes_sent", sent as u64);
-    let rtt = session.exchange(&mut connected.stream, &payload.bytes, args.timeout)?;
-    out.say(match &payload.source {
-        Some(name) => format!("Sent {sent} bytes from {name}"),
-        None => format!("Sent {sent} bytes: {}", show(&payload.bytes)),
-    });
-    match session.finish(
+    let (mut feed, shown, name): (Box<dyn Feed>, Option<String>, Option<String>) = match payload {
+        Payload::Message(bytes) => {
+            let shown = show(&bytes);
+            (Box::new(Once(Some(bytes))), Some(shown), None)
+        }
+        Payload::Stream(stream) => {
+            let name = stream.name.clone();
+            (
+                Box::new(spawn_reader(stream, session.waker()?)?),
+                None,
+                Some(name),
+            )
+        }
+    };
+    let mut progress = Progress::default();
+    let result = session.transfer(
         &mut connected.stream,
-        sent as u64,
-        args.timeout.min(CLOSE_GRACE),
-    ) {
+        feed.as_mut(),
+        WINDOW,
+        args.timeout,
+        &mut progress,
+    );
+    let rtt = progress.started.map_or(Duration::ZERO, |s| s.elapsed());
+    let sent = progress.sent;
+    out.doc
+        .uint("bytes_sent", sent)
+        .uint("bytes_received", progress.verified);
+    if let Err(e) = result {
+        if let (ClientError::Interrupted, Some(name)) = (&e, &name) {
+            out.say(format!(
+                "Sent {sent} bytes from {name} until Ctrl+C; {} came back identical",
+                progress.verified
+            ));
+        }
+        return Err(e);
+    }
+    out.say(match (&name, &shown) {
+        (Some(name), _) => format!("Sent {sent} bytes from {name}"),
+        (None, shown) => format!("Sent {sent} bytes: {}", shown.as_deref().unwrap_or("")),
+    });
+    match session.finish(&mut connected.stream, sent, args.timeout.min(CLOSE_GRACE)) {
         // The echo is verified already; Ctrl+C only cut short the wait for
         // extra bytes, which is no reason to turn a pass into a failure.
         Ok(()) | Err(ClientError::Interrupted) => {}
         Err(e) => return Err(e),
     }
     session.close(connected.stream);
-    out.doc
-        .uint("bytes_received", sent as u64)
-        .float("rtt_ms", round(millis(rtt)));
-    out.say(match &payload.source {
-        Some(_) => format!("Received echo: {sent} bytes, identical"),
-        None => format!("Received echo: {}", show(&payload.bytes)),
+    out.doc.float("rtt_ms", round(millis(rtt)));
+    out.say(match (&name, &shown) {
+        (Some(_), _) => format!("Received echo: {sent} bytes, identical"),
+        (None, shown) => format!("Received echo: {}", shown.as_deref().unwrap_or("")),
     });
-    out.say(if payload.source.is_some() && !rtt.is_zero() {
+    out.say(if name.is_some() && !rtt.is_zero() {
         format!(
             "RTT: {:.3} ms (first byte sent to last byte back), {:.2} MB/s",
             millis(rtt),
@@ -93,31 +144,104 @@ fn send(args: &SendArgs, out: &mut Output) -> Result<(), ClientError> {
 
 fn load(args: &SendArgs) -> Result<Payload, ClientError> {
     let Some(path) = &args.file else {
-        return Ok(Payload {
-            bytes: args.message.as_bytes().to_vec(),
-            source: None,
-        });
+        return Ok(Payload::Message(args.message.as_bytes().to_vec()));
     };
-    let (bytes, name) = if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| ClientError::Other(format!("cannot read standard input: {e}")))?;
-        (bytes, "standard input".to_string())
+    let (mut rest, name): (Box<dyn Read + Send>, String) = if path.as_os_str() == "-" {
+        (Box::new(io::stdin()), "standard input".to_string())
     } else {
-        let bytes = fs::read(path)
+        let file = File::open(path)
             .map_err(|e| ClientError::Other(format!("cannot read {}: {e}", path.display())))?;
-        (bytes, path.display().to_string())
+        (Box::new(file), path.display().to_string())
     };
-    if bytes.is_empty() {
+    let first = read_chunk(rest.as_mut())
+        .map_err(|e| ClientError::Other(format!("cannot read {name}: {e}")))?;
+    if first.is_empty() {
         return Err(ClientError::Other(format!(
             "{name} is empty: there is nothing to echo"
         )));
     }
-    Ok(Payload {
-        bytes,
-        source: Some(name),
+    Ok(Payload::Stream(Stream { name, first, rest }))
+}
+
+/// Up to [`READ_CHUNK`] bytes; empty at the end of the input.
+fn read_chunk(input: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut chunk = vec![0; READ_CHUNK];
+    loop {
+        match input.read(&mut chunk) {
+            Ok(n) => {
+                chunk.truncate(n);
+                return Ok(chunk);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The message: one chunk.
+struct Once(Option<Vec<u8>>);
+
+impl Feed for Once {
+    fn next_chunk(&mut self) -> Result<Chunk, ClientError> {
+        Ok(self.0.take().map_or(Chunk::End, Chunk::Data))
+    }
+}
+
+/// A file or standard input, read on a thread of its own: a read may
+/// block (a terminal, a pipe with no writer yet) and the connection must
+/// still be served and Ctrl+C noticed. The channel holds at most
+/// [`READ_AHEAD`] chunks, so the reader never runs far ahead.
+struct Reader {
+    name: String,
+    first: Option<Vec<u8>>,
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    /// Held here as well as by the thread: dropping the last handle closes
+    /// the eventfd, which takes its pending wake-up out of the poll, and
+    /// the thread's handle goes as soon as it has sent the end.
+    _waker: Arc<Waker>,
+}
+
+fn spawn_reader(stream: Stream, waker: Waker) -> Result<Reader, ClientError> {
+    let (tx, rx) = mpsc::sync_channel(READ_AHEAD);
+    let mut input = stream.rest;
+    let waker = Arc::new(waker);
+    let thread_waker = Arc::clone(&waker);
+    thread::Builder::new()
+        .name("input".into())
+        .spawn(move || loop {
+            let chunk = read_chunk(input.as_mut());
+            let last = !matches!(&chunk, Ok(c) if !c.is_empty());
+            // An empty chunk marks the end; a send fails once the sender
+            // has stopped, and then there is no one left to read for.
+            if tx.send(chunk).is_err() || thread_waker.wake().is_err() || last {
+                return;
+            }
+        })
+        .map_err(|e| ClientError::Other(format!("cannot start the input thread: {e}")))?;
+    Ok(Reader {
+        name: stream.name,
+        first: Some(stream.first),
+        chunks: rx,
+        _waker: waker,
     })
+}
+
+impl Feed for Reader {
+    fn next_chunk(&mut self) -> Result<Chunk, ClientError> {
+        if let Some(first) = self.first.take() {
+            return Ok(Chunk::Data(first));
+        }
+        match self.chunks.try_recv() {
+            Ok(Ok(chunk)) if chunk.is_empty() => Ok(Chunk::End),
+            Ok(Ok(chunk)) => Ok(Chunk::Data(chunk)),
+            Ok(Err(e)) => Err(ClientError::Other(format!(
+                "cannot read {}: {e}",
+                self.name
+            ))),
+            Err(TryRecvError::Empty) => Ok(Chunk::NotYet),
+            Err(TryRecvError::Disconnected) => Ok(Chunk::End),
+        }
+    }
 }
 
 /// The message as text, with control and non-UTF-8 bytes escaped.
@@ -150,7 +274,7 @@ impl Output {
 
     fn say(&self, line: String) {
         if !self.json {
-            println!("{line}");
+            outln!("{line}");
         }
     }
 
@@ -169,7 +293,7 @@ impl Output {
             }
             None => doc.null("error"),
         };
-        println!("{}", doc.finish());
+        outln!("{}", doc.finish());
     }
 }
 

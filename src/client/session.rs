@@ -2,12 +2,13 @@
 //! modes: connect with a timeout, write a payload while reading its echo,
 //! and notice Ctrl+C at any point (the signal pipes sit in the same `Poll`).
 
+use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::error::{is_reset, ClientError, Mismatch};
 use super::pattern::first_difference;
@@ -15,6 +16,8 @@ use crate::signal::StopSignals;
 
 const STREAM: Token = Token(0);
 const SIGNALS: Token = Token(usize::MAX);
+/// The [`Waker`] a producer of input uses to say a chunk is ready.
+const INPUT: Token = Token(1);
 /// Read size: large enough that a file echo moves in few calls.
 const READ_CHUNK: usize = 64 * 1024;
 /// How long to wait for the server's FIN after a complete echo, to catch
@@ -39,6 +42,35 @@ pub struct Connected {
     pub addr: SocketAddr,
     /// From `connect` to the handshake completing.
     pub connect_time: Duration,
+}
+
+/// What a [`Feed`] has for [`Session::transfer`].
+#[derive(Debug)]
+pub enum Chunk {
+    /// More bytes to send.
+    Data(Vec<u8>),
+    /// Nothing yet: the producer wakes the session's poll when there is.
+    NotYet,
+    /// The input is over.
+    End,
+}
+
+/// The bytes [`Session::transfer`] sends, a chunk at a time.
+pub trait Feed {
+    /// The next chunk, without blocking.
+    fn next_chunk(&mut self) -> Result<Chunk, ClientError>;
+}
+
+/// How far a [`Session::transfer`] got, kept up to date as it runs so
+/// that a failure or Ctrl+C can say what was verified.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Progress {
+    /// Bytes written to the connection.
+    pub sent: u64,
+    /// Bytes echoed and found identical to what was sent.
+    pub verified: u64,
+    /// When the first byte was written.
+    pub started: Option<Instant>,
 }
 
 /// What happened while waiting.
@@ -85,6 +117,13 @@ impl Session {
             Some(d) if Instant::now() >= d => Ok(Wake::TimedOut),
             _ => Ok(Wake::Ready),
         }
+    }
+
+    /// A waker for the [`Feed`] of a [`Session::transfer`], which may live
+    /// on another thread.
+    pub fn waker(&self) -> Result<Waker, ClientError> {
+        Waker::new(self.poll.registry(), INPUT)
+            .map_err(|e| ClientError::Other(format!("cannot set up the event loop: {e}")))
     }
 
     /// Sleeps until `until`, or returns `Err(Interrupted)` on Ctrl+C.
@@ -189,7 +228,7 @@ impl Session {
                         })
                     }
                     Ok(n) => {
-                        check_echo(&payload[received..], &self.scratch[..n], received)?;
+                        check_echo(&payload[received..], &self.scratch[..n], received as u64)?;
                         received += n;
                         progressed = true;
                         if received == payload.len() {
@@ -217,6 +256,89 @@ impl Session {
             }
         }
         Ok(started.elapsed())
+    }
+
+    /// Sends everything `feed` yields while reading the echo, checking each
+    /// byte as it arrives: at most `window` bytes are held (read from the
+    /// feed but not yet verified), so an input of any size, even an endless
+    /// one, streams in bounded memory. `timeout` is the longest wait for the
+    /// next echoed byte while some are awaited; waiting for input has no
+    /// limit. `progress` says how far it got, whatever the outcome.
+    pub fn transfer(
+        &mut self,
+        stream: &mut TcpStream,
+        feed: &mut dyn Feed,
+        window: usize,
+        timeout: Duration,
+        progress: &mut Progress,
+    ) -> Result<(), ClientError> {
+        let mut held = Held::default();
+        let mut ended = false;
+        let mut last_progress = Instant::now();
+        loop {
+            let mut progressed = false;
+            while !ended && held.len() < window {
+                match feed.next_chunk()? {
+                    Chunk::Data(chunk) => held.push(chunk),
+                    Chunk::NotYet => break,
+                    Chunk::End => ended = true,
+                }
+            }
+            while let Some(unsent) = held.unsent(progress.sent) {
+                match stream.write(unsent) {
+                    Ok(n) => {
+                        progress.started.get_or_insert_with(Instant::now);
+                        progress.sent += n as u64;
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(stream_error(e, progress.verified, progress.sent)),
+                }
+            }
+            loop {
+                match stream.read(&mut self.scratch) {
+                    // The peer stopped sending before the echo was complete.
+                    Ok(0) => {
+                        return Err(ClientError::ClosedEarly {
+                            received: progress.verified,
+                            expected: progress.sent,
+                            reset: false,
+                        })
+                    }
+                    Ok(n) => {
+                        held.verify(&self.scratch[..n], progress)?;
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(stream_error(e, progress.verified, progress.sent)),
+                }
+            }
+            if ended && held.len() == 0 {
+                return Ok(());
+            }
+            if progressed {
+                // Verified echo may have made room in the window while the
+                // feed's wake-ups were spent: pull again before waiting.
+                last_progress = Instant::now();
+                continue;
+            }
+            let awaited = progress.sent > progress.verified;
+            let deadline = awaited.then(|| last_progress + timeout);
+            if let Wake::TimedOut = self.wait(deadline)? {
+                return Err(ClientError::EchoTimeout {
+                    received: progress.verified,
+                    expected: progress.sent,
+                    after: timeout,
+                });
+            }
+            // Time spent waiting for input counts for nothing against the
+            // echo's timeout.
+            if !awaited {
+                last_progress = Instant::now();
+            }
+        }
     }
 
     /// After a complete echo: half-closes and waits up to `grace` for the
@@ -282,18 +404,92 @@ impl Session {
     }
 }
 
+/// The bytes a transfer holds: read from the feed, maybe sent, not yet
+/// verified; the front chunk goes once its last byte is verified.
+#[derive(Debug, Default)]
+struct Held {
+    chunks: VecDeque<Vec<u8>>,
+    /// Stream offset of the first byte of the front chunk.
+    base: u64,
+    /// Bytes in all chunks.
+    bytes: usize,
+}
+
+impl Held {
+    fn push(&mut self, chunk: Vec<u8>) {
+        if !chunk.is_empty() {
+            self.bytes += chunk.len();
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    /// Bytes held (the front chunk's verified ones included).
+    fn len(&self) -> usize {
+        self.bytes
+    }
+
+    /// The held bytes from stream offset `at` to the end of their chunk;
+    /// `None` when all are sent.
+    fn unsent(&self, at: u64) -> Option<&[u8]> {
+        let mut skip = usize::try_from(at - self.base).ok()?;
+        for chunk in &self.chunks {
+            if skip < chunk.len() {
+                return Some(&chunk[skip..]);
+            }
+            skip -= chunk.len();
+        }
+        None
+    }
+
+    /// Checks `echo`, which follows the `progress.verified` bytes already
+    /// checked, against what was sent there, and lets go of what it
+    /// verifies. Echoed bytes beyond those sent are extra.
+    fn verify(&mut self, echo: &[u8], progress: &mut Progress) -> Result<(), ClientError> {
+        let mut echo = echo;
+        while !echo.is_empty() {
+            let awaited = (progress.sent - progress.verified) as usize;
+            let front_start = (progress.verified - self.base) as usize;
+            let Some(front) = self.chunks.front() else {
+                break;
+            };
+            let sent_here = &front[front_start..];
+            let sent_here = &sent_here[..sent_here.len().min(awaited)];
+            if sent_here.is_empty() {
+                break;
+            }
+            let n = echo.len().min(sent_here.len());
+            check_echo(&sent_here[..n], &echo[..n], progress.verified)?;
+            progress.verified += n as u64;
+            echo = &echo[n..];
+            if front_start + n == front.len() {
+                self.base += front.len() as u64;
+                self.bytes -= front.len();
+                self.chunks.pop_front();
+            }
+        }
+        if !echo.is_empty() {
+            return Err(ClientError::Mismatch(Mismatch {
+                offset: progress.verified,
+                sent: 0,
+                received: None,
+            }));
+        }
+        Ok(())
+    }
+}
+
 /// Compares a chunk of echo with what was sent at the same place.
-fn check_echo(expected_rest: &[u8], got: &[u8], offset: usize) -> Result<(), ClientError> {
+fn check_echo(expected_rest: &[u8], got: &[u8], offset: u64) -> Result<(), ClientError> {
     if let Some(i) = first_difference(expected_rest, got) {
         return Err(ClientError::Mismatch(Mismatch {
-            offset: (offset + i) as u64,
+            offset: offset + i as u64,
             sent: expected_rest[i],
             received: Some(got[i]),
         }));
     }
     if got.len() > expected_rest.len() {
         return Err(ClientError::Mismatch(Mismatch {
-            offset: (offset + expected_rest.len()) as u64,
+            offset: offset + expected_rest.len() as u64,
             sent: 0,
             received: None,
         }));
@@ -303,17 +499,32 @@ fn check_echo(expected_rest: &[u8], got: &[u8], offset: usize) -> Result<(), Cli
 
 /// Whether a non-blocking connect has finished: `None` while it is in
 /// progress, else its result. It has finished when the socket holds a
-/// pending error (failed) or has a peer address (succeeded).
+/// pending error (failed) or has a peer address (succeeded). Every mode
+/// connects through here.
 pub fn connect_outcome(stream: &TcpStream) -> Option<io::Result<()>> {
     match stream.take_error() {
         Ok(Some(e)) | Err(e) => return Some(Err(e)),
         Ok(None) => {}
     }
     match stream.peer_addr() {
-        Ok(_) => Some(Ok(())),
+        Ok(peer) => Some(refuse_self_connect(stream.local_addr(), peer)),
         Err(e) if e.kind() == ErrorKind::NotConnected => None,
         Err(e) => Some(Err(e)),
     }
+}
+
+/// A connection to a local port nothing listens on can succeed by TCP
+/// simultaneous open when the kernel happens to pick that very port as the
+/// client's own: the socket is then connected to itself and "echoes"
+/// everything. Nothing listens there, so it counts as refused.
+pub fn refuse_self_connect(local: io::Result<SocketAddr>, peer: SocketAddr) -> io::Result<()> {
+    if local? == peer {
+        return Err(io::Error::new(
+            ErrorKind::ConnectionRefused,
+            "the socket connected to itself: nothing listens there",
+        ));
+    }
+    Ok(())
 }
 
 /// Maps a connect failure to the error the user should see; `timeout` is the
@@ -341,6 +552,44 @@ fn stream_error(e: io::Error, received: u64, expected: u64) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_connected_to_itself_is_refused() {
+        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        assert!(refuse_self_connect(Ok(b), a).is_ok());
+        let e = refuse_self_connect(Ok(a), a).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        assert!(matches!(
+            connect_error(a, e, Duration::from_secs(1)),
+            ClientError::Refused(addr) if addr == a
+        ));
+    }
+
+    /// A real self-connected socket (bound to the port it then connects
+    /// to, which Linux completes by simultaneous open) goes through the
+    /// same check the client's connects use.
+    #[test]
+    fn a_real_self_connect_is_refused() {
+        // A free port: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket.bind(&addr.into()).unwrap();
+        socket.connect(&addr.into()).expect("self-connect");
+        let stream = TcpStream::from_std(socket.into());
+        assert_eq!(stream.peer_addr().unwrap(), stream.local_addr().unwrap());
+        let e = connect_outcome(&stream)
+            .expect("finished")
+            .expect_err("a self-connect must fail");
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+    }
 
     #[test]
     fn echo_check_finds_wrong_and_extra_bytes() {

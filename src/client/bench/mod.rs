@@ -38,6 +38,7 @@ use self::report::{thousands, BenchReport, Latency, ServerUsage};
 use self::schedule::RateSchedule;
 use self::wake::PreciseWake;
 use super::error::{exit, is_reset, ClientError};
+use super::output;
 use super::pattern::Pattern;
 use super::session::{connect_error, connect_outcome};
 use crate::procstat::{self, ProcessSample};
@@ -965,8 +966,7 @@ impl<'a> Engine<'a> {
                 format!(", {} of {} sent", thousands(self.issued), thousands(n))
             }
         };
-        crate::sigpipe::release();
-        eprint!(
+        output::err_text(format_args!(
             "\r\x1b[K{:.0} s{}: {} msgs/s, {:.2} MB/s{}",
             elapsed.as_secs_f64(),
             total,
@@ -977,13 +977,12 @@ impl<'a> Engine<'a> {
             } else {
                 " (warming up)"
             }
-        );
+        ));
     }
 
     fn finish_progress(&self) {
         if self.progress.enabled {
-            crate::sigpipe::release();
-            eprint!("\r\x1b[K");
+            output::err_text(format_args!("\r\x1b[K"));
         }
     }
 
