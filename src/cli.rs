@@ -4,7 +4,7 @@
 //! a bad one ends in clap's one-line `error: invalid value …` and exit code
 //! 2 before anything is bound or logged.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use clap::Parser;
 use log::LevelFilter;
 
 use crate::config::{Config, DEFAULT_BUSY_POLL, DEFAULT_METRICS};
+use crate::listener::{parse_listen_ip, ListenIp};
 use crate::logging::LogFormat;
 use crate::units::{parse_seconds, parse_size};
 
@@ -38,9 +39,10 @@ pub struct Cli {
     pub port: u16,
 
     /// Address to listen on: 0.0.0.0 for all IPv4 interfaces, :: for IPv6
-    /// and IPv4, or one address of this host such as 127.0.0.1 or ::1.
-    #[arg(short, long, default_value = "0.0.0.0", value_name = "ADDR")]
-    pub bind: IpAddr,
+    /// and IPv4, or one address of this host such as 127.0.0.1 or ::1; a
+    /// link-local IPv6 address with its interface, as in fe80::1%eth0.
+    #[arg(short, long, default_value = "0.0.0.0", value_name = "ADDR", value_parser = parse_listen_ip)]
+    pub bind: ListenIp,
 
     /// Length of the queue of connections waiting to be accepted (the kernel
     /// caps it at net.core.somaxconn).
@@ -143,19 +145,34 @@ fn allow_host_name(text: &str) -> Result<String, String> {
 }
 
 /// `IP:PORT`, `[IPv6]:PORT`, a bare `IP` (port 9187) or a bare `PORT`
-/// (on 127.0.0.1).
+/// (on 127.0.0.1); the IP is checked as `--bind`'s is.
 fn metrics_addr(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, DEFAULT_METRICS.port()));
-    }
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::new(DEFAULT_METRICS.ip(), port));
     }
-    Err("expected IP:PORT (such as 127.0.0.1:9187), an IP address or a port".to_string())
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        match rest.split_once("]:") {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest.strip_suffix(']').unwrap_or(rest), None),
+        }
+    } else if text.matches(':').count() == 1 {
+        let (host, port) = text.split_once(':').unwrap_or((text, ""));
+        (host, Some(port))
+    } else {
+        (text, None)
+    };
+    let syntax =
+        || "expected IP:PORT (such as 127.0.0.1:9187), an IP address or a port".to_string();
+    let port = match port {
+        Some(port) => port.parse::<u16>().map_err(|_| syntax())?,
+        None => DEFAULT_METRICS.port(),
+    };
+    let ip = host.split('%').next().unwrap_or(host);
+    if ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(syntax());
+    }
+    parse_listen_ip(host).map(|ip| ip.with_port(port))
 }
 
 fn buffer_size(text: &str) -> Result<usize, String> {
@@ -225,7 +242,7 @@ impl Cli {
             LevelFilter::Info
         };
         Config {
-            listen: SocketAddr::new(self.bind, self.port),
+            listen: self.bind.with_port(self.port),
             backlog: self.backlog,
             buffer_size: self.buffer_size,
             splice: !self.no_splice,
@@ -345,6 +362,40 @@ mod tests {
         }
     }
 
+    // A link-local address keeps its interface as the socket's scope, on
+    // --bind and --metrics alike.
+    #[test]
+    fn link_local_addresses_keep_their_scope() {
+        let listen = parse(&["--bind", "fe80::1%lo", "-p", "7"]).unwrap().listen;
+        let std::net::SocketAddr::V6(v6) = listen else {
+            panic!("{listen}")
+        };
+        assert_eq!((v6.ip().segments()[0], v6.port()), (0xfe80, 7));
+        assert_ne!(v6.scope_id(), 0);
+        let numeric = format!("fe80::1%{}", v6.scope_id());
+        assert_eq!(
+            parse(&["--bind", &numeric, "-p", "7"]).unwrap().listen,
+            listen
+        );
+        let metrics = |v: &str| parse(&["--metrics", v]).unwrap().metrics.unwrap();
+        assert_eq!(metrics("[fe80::1%lo]:7"), listen);
+        assert_eq!(metrics("fe80::1%lo").port(), 9187);
+    }
+
+    // Sub-nanosecond durations round up: the idle timeout stays on.
+    #[test]
+    fn tiny_durations_do_not_turn_off() {
+        let config = parse(&[
+            "--idle-timeout",
+            "0.0000000001",
+            "--stats-interval",
+            "0.00000000001",
+        ])
+        .unwrap();
+        assert_eq!(config.idle_timeout, Some(Duration::from_nanos(1)));
+        assert_eq!(config.stats_interval, Some(Duration::from_nanos(1)));
+    }
+
     // Out-of-range and malformed values are usage errors naming the flag.
     #[test]
     fn bad_values_are_rejected() {
@@ -364,6 +415,20 @@ mod tests {
             &["--stats-interval", "soon"],
             &["-v", "-q"],
             &["--metrics", "localhost:x"],
+            &["--bind", "224.0.0.1"],
+            &["--bind", "255.255.255.255"],
+            &["--bind", "ff02::1"],
+            &["--bind", "fe80::1"],
+            &["--bind", "fe80::1%no-such-if0"],
+            &["--bind", "::1%lo"],
+            &["--metrics", "224.0.0.1:9187"],
+            &["--metrics", "255.255.255.255"],
+            &["--metrics", "[ff02::1]:80"],
+            &["--metrics", "[fe80::1%no-such-if0]:80"],
+            &["--metrics", "[::1]:x"],
+            &["--idle-timeout", "1e300"],
+            &["--shutdown-timeout", "1e20"],
+            &["--shutdown-timeout", "31536000.5"],
             &["--log-format", "xml"],
         ] {
             let error = parse(args).expect_err(&format!("{args:?} accepted"));

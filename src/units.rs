@@ -47,7 +47,9 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 /// Parses seconds as a non-negative decimal (`5`, `0.5`, `2.25`) of at most
-/// [`MAX_SECONDS`], exact to the nanosecond.
+/// [`MAX_SECONDS`], exact to the nanosecond. Digits past the ninth decimal
+/// round the value up to the next nanosecond (the clock's resolution), so a
+/// timeout is never shorter than asked and a non-zero value never becomes 0.
 ///
 /// ```
 /// use echo_server::units::parse_seconds;
@@ -66,25 +68,43 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
         && trimmed.matches('.').count() <= 1
         && trimmed != ".";
     if !valid {
-        return Err("expected a number of seconds such as 5 or 0.5".into());
+        let hint = if trimmed.contains(['e', 'E']) {
+            " (plain decimals, no exponent)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "expected a number of seconds such as 5 or 0.5{hint}"
+        ));
     }
     let (whole, fraction) = trimmed.split_once('.').unwrap_or((trimmed, ""));
     let whole: u64 = if whole.is_empty() {
         0
     } else {
-        whole
-            .parse()
-            .map_err(|_| format!("at most {MAX_SECONDS} seconds"))?
+        whole.parse().map_err(|_| too_long())?
     };
     if whole > MAX_SECONDS {
-        return Err(format!("at most {MAX_SECONDS} seconds"));
+        return Err(too_long());
     }
-    // Nanoseconds from up to nine fractional digits; more are ignored.
     let mut nanos = 0u32;
     for (i, digit) in fraction.bytes().take(9).enumerate() {
         nanos += u32::from(digit - b'0') * 10u32.pow(8 - i as u32);
     }
-    Ok(Duration::new(whole, nanos))
+    // Anything below a nanosecond rounds up rather than away: dropping it
+    // would turn `--idle-timeout 0.0000000001` into 0, which means "never".
+    if fraction.bytes().skip(9).any(|digit| digit != b'0') {
+        nanos += 1;
+    }
+    // `Duration::new` carries a billionth nanosecond into the seconds.
+    let duration = Duration::new(whole, nanos);
+    if duration > Duration::from_secs(MAX_SECONDS) {
+        return Err(too_long());
+    }
+    Ok(duration)
+}
+
+fn too_long() -> String {
+    format!("at most {MAX_SECONDS} seconds (a year)")
 }
 
 #[cfg(test)]
@@ -125,6 +145,26 @@ mod tests {
         assert_eq!(parse_seconds("1.000000001"), Ok(Duration::new(1, 1)));
     }
 
+    // More than nine decimals round up to the next nanosecond: a non-zero
+    // value never becomes zero ("never" for the idle timeout), and trailing
+    // zeros change nothing.
+    #[test]
+    fn sub_nanosecond_digits_round_up() {
+        assert_eq!(parse_seconds("0.0000000001"), Ok(Duration::from_nanos(1)));
+        assert_eq!(
+            parse_seconds("0.000000000000000000001"),
+            Ok(Duration::from_nanos(1))
+        );
+        assert_eq!(parse_seconds("0.0000000010"), Ok(Duration::from_nanos(1)));
+        assert_eq!(parse_seconds("0.0000000011"), Ok(Duration::from_nanos(2)));
+        assert_eq!(parse_seconds("0.9999999991"), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            parse_seconds("2.5000000000000"),
+            Ok(Duration::from_millis(2500))
+        );
+        assert_eq!(parse_seconds("0.0000000000"), Ok(Duration::ZERO));
+    }
+
     // Negative, non-numeric and huge values are rejected.
     #[test]
     fn bad_seconds_are_rejected() {
@@ -132,6 +172,11 @@ mod tests {
             assert!(parse_seconds(bad).is_err(), "{bad:?} accepted");
         }
         assert!(parse_seconds("31536001").is_err());
+        // The bound is exact, fractions and rounding included.
+        assert!(parse_seconds("31536000.5").is_err());
+        assert!(parse_seconds("31536000.0000000001").is_err());
+        assert!(parse_seconds("31535999.9999999999").is_ok());
+        assert!(parse_seconds("1e300").unwrap_err().contains("no exponent"));
         assert!(parse_seconds("99999999999999999999999").is_err());
         assert_eq!(
             parse_seconds("31536000"),

@@ -313,3 +313,152 @@ fn connecting_when_no_server_runs_is_refused() {
         .expect_err("connect must fail when no server runs");
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
 }
+
+#[test]
+fn unusable_addresses_are_refused_before_listening() {
+    // Proves: --bind and --metrics refuse multicast and broadcast addresses
+    // (which start but that nothing can connect to), a link-local address
+    // without its interface and an unknown interface: exit 2, the reason
+    // on stderr, no "Listening on".
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["--bind", "224.0.0.1"],
+            "--bind",
+            "224.0.0.1 is a multicast address, which TCP cannot listen on",
+        ),
+        (
+            &["--bind", "239.1.2.3"],
+            "--bind",
+            "239.1.2.3 is a multicast address",
+        ),
+        (
+            &["--bind", "ff02::1"],
+            "--bind",
+            "ff02::1 is a multicast address",
+        ),
+        (
+            &["--bind", "255.255.255.255"],
+            "--bind",
+            "255.255.255.255 is the broadcast address, which TCP cannot listen on",
+        ),
+        (
+            &["--bind", "fe80::1"],
+            "--bind",
+            "fe80::1 is a link-local address: name its interface too, as in fe80::1%eth0",
+        ),
+        (
+            &["--bind", "fe80::1%no-such-if0"],
+            "--bind",
+            "no network interface named 'no-such-if0'",
+        ),
+        (
+            &["--bind", "127.0.0.1", "--metrics", "224.0.0.1:0"],
+            "--metrics",
+            "224.0.0.1 is a multicast address",
+        ),
+        (
+            &["--bind", "127.0.0.1", "--metrics", "255.255.255.255:0"],
+            "--metrics",
+            "255.255.255.255 is the broadcast address",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (bad, flag, why) in cases {
+        let mut args = vec!["--port", "0"];
+        args.extend_from_slice(bad);
+        let exit = run_to_exit(&args, EXIT_WAIT);
+        assert_no_panic(&exit.stderr);
+        let ok = exit.code() == Some(2)
+            && exit.stderr.contains(flag)
+            && exit.stderr.contains(why)
+            && !exit.stdout.iter().any(|l| l.starts_with("Listening on"));
+        if !ok {
+            failures.push(format!(
+                "{args:?}: want exit 2 and {why:?}; got {:?}\n{}",
+                exit.code(),
+                exit.describe()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+const NETNS_GUARD: &str = "ECHO_SERVER_TEST_IN_OWN_NETNS";
+
+#[test]
+fn link_local_address_with_its_interface_listens_and_echoes() {
+    // Proves: `--bind fe80::1%lo` and `--bind fe80::1%1` bind with the
+    // interface as the socket's scope, the banner shows the address with
+    // its scope, and a client connecting to it gets its bytes back. Runs
+    // `link_local_in_own_netns` in a network namespace of its own, where
+    // loopback gets a link-local address.
+    const TEST: &str = "link_local_address_with_its_interface_listens_and_echoes";
+    if !require_tool(TEST, "unshare") || !require_tool(TEST, "ip") {
+        return;
+    }
+    match Command::new("unshare").args(["--net", "true"]).output() {
+        Ok(probe) if probe.status.success() => {}
+        Ok(probe) => {
+            // Not a missing tool: no privilege for namespaces here.
+            eprintln!(
+                "SKIP: {TEST}: cannot create a network namespace: {}",
+                String::from_utf8_lossy(&probe.stderr).trim()
+            );
+            return;
+        }
+        Err(e) => panic!("cannot run unshare: {e}"),
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.arg("--net")
+        .arg("--")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "link_local_in_own_netns",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(NETNS_GUARD, "1");
+    let exit = run_cmd_to_exit(cmd, Duration::from_secs(120));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert!(
+        exit.stdout.iter().any(|l| l.contains("1 passed")),
+        "the namespaced test did not run:\n{}",
+        exit.describe()
+    );
+}
+
+#[test]
+#[ignore = "run in a network namespace of its own by link_local_address_with_its_interface_listens_and_echoes"]
+fn link_local_in_own_netns() {
+    assert_eq!(
+        std::env::var(NETNS_GUARD).as_deref(),
+        Ok("1"),
+        "changes loopback's addresses: only run in a namespace of its own"
+    );
+    for args in [
+        &["link", "set", "lo", "up"][..],
+        &["-6", "addr", "add", "fe80::1/64", "dev", "lo", "nodad"],
+    ] {
+        let status = Command::new("ip").args(args).status().unwrap();
+        assert!(status.success(), "ip {args:?}: {status}");
+    }
+    // Loopback is interface 1 in every fresh network namespace.
+    for zone in ["lo", "1"] {
+        let bind = format!("fe80::1%{zone}");
+        let mut srv = Server::start_raw(&["--port", "0", "--bind", &bind]);
+        let banner = srv.wait_for("Listening on ", START_TIMEOUT);
+        let want = format!("Listening on [fe80::1%1]:{}", srv.port());
+        assert_eq!(banner.trim(), want, "--bind {bind}");
+        let SocketAddr::V6(addr) = srv.addr() else {
+            panic!("{bind}: banner shows {}", srv.addr())
+        };
+        assert_eq!(addr.scope_id(), 1, "--bind {bind}");
+        let mut c = connect(srv.addr());
+        echo_roundtrip(&mut c, format!("hello over {bind}").as_bytes());
+        drop(c);
+        let exit = srv.stop("INT", EXIT_WAIT);
+        assert_eq!(exit.code(), Some(0), "--bind {bind}\n{}", exit.describe());
+        assert_no_panic(&exit.stderr);
+    }
+}

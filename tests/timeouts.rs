@@ -108,6 +108,23 @@ fn fractional_idle_timeout_is_honoured() {
 }
 
 #[test]
+fn sub_nanosecond_idle_timeout_rounds_up_and_still_closes() {
+    // Proves: --idle-timeout 0.0000000001 (ten decimals) is not silently 0
+    // ("never"): it rounds up to a nanosecond, and so to the timer's first
+    // 0.1 s tick, and the idle client is closed.
+    let srv = Server::start(&["--idle-timeout", "0.0000000001"]);
+    let (local, _, since_echo) = idle_close(&srv, Duration::from_millis(100));
+    assert!(
+        since_echo <= Duration::from_millis(100) + LATE_SLACK,
+        "closed after {since_echo:?} (limit one tick + slack)"
+    );
+    assert_eq!(
+        srv.wait_disconnect(local, Duration::from_secs(5)).reason,
+        "idle timeout"
+    );
+}
+
+#[test]
 fn zero_disables_the_idle_timeout() {
     // Proves: --idle-timeout 0 never closes an idle client (still echoing after 2 s of silence).
     let srv = Server::start(&["--idle-timeout", "0"]);

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use super::bench::in_flight::InFlight;
 use super::error::EXIT_CODES_HELP;
 use super::target::{parse_target, Target};
-use crate::units::{parse_seconds, parse_size};
+use crate::units::{parse_seconds, parse_size, MAX_SECONDS};
 
 /// Client for echo-server: send a message and check its echo, ping a path
 /// with TCP probes, or benchmark a server with many connections.
@@ -240,10 +240,22 @@ fn in_flight(text: &str) -> Result<InFlight, String> {
         .map_err(|e| format!("{e} (or auto)"))
 }
 
+/// The slowest `--rate`: one message a year, the longest any duration
+/// option allows. The schedule turns `1 / rate` into a `Duration` past an
+/// `Instant`; a slower rate would overflow both (a panic).
+pub const MIN_RATE: f64 = 1.0 / MAX_SECONDS as f64;
+/// The fastest `--rate`, in messages per second.
+pub const MAX_RATE: f64 = 1e9;
+
 fn positive_rate(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1e9 => Ok(rate),
-        _ => Err("expected messages per second, more than 0 (decimals allowed)".into()),
+        Ok(rate) if (MIN_RATE..=MAX_RATE).contains(&rate) => Ok(rate),
+        // MIN_RATE is 3.1709…e-8: the bound shown is the first 3-digit
+        // value above it, so that it is itself accepted.
+        Ok(_) => {
+            Err("must be between 3.18e-8 (one message a year) and 1e9 messages per second".into())
+        }
+        Err(_) => Err("expected messages per second such as 1000 or 0.5".into()),
     }
 }
 
@@ -292,12 +304,37 @@ mod tests {
         assert_eq!((bench.size(), bench.warmup()), (64, Duration::ZERO));
     }
 
+    // Every accepted rate has an interval the schedule can add to an
+    // Instant: at most a year, never a panic.
+    #[test]
+    fn rate_bounds() {
+        assert_eq!(positive_rate("3.18e-8"), Ok(3.18e-8));
+        assert_eq!(positive_rate("1e9"), Ok(1e9));
+        assert_eq!(positive_rate(" 0.5 "), Ok(0.5));
+        for bad in ["1e-20", "3.17e-8", "0", "-0", "1e10", "NaN", "inf"] {
+            let error = positive_rate(bad).unwrap_err();
+            assert!(
+                error.contains("3.18e-8") && error.contains("1e9"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(positive_rate("fast").unwrap_err().contains("such as"));
+        let slowest = Duration::from_secs_f64(1.0 / MIN_RATE);
+        assert!(slowest <= Duration::from_secs(MAX_SECONDS) + Duration::from_micros(1));
+    }
+
     #[test]
     fn bad_values_are_refused() {
         for args in [
             &["echo-client", "ping", "--size", "0"][..],
             &["echo-client", "ping", "--size", "2M"],
             &["echo-client", "bench", "--rate", "0"],
+            &["echo-client", "bench", "--rate", "1e-20"],
+            &["echo-client", "bench", "--rate", "3.17e-8"],
+            &["echo-client", "bench", "--rate", "-5"],
+            &["echo-client", "bench", "--rate", "NaN"],
+            &["echo-client", "bench", "--rate", "inf"],
+            &["echo-client", "bench", "--rate", "1.1e9"],
             &["echo-client", "bench", "--rate", "10", "--bulk"],
             &["echo-client", "bench", "--duration", "1", "--requests", "5"],
             &["echo-client", "bench", "--connections", "0"],

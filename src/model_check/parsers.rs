@@ -12,12 +12,20 @@
 //!   every documented range; one it rejects is a usage error (exit code
 //!   2), or help/version (exit code 0), with a non-empty message; the same
 //!   for the client's command line;
+//! - everything the programs derive from an accepted command line can be
+//!   derived without a panic, by the code that derives it: deadlines
+//!   `Instant::now() + duration`, the idle timer's ticks and deadline
+//!   instants, the `--rate` schedule's send times over the longest run the
+//!   other options allow, and socket addresses that TCP can listen on
+//!   (no multicast or broadcast, an interface exactly on link-local IPv6);
+//! - a seconds value with a non-zero digit is never accepted as zero;
 //! - an address [`parse_target`] accepts has a non-empty host and a port
 //!   other than 0, and prints back to text that parses to the same target.
 
 use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::ffi::OsStringExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::error::ErrorKind;
 use clap::Parser;
@@ -25,8 +33,13 @@ use log::LevelFilter;
 
 use super::Violation;
 use crate::cli::Cli;
-use crate::client::cli::ClientCli;
+use crate::client::bench::schedule::RateSchedule;
+use crate::client::cli::{ClientCli, Mode};
 use crate::client::target::parse_target;
+use crate::config::Config;
+use crate::listener::check_listenable;
+use crate::server::TICK;
+use crate::timer::TickClock;
 use crate::units::{parse_seconds, parse_size, MAX_SECONDS};
 
 /// What one input did, for tests that check a corpus covers the ground.
@@ -81,9 +94,87 @@ fn check_target(text: &str) -> Result<bool, Violation> {
 fn check_client_command_line(data: &[u8]) -> Result<bool, Violation> {
     let args = arguments("echo-client", data);
     match ClientCli::try_parse_from(&args) {
-        Ok(_) => Ok(true),
+        Ok(cli) => {
+            derive_client(&cli);
+            Ok(true)
+        }
         Err(error) => check_rejection("client command line", &args, &error),
     }
+}
+
+/// What the client computes from its options, the way it computes it: a
+/// value it cannot represent panics here as it would in the run.
+fn derive_client(cli: &ClientCli) {
+    let now = Instant::now();
+    match &cli.mode {
+        None => {
+            let _ = now + cli.send.timeout;
+        }
+        Some(Mode::Send(send)) => {
+            let _ = now + send.timeout;
+        }
+        Some(Mode::Ping(ping)) => {
+            let _ = now + ping.interval + ping.timeout;
+        }
+        Some(Mode::Bench(bench)) => {
+            let window_start = now + bench.warmup();
+            let _ = window_start + bench.duration + bench.timeout;
+            if let Some(rate) = bench.rate {
+                let mut schedule = RateSchedule::new(now, rate, bench.connections as usize);
+                let _ = schedule.next_due();
+                let _ = schedule.due_at(1);
+                // The latest instant the run looks at: the end of the
+                // measured window plus the wait for the last echoes.
+                let last = window_start + bench.duration + bench.timeout;
+                let fell = schedule.advance(last);
+                let _ = schedule.next_due();
+                let _ = schedule.due_at(fell.start);
+                for conn in schedule.connections_of(fell).take(2) {
+                    let due = schedule.due_on(conn);
+                    let _ = schedule.intended(conn, due.saturating_sub(1));
+                    let _ = schedule.intended(conn, due);
+                }
+            }
+        }
+    }
+}
+
+/// What the server computes from its [`Config`], the way it computes it;
+/// the addresses must be ones a client can connect to.
+fn derive_server(config: &Config) -> Result<(), String> {
+    let now = Instant::now();
+    let clock = TickClock::new(now, TICK);
+    if let Some(idle) = config.idle_timeout {
+        let ticks = clock.ticks_in(idle);
+        if ticks == 0 {
+            return Err(format!("idle timeout {idle:?} is 0 ticks"));
+        }
+        let _ = clock.instant_of(clock.ceil(now + idle));
+        let _ = clock.instant_of(clock.ceil(now).saturating_add(ticks));
+    }
+    if let Some(every) = config.stats_interval {
+        let _ = now + every + every;
+    }
+    let _ = now + config.shutdown_timeout;
+    for (what, addr) in [
+        ("--bind", Some(config.listen)),
+        ("--metrics", config.metrics),
+    ] {
+        let Some(addr) = addr else { continue };
+        check_listenable(addr.ip()).map_err(|e| format!("{what} accepted: {e}"))?;
+        let link_local = matches!(addr.ip(), IpAddr::V6(ip) if ip.segments()[0] & 0xffc0 == 0xfe80);
+        let scope = match addr {
+            SocketAddr::V6(v6) => v6.scope_id(),
+            SocketAddr::V4(_) => 0,
+        };
+        if link_local != (scope != 0) {
+            return Err(format!(
+                "{what} {addr}: link-local {link_local}, scope {scope}"
+            ));
+        }
+        let _ = socket2::SockAddr::from(addr);
+    }
+    Ok(())
 }
 
 fn fail(what: &str, text: &str, message: impl std::fmt::Display) -> Violation {
@@ -163,12 +254,15 @@ fn check_seconds(text: &str) -> Result<bool, Violation> {
     }
     match result {
         Ok(d) => {
-            if d > Duration::from_secs(MAX_SECONDS) + Duration::from_nanos(999_999_999) {
+            if d > Duration::from_secs(MAX_SECONDS) {
                 return Err(fail(
                     "parse_seconds",
                     text,
                     format!("{d:?} is over the maximum"),
                 ));
+            }
+            if d.is_zero() && trimmed.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+                return Err(fail("parse_seconds", text, "a non-zero value became 0"));
             }
             let printed = format!("{}.{:09}", d.as_secs(), d.subsec_nanos());
             let back = parse_seconds(&printed);
@@ -192,17 +286,17 @@ fn check_command_line(data: &[u8]) -> Result<bool, Violation> {
     match Cli::try_parse_from(&args) {
         Ok(cli) => {
             let config = cli.into_config();
-            let max = Duration::from_secs(MAX_SECONDS + 1);
+            let max = Duration::from_secs(MAX_SECONDS);
             let in_range = (1..=16 << 20).contains(&config.buffer_size)
                 && (1..=1_000_000).contains(&config.max_connections)
                 && (1..=65_535).contains(&config.backlog)
                 && config
                     .idle_timeout
-                    .map_or(true, |d| !d.is_zero() && d < max)
+                    .map_or(true, |d| !d.is_zero() && d <= max)
                 && config
                     .stats_interval
-                    .map_or(true, |d| !d.is_zero() && d < max)
-                && config.shutdown_timeout < max
+                    .map_or(true, |d| !d.is_zero() && d <= max)
+                && config.shutdown_timeout <= max
                 && [LevelFilter::Error, LevelFilter::Info, LevelFilter::Debug]
                     .contains(&config.log_level);
             if !in_range {
@@ -212,6 +306,7 @@ fn check_command_line(data: &[u8]) -> Result<bool, Violation> {
                     format!("out of range: {config:?}"),
                 ));
             }
+            derive_server(&config).map_err(|e| fail("command line", &shown(), e))?;
             Ok(true)
         }
         Err(error) => check_rejection("command line", &args, &error),
@@ -267,12 +362,34 @@ mod tests {
         assert!(!run.command_line_accepted);
         let run = check_parsers(b"--port\x00\xff\xfe").unwrap();
         assert!(!run.command_line_accepted);
+        // The values of issue 16: refused, or accepted and usable.
+        let run = check_parsers(b"bench\x00--rate\x001e-20").unwrap();
+        assert!(!run.client_command_line_accepted);
+        let run = check_parsers(b"bench\x00--rate\x003.18e-8\x00--duration\x0031536000").unwrap();
+        assert!(run.client_command_line_accepted);
+        let run = check_parsers(b"bench\x00--rate\x001e9\x00-n\x0018446744073709551615").unwrap();
+        assert!(run.client_command_line_accepted);
+        let run = check_parsers(b"--idle-timeout\x000.0000000001").unwrap();
+        assert!(run.command_line_accepted);
+        let run = check_parsers(b"0.0000000001").unwrap();
+        assert!(run.seconds_accepted);
+        for rejected in [
+            &b"--idle-timeout\x001e300"[..],
+            b"--shutdown-timeout\x001e20",
+            b"--bind\x00224.0.0.1",
+            b"--bind\x00255.255.255.255",
+            b"--metrics\x00[ff02::1]:80",
+        ] {
+            assert!(!check_parsers(rejected).unwrap().command_line_accepted);
+        }
+        let run = check_parsers(b"--bind\x00fe80::1%lo\x00--metrics\x00[fe80::2%1]:0").unwrap();
+        assert!(run.command_line_accepted);
     }
 
     // Generated inputs built from the vocabulary of the command line pass.
     #[test]
     fn generated_inputs_pass() {
-        const WORDS: [&[u8]; 24] = [
+        const WORDS: [&[u8]; 36] = [
             b"--port",
             b"-p",
             b"--bind",
@@ -297,6 +414,18 @@ mod tests {
             b"31536000",
             b"\xff",
             b"K",
+            b"bench",
+            b"ping",
+            b"--rate",
+            b"--interval",
+            b"--warmup",
+            b"1e-20",
+            b"3.18e-8",
+            b"0.0000000001",
+            b"224.0.0.1",
+            b"255.255.255.255",
+            b"fe80::1%lo",
+            b"--metrics",
         ];
         let mut rng = XorShift(0xABCD_EF01_2345_6789);
         let mut accepted = 0;
