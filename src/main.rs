@@ -21,9 +21,10 @@ const EXIT_SIGNAL_BASE: i32 = 128;
 /// After the loop, how long the log's last lines may take at least, even
 /// when the drain used all of `--shutdown-timeout`.
 const LOG_GRACE: Duration = Duration::from_millis(100);
-/// Descriptors the process needs besides connections: stdio, listener,
-/// poll, signal pipes, and one spare for the accept that gets rejected.
-const RESERVED_FDS: u64 = 10;
+/// Descriptors the process needs besides connections: stdio (3), poll,
+/// listener, metrics listener, four signals' socket pairs (8), and one
+/// spare for the accept that gets rejected.
+const RESERVED_FDS: u64 = 15;
 /// Queue of endpoint clients not yet accepted: scrapers and browsers, few.
 const METRICS_BACKLOG: u32 = 128;
 

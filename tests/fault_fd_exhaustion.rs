@@ -146,6 +146,10 @@ fn two_hundred_clients_on_sixty_four_descriptors() {
         }
         served = now_accepted;
     }
+    // Everyone is in. If the last wave filled the descriptors exactly, an
+    // accept still fails (EMFILE comes before the kernel looks at the
+    // queue), so the episode ends only once a descriptor comes free.
+    clients[served[closed]] = None;
     srv.wait_for("[ACCEPT]", LOG_WAIT);
     let used_total = srv.cpu_ticks();
     assert_eq!(srv.count(|l| l.contains("[ERROR]")), 1, "{}", srv.dump());
