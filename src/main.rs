@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use log::{info, warn};
 
-use echo_server::cli::Cli;
-use echo_server::limits::{raise_open_file_limit, FileLimit};
-use echo_server::signal::{self, StopSignals};
-use echo_server::{listener, log_writer, logging, Config, Server, Stop};
+use echo_server::config::cli::Cli;
+use echo_server::os::limits::{raise_open_file_limit, FileLimit};
+use echo_server::os::signal::{self, StopSignals};
+use echo_server::os::{listener, log_writer};
+use echo_server::server::logging;
+use echo_server::{Config, Server, Stop};
 
 /// Exit code for "could not start" (2 is clap's, for a bad command line).
 const EXIT_CANNOT_START: u8 = 1;

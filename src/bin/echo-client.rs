@@ -11,9 +11,9 @@ use echo_server::client::error::ClientError;
 use echo_server::client::output;
 use echo_server::client::session::Session;
 use echo_server::client::{ping, send};
-use echo_server::limits::raise_open_file_limit;
-use echo_server::procstat;
-use echo_server::signal;
+use echo_server::os::limits::raise_open_file_limit;
+use echo_server::os::procstat;
+use echo_server::os::signal;
 
 /// Descriptors the client needs besides its connections: stdio, poll,
 /// signal pipes, and a margin.

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use super::bench::in_flight::InFlight;
 use super::error::EXIT_CODES_HELP;
 use super::target::{parse_target, Target};
-use crate::units::{parse_seconds, parse_size, MAX_SECONDS};
+use crate::config::units::{parse_seconds, parse_size, MAX_SECONDS};
 
 /// Client for echo-server: send a message and check its echo, ping a path
 /// with TCP probes, or benchmark a server with many connections.

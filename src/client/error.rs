@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::json::JsonObject;
+use crate::logic::json::JsonObject;
 
 /// Exit codes, as listed in `echo-client --help`.
 pub mod exit {

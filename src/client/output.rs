@@ -3,7 +3,7 @@
 //!
 //! - A reader of stdout or stderr that has gone away (`echo-client ping |
 //!   head`) ends the client by SIGPIPE, like any Unix filter: SIGPIPE keeps
-//!   its default action (see [`crate::signal::restore_default_sigpipe`]).
+//!   its default action (see [`crate::os::signal::restore_default_sigpipe`]).
 //! - Any other failed write to stdout (a full disk, `/dev/full`, a
 //!   descriptor not open for writing, or EPIPE when the parent left SIGPIPE
 //!   blocked) is reported once on stderr and remembered: later stdout
@@ -70,7 +70,7 @@ fn stdout_write(args: fmt::Arguments<'_>, newline: bool) {
     }
     // The bench's bulk sender keeps SIGPIPE blocked while it splices; a gone
     // reader must end the process here, as it would anywhere else.
-    crate::sigpipe::release();
+    crate::os::sigpipe::release();
     if let Err(e) = write_all(rustix::stdio::stdout(), &render(args, newline)) {
         STDOUT_FAILED.store(true, Ordering::Relaxed);
         err_line(format_args!(
@@ -80,7 +80,7 @@ fn stdout_write(args: fmt::Arguments<'_>, newline: bool) {
 }
 
 fn stderr_write(args: fmt::Arguments<'_>, newline: bool) {
-    crate::sigpipe::release();
+    crate::os::sigpipe::release();
     let _ = write_all(rustix::stdio::stderr(), &render(args, newline));
 }
 

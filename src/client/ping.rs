@@ -12,7 +12,7 @@ use super::output::{self, errln, outln};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttStats};
 use super::session::{Connected, Session, CLOSE_GRACE};
-use crate::json::JsonObject;
+use crate::logic::json::JsonObject;
 
 /// One probe's outcome.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use super::error::{exit, ClientError};
 use super::output::{errln, outln};
 use super::rtt::millis;
 use super::session::{Chunk, Feed, Progress, Session, CLOSE_GRACE};
-use crate::json::JsonObject;
+use crate::logic::json::JsonObject;
 
 /// Longest payload shown verbatim; longer ones are summarized.
 const SHOW_LIMIT: usize = 200;

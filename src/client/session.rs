@@ -12,7 +12,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::error::{is_reset, ClientError, Mismatch};
 use super::pattern::first_difference;
-use crate::signal::StopSignals;
+use crate::os::signal::StopSignals;
 
 const STREAM: Token = Token(0);
 const SIGNALS: Token = Token(usize::MAX);

@@ -61,7 +61,7 @@ use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 
 use super::{Input, Violation};
-use crate::echo::{CloseReason, Echo, Next, Phase, Progress, Transport};
+use crate::logic::echo::{CloseReason, Echo, Next, Phase, Progress, Transport};
 
 /// Buffer sizes the script chooses from: tiny ones reach the ring's
 /// wrap-around and the full-buffer paths within a few bytes; the larger

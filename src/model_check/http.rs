@@ -17,7 +17,7 @@
 //!   closing, the connection answers every complete request the model
 //!   finds, in order, with the model's statuses, and then closes.
 //!
-//! The model parses the whole stream with [`crate::http::parse`], one
+//! The model parses the whole stream with [`crate::logic::http::parse`], one
 //! request after another, each within a window of [`MAX_REQUEST`] bytes
 //! (what the connection can hold): the check is that chunking, short
 //! writes, pipelining and the per-turn budget never change the answers.
@@ -26,9 +26,9 @@ use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 
 use super::{Input, Violation};
-use crate::echo::Transport;
-use crate::http::conn::{HttpClose, HttpConn, HttpNext};
-use crate::http::{parse, AllowedHosts, Parse, Response, Route, Status, MAX_REQUEST};
+use crate::logic::echo::Transport;
+use crate::logic::http::conn::{HttpClose, HttpConn, HttpNext};
+use crate::logic::http::{parse, AllowedHosts, Parse, Response, Route, Status, MAX_REQUEST};
 
 /// Operations decoded from one input at most.
 const MAX_STEPS: usize = 2048;
@@ -212,7 +212,7 @@ pub fn check_http(data: &[u8]) -> Result<HttpRun, Violation> {
                 format!("{} bytes of request held", conn.buffered_input()),
             ));
         }
-        if result.responses > crate::http::conn::RESPONSES_PER_TURN {
+        if result.responses > crate::logic::http::conn::RESPONSES_PER_TURN {
             return Err(Violation::new(step, "turn budget exceeded"));
         }
         Ok(result.next)

@@ -1,9 +1,9 @@
 //! Model checks shared by the fuzz targets in `fuzz/` and by `cargo test`.
 //!
 //! Each check turns arbitrary bytes into a script of operations, runs the
-//! script against the real code (the [`Echo`](crate::echo::Echo) state
-//! machine, the [`TimerWheel`](crate::timer::TimerWheel) with its
-//! [`TickClock`](crate::timer::TickClock), the value and command-line
+//! script against the real code (the [`Echo`](crate::logic::echo::Echo) state
+//! machine, the [`TimerWheel`](crate::logic::timer::TimerWheel) with its
+//! [`TickClock`](crate::logic::timer::TickClock), the value and command-line
 //! parsers) and compares it after every step with a simple reference model.
 //! A broken invariant is returned as a [`Violation`] naming the step.
 //!
@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn echo_corpus_replays() {
         let runs = replay("echo", echo::check_echo);
-        use crate::echo::CloseReason;
+        use crate::logic::echo::CloseReason;
         for reason in [
             CloseReason::PeerClosed,
             CloseReason::Reset,

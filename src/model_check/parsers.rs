@@ -32,15 +32,15 @@ use clap::Parser;
 use log::LevelFilter;
 
 use super::Violation;
-use crate::cli::Cli;
 use crate::client::bench::schedule::RateSchedule;
 use crate::client::cli::{ClientCli, Mode};
 use crate::client::target::parse_target;
+use crate::config::cli::Cli;
+use crate::config::units::{parse_seconds, parse_size, MAX_SECONDS};
 use crate::config::Config;
-use crate::listener::check_listenable;
+use crate::logic::timer::TickClock;
+use crate::os::listener::check_listenable;
 use crate::server::TICK;
-use crate::timer::TickClock;
-use crate::units::{parse_seconds, parse_size, MAX_SECONDS};
 
 /// What one input did, for tests that check a corpus covers the ground.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! The script opens connections (arming `ceil(now + idle)`), moves bytes
 //! on them (only `last_active` changes, as in the server), closes them
 //! (removing their entry), lets time pass the way `poll` would (never past
-//! the wheel's [`next_wakeup`](crate::timer::TimerWheel::next_wakeup), at
+//! the wheel's [`next_wakeup`](crate::logic::timer::TimerWheel::next_wakeup), at
 //! sub-tick resolution, landing exactly on tick boundaries or a nanosecond
 //! before them), pauses the whole process for long stretches (many
 //! revolutions), and inserts bare entries at arbitrary ticks, past ones
@@ -25,8 +25,8 @@
 use std::time::{Duration, Instant};
 
 use super::{Input, Violation};
+use crate::logic::timer::{TickClock, TimerWheel};
 use crate::server::TICK;
-use crate::timer::{TickClock, TimerWheel};
 
 /// Operations decoded from one input at most.
 const MAX_STEPS: usize = 4096;

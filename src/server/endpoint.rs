@@ -1,7 +1,7 @@
 //! The metrics endpoint's side of the loop: accepting HTTP clients into
 //! their own slab, giving them turns, their timeouts, and rendering the
 //! answers from the loop's state. The request handling itself is pure code
-//! in [`crate::http`]; the figures are rendered by [`crate::metrics`].
+//! in [`crate::logic::http`]; the figures are rendered by [`crate::logic::metrics`].
 
 use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
@@ -12,14 +12,14 @@ use mio::{Interest, Token};
 use slab::Slab;
 
 use super::{died_in_queue, Server, ACCEPT_RETRY};
-use crate::connection::Connection;
-use crate::echo::Phase;
-use crate::http::conn::{HttpConn, HttpConnection, HttpNext, RESPONSES_PER_TURN};
-use crate::http::{AllowedHosts, Response, Route, Status};
-use crate::metrics::{self, ConnView, Observed, Process, Snapshot};
-use crate::stats::Stats;
-use crate::tcp_info;
-use crate::token;
+use crate::logic::echo::Phase;
+use crate::logic::http::conn::{HttpConn, HttpConnection, HttpNext, RESPONSES_PER_TURN};
+use crate::logic::http::{AllowedHosts, Response, Route, Status};
+use crate::logic::metrics::{self, ConnView, Observed, Process, Snapshot};
+use crate::logic::stats::Stats;
+use crate::os::tcp_info;
+use crate::server::connection::Connection;
+use crate::server::token;
 
 /// An HTTP client must send a whole request within this long of connecting
 /// or of its previous response, or it is closed (slowloris, idle
@@ -76,7 +76,7 @@ impl Pages {
 }
 
 /// The dashboard page, embedded so it works offline.
-const DASHBOARD: &str = include_str!("../dashboard.html");
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 impl Server {
     /// Accepts every waiting endpoint client (edge-triggered listener).
@@ -268,7 +268,7 @@ fn refuse_at_once(stream: &mut mio::net::TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut chunk = [0u8; 4096];
     // Bounded: at most the request-size limit, never waiting.
-    for _ in 0..crate::http::MAX_REQUEST / chunk.len() {
+    for _ in 0..crate::logic::http::MAX_REQUEST / chunk.len() {
         match stream.read(&mut chunk) {
             Ok(n) if n > 0 => {}
             _ => break,
@@ -357,7 +357,7 @@ fn render(
         buffered,
         http_active,
         connections: listed,
-        log_lines_dropped: crate::log_writer::dropped(),
+        log_lines_dropped: crate::os::log_writer::dropped(),
         process: match *process {
             Some((at, figures)) if now.duration_since(at) < TCP_SAMPLE_EVERY => figures,
             _ => {

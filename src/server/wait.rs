@@ -1,12 +1,12 @@
 //! Waiting for readiness: spin on a non-blocking poll while traffic is
-//! dense, then sleep (see [`crate::busy_poll`] for why and when).
+//! dense, then sleep (see [`crate::logic::busy_poll`] for why and when).
 
 use std::io::{self, ErrorKind};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
 
-use crate::busy_poll::BusyPoll;
+use crate::logic::busy_poll::BusyPoll;
 
 /// Fills `events` with what is ready, waiting at most `timeout` (`None`:
 /// until something is) from `began`, and returns when the wait ended. The

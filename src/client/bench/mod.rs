@@ -41,9 +41,9 @@ use super::error::{exit, is_reset, ClientError};
 use super::output;
 use super::pattern::Pattern;
 use super::session::{connect_error, connect_outcome};
-use crate::procstat::{self, ProcessSample};
-use crate::signal::StopSignals;
-use crate::splice::Pipe;
+use crate::os::procstat::{self, ProcessSample};
+use crate::os::signal::StopSignals;
+use crate::os::splice::Pipe;
 
 /// Tokens at the top of the range belong to the signal pipes and the
 /// schedule's timer; connections use their index.
@@ -234,7 +234,7 @@ pub fn run(config: &BenchConfig, addr: SocketAddr) -> Result<BenchReport, Client
     let mut engine = Engine::new(config, addr)?;
     let driven = engine.drive();
     // Splicing left SIGPIPE blocked; the caller prints next.
-    crate::sigpipe::release();
+    crate::os::sigpipe::release();
     driven?;
     Ok(engine.report())
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::in_flight::InFlight;
-use crate::json::JsonObject;
-use crate::procstat::ProcessSample;
+use crate::logic::json::JsonObject;
+use crate::os::procstat::ProcessSample;
 
 /// Latency percentiles, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]

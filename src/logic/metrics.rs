@@ -8,11 +8,11 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::echo::CloseReason;
-use crate::http::conn::HttpCounts;
-use crate::json::JsonObject;
-use crate::stats::Stats;
-use crate::tcp_info::TcpInfo;
+use crate::logic::echo::CloseReason;
+use crate::logic::http::conn::HttpCounts;
+use crate::logic::json::JsonObject;
+use crate::logic::stats::Stats;
+use crate::os::tcp_info::TcpInfo;
 
 /// `Content-Type` of the Prometheus text exposition format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -177,7 +177,7 @@ pub struct Process {
 impl Process {
     /// Reads this process's figures from `/proc`; `None` off Linux.
     pub fn read() -> Option<Self> {
-        let sample = crate::procstat::sample(std::process::id()).ok()?;
+        let sample = crate::os::procstat::sample(std::process::id()).ok()?;
         let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
         Some(Self {
             resident_bytes: sample.rss_kib * 1024,

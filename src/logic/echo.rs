@@ -47,7 +47,7 @@
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 
-use crate::buffer::PendingBuffer;
+use crate::logic::buffer::PendingBuffer;
 
 /// How many bytes must wait in a connection's receive queue before it
 /// switches to the pipe, when the server builds it (see the module docs).

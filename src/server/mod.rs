@@ -23,19 +23,22 @@ use mio::{Events, Interest, Poll, Token};
 use rustix::io::Errno;
 use slab::Slab;
 
-use crate::busy_poll::BusyPoll;
 use crate::config::Config;
-use crate::connection::Connection;
-use crate::echo::{CloseReason, Next};
-use crate::http::conn::HttpConnection;
-use crate::metrics::{Observed, Process};
-use crate::signal::{self, Signal, StopSignals};
-use crate::stats::Stats;
-use crate::tcp_info;
-use crate::timer::{TickClock, TimerWheel};
-use crate::token::{self, LISTENER, LOG_DRAINED, METRICS, SIGNALS};
+use crate::logic::busy_poll::BusyPoll;
+use crate::logic::echo::{CloseReason, Next};
+use crate::logic::http::conn::HttpConnection;
+use crate::logic::metrics::{Observed, Process};
+use crate::logic::stats::Stats;
+use crate::logic::timer::{TickClock, TimerWheel};
+use crate::os::signal::{self, Signal, StopSignals};
+use crate::os::tcp_info;
+use connection::Connection;
+use token::{LISTENER, LOG_DRAINED, METRICS, SIGNALS};
 
+pub mod connection;
 mod endpoint;
+pub mod logging;
+pub mod token;
 mod wait;
 
 use endpoint::{live_http, sample_tcp};
@@ -160,7 +163,7 @@ impl Server {
             busy_poll: BusyPoll::new(config.busy_poll),
             fired: Vec::new(),
             scratch: vec![0; config.buffer_size].into_boxed_slice(),
-            pipes_left: crate::limits::pipe_budget(config.max_connections),
+            pipes_left: crate::os::limits::pipe_budget(config.max_connections),
             stats: Stats::default(),
             accept_retry_at: None,
             accept_failing_since: None,
@@ -212,7 +215,7 @@ impl Server {
     pub fn run(&mut self) -> io::Result<Stop> {
         let stop = self.serve();
         // Splicing left SIGPIPE blocked: give the thread its mask back.
-        crate::sigpipe::release();
+        crate::os::sigpipe::release();
         stop
     }
 
@@ -221,9 +224,12 @@ impl Server {
     /// first; a stop signal is returned. The loop's own thread never
     /// writes the log, so only here does it wait for it.
     pub fn wait_for_log(&mut self, deadline: Instant) -> io::Result<Option<Signal>> {
-        crate::log_writer::wake_when_drained(mio::Waker::new(self.poll.registry(), LOG_DRAINED)?);
+        crate::os::log_writer::wake_when_drained(mio::Waker::new(
+            self.poll.registry(),
+            LOG_DRAINED,
+        )?);
         let mut events = Events::with_capacity(8);
-        while !crate::log_writer::is_drained() {
+        while !crate::os::log_writer::is_drained() {
             let now = Instant::now();
             if now >= deadline {
                 break;

@@ -10,7 +10,7 @@
 //! `splice` into a socket has no `MSG_NOSIGNAL`: writing to a peer that
 //! has gone raises SIGPIPE, whose default action both binaries keep. So
 //! [`Pipe::drain_into`] holds SIGPIPE blocked on the calling thread
-//! ([`crate::sigpipe`]), and the caller sees `EPIPE` as a plain error.
+//! ([`crate::os::sigpipe`]), and the caller sees `EPIPE` as a plain error.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -69,10 +69,10 @@ impl Pipe {
 
     /// Moves up to `max` bytes from the pipe into `socket`, without
     /// blocking. SIGPIPE is left blocked on the calling thread, which must
-    /// call [`crate::sigpipe::release`] before it writes to stdout or
+    /// call [`crate::os::sigpipe::release`] before it writes to stdout or
     /// stderr; a gone peer is then an `EPIPE` error, never a signal.
     pub fn drain_into(&self, socket: BorrowedFd<'_>, max: usize) -> io::Result<usize> {
-        crate::sigpipe::hold();
+        crate::os::sigpipe::hold();
         Ok(splice(&self.read, None, socket, None, max, FLAGS)?)
     }
 
@@ -110,7 +110,7 @@ impl Pipe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sigpipe::tests::sigpipe_pending;
+    use crate::os::sigpipe::tests::sigpipe_pending;
     use std::io::{Read, Write};
     use std::net::{Shutdown, TcpListener, TcpStream};
     use std::os::fd::AsFd;
@@ -244,7 +244,7 @@ mod tests {
             .expect_err("write after shutdown");
         assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
         assert!(sigpipe_pending(), "splice raised no SIGPIPE to hold");
-        crate::sigpipe::release();
+        crate::os::sigpipe::release();
         assert!(
             !sigpipe_pending(),
             "the SIGPIPE raised by splice is still pending"

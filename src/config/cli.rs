@@ -11,10 +11,10 @@ use std::time::Duration;
 use clap::Parser;
 use log::LevelFilter;
 
+use crate::config::units::{parse_seconds, parse_size};
 use crate::config::{Config, DEFAULT_BUSY_POLL, DEFAULT_METRICS};
-use crate::listener::{parse_listen_ip, ListenIp};
-use crate::logging::LogFormat;
-use crate::units::{parse_seconds, parse_size};
+use crate::os::listener::{parse_listen_ip, ListenIp};
+use crate::server::logging::LogFormat;
 
 /// Smallest and largest accepted `--buffer-size`.
 const BUFFER_SIZES: RangeInclusive<usize> = 1..=16 << 20;

@@ -10,7 +10,7 @@ use std::fmt::Write;
 /// A JSON object being written, key by key, in insertion order.
 ///
 /// ```
-/// use echo_server::json::JsonObject;
+/// use echo_server::logic::json::JsonObject;
 /// let mut inner = JsonObject::new();
 /// inner.uint("p50", 40);
 /// let mut doc = JsonObject::new();

@@ -4,7 +4,7 @@
 //! has gone makes the kernel raise SIGPIPE, and both binaries keep
 //! SIGPIPE's default action, which ends the process (so that printing to
 //! a closed stdout ends it quietly, see
-//! [`crate::signal::restore_default_sigpipe`]). A splicing thread must
+//! [`crate::os::signal::restore_default_sigpipe`]). A splicing thread must
 //! therefore have SIGPIPE blocked.
 //!
 //! Blocking and unblocking around each splice cost two system calls per
@@ -12,7 +12,7 @@
 //! [`hold`] blocks it once, at a thread's first splice, and leaves it
 //! blocked; a SIGPIPE raised meanwhile only stays pending. [`release`]
 //! gives the old mask back, after taking any pending SIGPIPE off, so it is
-//! never delivered. The log's writer thread ([`crate::log_writer`]) holds
+//! never delivered. The log's writer thread ([`crate::os::log_writer`]) holds
 //! SIGPIPE for good: a reader of the log that went away makes its writes
 //! fail with `EPIPE`, counted as dropped lines, instead of ending the
 //! server. The bench client's event loop releases before each line it

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use log::kv::{Error as KvError, Key, Value, VisitSource, VisitValue};
 use log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 
-use crate::json::JsonObject;
+use crate::logic::json::JsonObject;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -34,10 +34,10 @@ pub enum LogFormat {
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
 /// Starts logging to stdout at `level` in `format`, through the log's
-/// writer thread ([`crate::log_writer`]).
+/// writer thread ([`crate::os::log_writer`]).
 pub fn init(level: LevelFilter, format: LogFormat) -> Result<(), Box<dyn std::error::Error>> {
     let _ = FORMAT.set(format);
-    crate::log_writer::start(lost_lines_note)?;
+    crate::os::log_writer::start(lost_lines_note)?;
     set_logger(level, format)?;
     Ok(())
 }
@@ -94,13 +94,13 @@ impl Log for StdoutLogger {
             return;
         }
         let now = SystemTime::now();
-        crate::log_writer::push(match self.format {
+        crate::os::log_writer::push(match self.format {
             LogFormat::Text => text_line(now, record),
             LogFormat::Json => json_line(now, record),
         });
     }
 
-    /// Nothing to do here: [`crate::log_writer::flush_until`] waits, with
+    /// Nothing to do here: [`crate::os::log_writer::flush_until`] waits, with
     /// a deadline, for what is queued.
     fn flush(&self) {}
 }
@@ -108,7 +108,7 @@ impl Log for StdoutLogger {
 /// Queues `line` for stdout after the log's lines (the banner and the
 /// Summary, which are not log records); a full queue does not drop it.
 pub fn print_line(line: &str) {
-    crate::log_writer::push_always(line.to_string());
+    crate::os::log_writer::push_always(line.to_string());
 }
 
 /// The text line for `record` logged at `now`:
@@ -175,7 +175,7 @@ pub fn json_line(now: SystemTime, record: &Record<'_>) -> String {
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
 /// let t = UNIX_EPOCH + Duration::from_millis(1_795_517_131_998);
-/// assert_eq!(echo_server::logging::rfc3339_millis(t), "2026-11-24T10:45:31.998Z");
+/// assert_eq!(echo_server::server::logging::rfc3339_millis(t), "2026-11-24T10:45:31.998Z");
 /// ```
 pub fn rfc3339_millis(t: SystemTime) -> String {
     let millis = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()) as i64;

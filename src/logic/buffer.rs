@@ -18,7 +18,7 @@
 /// storage is `None` whenever `len == 0`.
 ///
 /// ```
-/// use echo_server::buffer::PendingBuffer;
+/// use echo_server::logic::buffer::PendingBuffer;
 /// let mut pending = PendingBuffer::new(4);
 /// assert_eq!(pending.push(b"hello"), 4); // the cap is hard
 /// assert_eq!(pending.readable(), b"hell");

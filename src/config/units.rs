@@ -16,7 +16,7 @@ pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
 /// (1024) or `M`/`MiB` (1024²), case-insensitive, e.g. `4096`, `16K`, `1M`.
 ///
 /// ```
-/// use echo_server::units::parse_size;
+/// use echo_server::config::units::parse_size;
 /// assert_eq!(parse_size("64K"), Ok(65_536));
 /// assert_eq!(parse_size("1M"), Ok(1_048_576));
 /// assert!(parse_size("1G").is_err());
@@ -52,7 +52,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 /// timeout is never shorter than asked and a non-zero value never becomes 0.
 ///
 /// ```
-/// use echo_server::units::parse_seconds;
+/// use echo_server::config::units::parse_seconds;
 /// use std::time::Duration;
 /// assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
 /// assert_eq!(parse_seconds("300"), Ok(Duration::from_secs(300)));

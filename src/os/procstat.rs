@@ -54,7 +54,7 @@ fn cpu_time(pid: u32) -> io::Result<Duration> {
 /// The first field of a `schedstat` file: nanoseconds spent on a CPU.
 ///
 /// ```
-/// assert_eq!(echo_server::procstat::schedstat_run_nanos("898013 0 1\n"), Some(898_013));
+/// assert_eq!(echo_server::os::procstat::schedstat_run_nanos("898013 0 1\n"), Some(898_013));
 /// ```
 pub fn schedstat_run_nanos(text: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
@@ -64,7 +64,7 @@ pub fn schedstat_run_nanos(text: &str) -> Option<u64> {
 ///
 /// ```
 /// let status = "Name:\techo\nVmHWM:\t    4096 kB\nVmRSS:\t    2048 kB\n";
-/// assert_eq!(echo_server::procstat::status_kib(status, "VmRSS"), Some(2048));
+/// assert_eq!(echo_server::os::procstat::status_kib(status, "VmRSS"), Some(2048));
 /// ```
 pub fn status_kib(status: &str, key: &str) -> Option<u64> {
     status.lines().find_map(|line| {

@@ -184,7 +184,7 @@ impl Sink for Stdout {
 fn write_forever(shared: &Shared, sink: &mut impl Sink) -> ! {
     // A write to a reader that went away must fail with EPIPE, counted
     // like any failed write, not end the server by SIGPIPE.
-    crate::sigpipe::hold();
+    crate::os::sigpipe::hold();
     let mut batch = Batch::default();
     let mut lost = 0;
     loop {

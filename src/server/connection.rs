@@ -10,9 +10,9 @@ use mio::net::TcpStream;
 use mio::Token;
 use rustix::net::{RecvFlags, SendFlags};
 
-use crate::echo::{Echo, Progress, Transport};
-use crate::splice::Pipe;
-use crate::tcp_info::TcpInfo;
+use crate::logic::echo::{Echo, Progress, Transport};
+use crate::os::splice::Pipe;
+use crate::os::tcp_info::TcpInfo;
 
 /// How many reads one connection may do per turn before the others get
 /// theirs: a client flooding at loopback speed would otherwise hold the
@@ -121,7 +121,11 @@ impl Read for Socket<'_> {
 impl Write for Socket<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // NOSIGNAL: a peer gone away is an EPIPE error, never a SIGPIPE.
-        Ok(rustix::net::send(self.stream.as_fd(), buf, SendFlags::NOSIGNAL)?)
+        Ok(rustix::net::send(
+            self.stream.as_fd(),
+            buf,
+            SendFlags::NOSIGNAL,
+        )?)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -55,9 +55,9 @@ impl TcpInfo {
     /// let mut raw = [0u8; 232];
     /// raw[68..72].copy_from_slice(&1500u32.to_ne_bytes()); // tcpi_rtt
     /// raw[100..104].copy_from_slice(&3u32.to_ne_bytes()); // tcpi_total_retrans
-    /// let info = echo_server::tcp_info::TcpInfo::decode(&raw).unwrap();
+    /// let info = echo_server::os::tcp_info::TcpInfo::decode(&raw).unwrap();
     /// assert_eq!((info.rtt_us, info.total_retrans), (1500, 3));
-    /// assert!(echo_server::tcp_info::TcpInfo::decode(&raw[..100]).is_none());
+    /// assert!(echo_server::os::tcp_info::TcpInfo::decode(&raw[..100]).is_none());
     /// ```
     pub fn decode(buf: &[u8]) -> Option<Self> {
         Some(Self {

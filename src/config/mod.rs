@@ -1,11 +1,14 @@
 //! The server's settings as plain, already validated values.
 
+pub mod cli;
+pub mod units;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use log::LevelFilter;
 
-use crate::logging::LogFormat;
+use crate::server::logging::LogFormat;
 
 /// Where `--metrics` without an address listens: loopback only, because
 /// the endpoint lists client addresses.
@@ -68,7 +71,7 @@ impl Default for Config {
             backlog: 1024,
             buffer_size: 64 * 1024,
             splice: true,
-            splice_backlog: crate::echo::SPLICE_BACKLOG,
+            splice_backlog: crate::logic::echo::SPLICE_BACKLOG,
             idle_timeout: Some(Duration::from_secs(300)),
             busy_poll: DEFAULT_BUSY_POLL,
             max_connections: 10_000,

@@ -11,7 +11,7 @@
 use std::io::ErrorKind;
 use std::sync::Arc;
 
-use crate::echo::Transport;
+use crate::logic::echo::Transport;
 
 use super::{parse, AllowedHosts, Parse, Response, Route, Status, MAX_REQUEST};
 

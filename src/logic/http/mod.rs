@@ -125,7 +125,7 @@ pub enum Parse {
 /// any input.
 ///
 /// ```
-/// use echo_server::http::{parse, AllowedHosts, Parse, Route, Status};
+/// use echo_server::logic::http::{parse, AllowedHosts, Parse, Route, Status};
 /// let hosts = AllowedHosts::default();
 /// let get = |raw: &[u8]| match parse(raw, hosts) {
 ///     Parse::Complete(req) => req,
@@ -275,7 +275,7 @@ impl<'a> AllowedHosts<'a> {
     /// Classifies the value of a `Host` header.
     ///
     /// ```
-    /// use echo_server::http::{AllowedHosts, HostVerdict};
+    /// use echo_server::logic::http::{AllowedHosts, HostVerdict};
     /// let names = ["metrics.example.org".to_string()];
     /// let hosts = AllowedHosts::new(&names);
     /// assert_eq!(hosts.check(b"[::1]:9187"), HostVerdict::Ours);

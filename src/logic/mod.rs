@@ -1,0 +1,11 @@
+//! What to do with bytes and time, as pure code over plain types: no
+//! sockets, no system calls. Tested and fuzzed without a kernel.
+
+pub mod buffer;
+pub mod busy_poll;
+pub mod echo;
+pub mod http;
+pub mod json;
+pub mod metrics;
+pub mod stats;
+pub mod timer;

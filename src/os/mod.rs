@@ -1,0 +1,11 @@
+//! The thin layer that talks to the kernel: binding, limits, signals,
+//! splice pipes, SIGPIPE, TCP_INFO, /proc, and the log's writer thread.
+
+pub mod limits;
+pub mod listener;
+pub mod log_writer;
+pub mod procstat;
+pub mod signal;
+pub mod sigpipe;
+pub mod splice;
+pub mod tcp_info;
