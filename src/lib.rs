@@ -18,8 +18,9 @@
 //! - [`server`]: the event loop and what it holds: connections, tokens, the
 //!   metrics endpoint, the log.
 //! - [`client`]: the `echo-client` binary's modes (send, ping, bench).
-//! - [`model_check`]: reference models the fuzz targets and tests drive
-//!   the pure logic against.
+//! - `model_check`: reference models the fuzz targets and tests drive the
+//!   pure logic against; compiled only for tests and with the `model-check`
+//!   feature (which `fuzz/` enables), so it never ships.
 //!
 //! See ARCHITECTURE.md for the state machine and the invariants.
 
@@ -29,6 +30,7 @@
 pub mod client;
 pub mod config;
 pub mod logic;
+#[cfg(any(test, feature = "model-check"))]
 pub mod model_check;
 pub mod os;
 pub mod server;
