@@ -168,6 +168,7 @@ impl PendingBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model_check::Rng;
     use std::collections::VecDeque;
 
     fn drain(buffer: &mut PendingBuffer) -> Vec<u8> {
@@ -261,20 +262,14 @@ mod tests {
     // order and never exceed the cap.
     #[test]
     fn matches_a_vecdeque_model() {
-        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         for capacity in [1usize, 2, 3, 7, 64] {
             let mut buffer = PendingBuffer::new(capacity);
             let mut model = VecDeque::new();
             let mut counter = 0u8;
             for _ in 0..5_000 {
-                if next() % 2 == 0 {
-                    let n = (next() % (capacity as u64 + 3)) as usize;
+                if rng.next() % 2 == 0 {
+                    let n = (rng.next() % (capacity as u64 + 3)) as usize;
                     let data: Vec<u8> = (0..n)
                         .map(|_| {
                             counter = counter.wrapping_add(1);
@@ -286,7 +281,7 @@ mod tests {
                     model.extend(&data[..pushed]);
                 } else if !buffer.is_empty() {
                     let chunk = buffer.readable().len();
-                    let n = 1 + (next() as usize % chunk);
+                    let n = 1 + (rng.next() as usize % chunk);
                     for (i, byte) in buffer.readable()[..n].iter().enumerate() {
                         assert_eq!(Some(byte), model.get(i));
                     }

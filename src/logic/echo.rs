@@ -586,140 +586,11 @@ impl Echo {
 mod tests {
     use super::*;
 
-    /// A socket stand-in: `inbound` is what the kernel has queued, `room` is
-    /// how many more bytes the send buffer accepts before `WouldBlock`.
-    #[derive(Default)]
-    struct MockStream {
-        inbound: Vec<u8>,
-        eof: bool,
-        read_error: Option<ErrorKind>,
-        room: usize,
-        output: Vec<u8>,
-        reads: usize,
-        writes: usize,
-        fin_sent: bool,
-        /// The kernel pipe, once attached: bytes spliced in, not yet out.
-        pipe: Option<Vec<u8>>,
-        /// `read` reports EOF whatever is still queued.
-        false_eof: bool,
-        /// Splices that met the urgent mark with the FIN queued (`Ok(0)`).
-        zeros_at_mark: usize,
-        /// `attach_pipe` fails (as with EMFILE).
-        no_pipes: bool,
-        /// Calls to `attach_pipe`, granted or not.
-        pipes_asked: usize,
-        /// Most bytes one splice into the pipe moves (the pipe's slots).
-        splice_limit: Option<usize>,
-        splices: usize,
-        /// Bytes before TCP's urgent mark: a read stops there, a splice
-        /// never moves past it, and a read at the mark goes on past it.
-        urgent_mark: Option<usize>,
-    }
-
-    impl Read for MockStream {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.reads += 1;
-            if let Some(kind) = self.read_error {
-                return Err(kind.into());
-            }
-            if self.inbound.is_empty() || self.false_eof {
-                return if self.eof {
-                    Ok(0)
-                } else {
-                    Err(ErrorKind::WouldBlock.into())
-                };
-            }
-            let mut n = buf.len().min(self.inbound.len());
-            match self.urgent_mark {
-                Some(0) => self.urgent_mark = None,
-                Some(before) => {
-                    n = n.min(before);
-                    self.urgent_mark = Some(before - n);
-                }
-                None => {}
-            }
-            buf[..n].copy_from_slice(&self.inbound[..n]);
-            self.inbound.drain(..n);
-            Ok(n)
-        }
-    }
-
-    impl Write for MockStream {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.writes += 1;
-            assert!(!self.fin_sent, "write after FIN");
-            if self.room == 0 {
-                return Err(ErrorKind::WouldBlock.into());
-            }
-            let n = buf.len().min(self.room);
-            self.room -= n;
-            self.output.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Transport for MockStream {
-        fn shutdown_write(&mut self) -> io::Result<()> {
-            self.fin_sent = true;
-            Ok(())
-        }
-
-        fn queued_in(&mut self) -> io::Result<usize> {
-            Ok(self.inbound.len())
-        }
-
-        fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {
-            self.pipes_asked += 1;
-            if self.no_pipes {
-                return Err(ErrorKind::OutOfMemory.into());
-            }
-            self.pipe = Some(Vec::new());
-            Ok(capacity)
-        }
-
-        fn splice_in(&mut self, max: usize) -> io::Result<usize> {
-            self.splices += 1;
-            if self.urgent_mark == Some(0) {
-                // As the kernel's: at the mark, 0 once the FIN is queued.
-                return if self.eof {
-                    self.zeros_at_mark += 1;
-                    Ok(0)
-                } else {
-                    Err(ErrorKind::WouldBlock.into())
-                };
-            }
-            let limit = self.splice_limit.unwrap_or(usize::MAX).min(max);
-            let mut chunk = vec![0; limit];
-            let result = self.read(&mut chunk);
-            self.reads -= 1;
-            let n = result?;
-            self.pipe
-                .as_mut()
-                .expect("splice before attach")
-                .extend(&chunk[..n]);
-            Ok(n)
-        }
-
-        fn splice_out(&mut self, max: usize) -> io::Result<usize> {
-            self.splices += 1;
-            let pipe = self.pipe.take().expect("splice before attach");
-            let result = self.write(&pipe[..max.min(pipe.len())]);
-            self.writes -= 1;
-            let n = *result.as_ref().unwrap_or(&0);
-            self.pipe = Some(pipe[n..].to_vec());
-            result
-        }
-    }
+    use crate::model_check::stream::ScriptedStream as MockStream;
+    use crate::model_check::Rng;
 
     fn stream(inbound: &[u8], room: usize) -> MockStream {
-        MockStream {
-            inbound: inbound.to_vec(),
-            room,
-            ..MockStream::default()
-        }
+        MockStream::new(inbound, room)
     }
 
     // Ping-pong costs exactly one read and one write: the short read stops
@@ -836,7 +707,7 @@ mod tests {
         assert_eq!(io.output, b"last words");
         assert!(io.fin_sent);
         assert_eq!(echo.phase(), Phase::Lingering);
-        io.inbound = b"late".to_vec();
+        io.inbound = b"late".to_vec().into();
         io.eof = true;
         let progress = echo.pump(&mut io, &mut scratch, 16);
         assert_eq!(progress.next, Next::Close(CloseReason::Shutdown));
@@ -872,14 +743,14 @@ mod tests {
         let mut echo = Echo::new(64).allow_splice(256);
         let mut io = stream(b"short", usize::MAX);
         echo.pump(&mut io, &mut [0; 64], 16);
-        io.inbound = vec![1; 63];
+        io.inbound = vec![1; 63].into();
         echo.pump(&mut io, &mut [0; 64], 16);
         assert!(!echo.is_splicing(), "switched before a full read was seen");
-        io.inbound = vec![2; 64 + 255];
+        io.inbound = vec![2; 64 + 255].into();
         while echo.pump(&mut io, &mut [0; 64], 16).next == Next::Resume {}
         assert!(!echo.is_splicing(), "switched with 255 bytes queued");
         assert_eq!(io.pipes_asked, 0);
-        io.inbound = vec![3; 64 + 256];
+        io.inbound = vec![3; 64 + 256].into();
         echo.pump(&mut io, &mut [0; 64], 16);
         assert!(echo.is_splicing(), "256 bytes queued did not switch");
 
@@ -913,27 +784,23 @@ mod tests {
     #[test]
     fn urgent_data_is_read_past_its_mark() {
         let input: Vec<u8> = [[b'A'; 100], [b'B'; 100]].concat();
-        let mut io = MockStream {
-            urgent_mark: Some(100),
-            ..stream(&input, usize::MAX)
-        };
+        let mut io = stream(&input, usize::MAX);
+        io.urgent_mark = Some(100);
         let mut echo = Echo::new(1024);
         echo.note_urgent();
         let progress = echo.pump(&mut io, &mut [0; 1024], 16);
         assert_eq!(progress.next, Next::Wait);
         assert_eq!(io.output, input);
         // Past the mark, short reads end turns again.
-        io.inbound = b"ping".to_vec();
+        io.inbound = b"ping".to_vec().into();
         let reads = io.reads;
         echo.pump(&mut io, &mut [0; 1024], 16);
         assert_eq!(io.reads - reads, 1);
 
         // Without the report, the turn ends at the mark, as it must for
         // the usual short read.
-        let mut io = MockStream {
-            urgent_mark: Some(100),
-            ..stream(&input, usize::MAX)
-        };
+        let mut io = stream(&input, usize::MAX);
+        io.urgent_mark = Some(100);
         Echo::new(1024).pump(&mut io, &mut [0; 1024], 16);
         assert_eq!(io.output.len(), 100);
     }
@@ -948,7 +815,7 @@ mod tests {
         let mut io = stream(&input[..32], usize::MAX);
         echo.pump(&mut io, &mut [0; 16], 1000);
         assert!(echo.is_splicing());
-        io.inbound = input[32..].to_vec();
+        io.inbound = input[32..].to_vec().into();
         io.urgent_mark = Some(100);
         io.splice_limit = Some(7);
         io.room = 150;
@@ -977,7 +844,7 @@ mod tests {
             let mut io = stream(&input[..32], usize::MAX);
             echo.pump(&mut io, &mut [0; 16], 1000);
             assert!(echo.is_splicing());
-            io.inbound = input[32..].to_vec();
+            io.inbound = input[32..].to_vec().into();
             io.urgent_mark = Some(100);
             io.eof = true;
             io.room = room;
@@ -1056,13 +923,8 @@ mod tests {
     // read and echoed.
     #[test]
     fn random_schedules_echo_exactly() {
-        let mut seed = 0x2545_F491_4F6C_DD1D_u64;
-        let mut next = move |bound: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % bound
-        };
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut next = move |bound: u64| rng.below(bound);
         let mut zeros_at_mark = 0;
         for (capacity, splice) in [
             (1usize, false),

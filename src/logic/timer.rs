@@ -16,19 +16,20 @@
 //! numbers; the server owns the one place where real time becomes ticks.
 //!
 //! That place is [`TickClock`], and its rounding is what makes a timeout
-//! never fire early. Activity is stamped with [`TickClock::ceil`] (the first
-//! tick that starts at or after it) and due-ness is judged with
-//! [`TickClock::floor`] (the last tick that has started). A deadline
-//! `ceil(activity) + ticks_in(idle)` therefore only becomes due once
-//! `activity + idle` has passed, and it becomes due less than one tick after
-//! that when `idle` is a whole number of ticks (less than two otherwise,
-//! since [`TickClock::ticks_in`] rounds the timeout up too), provided the
-//! caller sleeps no longer than [`TimerWheel::next_wakeup`] says.
+//! never fire early. Due-ness is judged with [`TickClock::floor`] (the last
+//! tick that has started) and a deadline is stamped with
+//! [`TickClock::ceil`] (the first tick that starts at or after it), so
+//! [`TickClock::deadline`] `ceil(since + timeout)` only becomes due once
+//! `since + timeout` has passed, and less than one tick after that,
+//! provided the caller sleeps no longer than [`TimerWheel::next_wakeup`]
+//! says.
 //!
-//! The intended use is lazy re-arming: activity only updates a connection's
-//! `last_active` tick, and when its entry fires the owner either closes the
-//! connection or re-inserts it at `last_active + idle`. Busy connections
-//! thus cost one wheel operation per idle period, not one per read.
+//! Re-arming is lazy: activity only updates a connection's last-active
+//! instant, and when its entry fires, [`TickClock::expiry`] decides whether
+//! to close it or arm it again at its new deadline. Busy connections thus
+//! cost one wheel operation per idle period, not one per read. The server's
+//! idle connections, its metrics endpoint's HTTP clients and the timer
+//! model (`model_check::timer`) all ask that one function.
 
 use std::time::{Duration, Instant};
 
@@ -50,11 +51,6 @@ impl TickClock {
     pub fn new(origin: Instant, tick: Duration) -> Self {
         assert!(!tick.is_zero(), "TickClock tick length must be non-zero");
         Self { origin, tick }
-    }
-
-    /// The length of one tick.
-    pub fn tick(&self) -> Duration {
-        self.tick
     }
 
     /// Number of whole ticks elapsed at `now` (instants before the origin
@@ -85,15 +81,37 @@ impl TickClock {
         saturating_add(self.origin, offset)
     }
 
-    /// The number of whole ticks in `d`, rounded up so a timeout is never
-    /// shortened (`Duration::ZERO` gives 0).
-    pub fn ticks_in(&self, d: Duration) -> u64 {
-        saturate(d.as_nanos().div_ceil(self.tick.as_nanos()))
+    /// The tick at which `timeout` after `since` counts as passed: the
+    /// first tick starting at or after `since + timeout`, so judged with
+    /// [`floor`](Self::floor) it is never early.
+    pub fn deadline(&self, since: Instant, timeout: Duration) -> u64 {
+        self.ceil(since + timeout)
+    }
+
+    /// The idle rule, for a timer that fired at `tick` (`floor(now)`) on a
+    /// connection last active at `last_active`: close it once `timeout`
+    /// has passed since then, else arm it again at its deadline.
+    pub fn expiry(&self, last_active: Instant, timeout: Duration, tick: u64) -> Expiry {
+        let due = self.deadline(last_active, timeout);
+        if due <= tick {
+            Expiry::Close
+        } else {
+            Expiry::Rearm(due)
+        }
     }
 
     fn elapsed_nanos(&self, at: Instant) -> u128 {
         at.saturating_duration_since(self.origin).as_nanos()
     }
+}
+
+/// What [`TickClock::expiry`] decided for a fired idle timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// The timeout has passed since the last activity: close.
+    Close,
+    /// There was activity since the timer was armed: arm it at this tick.
+    Rearm(u64),
 }
 
 /// Tick counts past `u64::MAX` are centuries beyond any real uptime;
@@ -189,7 +207,9 @@ impl<T> TimerWheel<T> {
 
     /// The first tick not yet processed: every entry with a deadline below
     /// this has already fired, except ones inserted with an overdue deadline
-    /// since the last advance, which fire on the next one.
+    /// since the last advance, which fire on the next one. Only the tests
+    /// and the timer model look at it.
+    #[cfg(any(test, feature = "model-check"))]
     pub fn current_tick(&self) -> u64 {
         self.current
     }
@@ -206,7 +226,7 @@ impl<T> TimerWheel<T> {
 
     /// Schedule `value` to fire at `deadline`.
     ///
-    /// A deadline already in the past (below [`current_tick`](Self::current_tick))
+    /// A deadline already in the past (below the current tick)
     /// is placed in the slot of `current_tick` and fires on the next
     /// `advance(now)` with `now >= current_tick`; it still keeps the deadline it was
     /// given, so [`remove`](Self::remove) finds it with that same value.
@@ -319,6 +339,7 @@ impl<T> TimerWheel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model_check::Rng;
     use std::collections::HashSet;
 
     const BITS: u32 = 3;
@@ -581,24 +602,6 @@ mod tests {
         TimerWheel::new(bits)
     }
 
-    /// xorshift64: deterministic and dependency-free, enough to shuffle operations.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     // Random insert/remove/advance agree with a brute-force list at every step.
     #[test]
     fn randomized_against_model() {
@@ -608,7 +611,7 @@ mod tests {
     }
 
     fn run_model(seed: u64, ops: usize) {
-        let mut rng = XorShift(seed);
+        let mut rng = Rng(seed);
         let mut w = wheel();
         let mut model: Vec<(u64, u32)> = Vec::new();
         let mut fired_ids: HashSet<u32> = HashSet::new();
@@ -707,7 +710,6 @@ mod tests {
     #[test]
     fn clock_floor_ceil_at_boundaries() {
         let (origin, c) = clock();
-        assert_eq!(c.tick(), TICK);
         assert_eq!((c.floor(origin), c.ceil(origin)), (0, 0));
         assert_eq!((c.floor(origin + NS), c.ceil(origin + NS)), (0, 1));
         assert_eq!(
@@ -776,20 +778,30 @@ mod tests {
         assert!(huge.instant_of(u64::MAX) >= huge.instant_of(1));
     }
 
-    // ticks_in rounds up, so a timeout in ticks is never shorter than asked.
+    // A deadline is the first tick starting at or after `since + timeout`.
     #[test]
-    fn clock_ticks_in_rounds_up() {
-        let (_, c) = clock();
-        assert_eq!(c.ticks_in(Duration::ZERO), 0);
-        assert_eq!(c.ticks_in(NS), 1);
-        assert_eq!(c.ticks_in(TICK - NS), 1);
-        assert_eq!(c.ticks_in(TICK), 1);
-        assert_eq!(c.ticks_in(TICK + NS), 2);
-        assert_eq!(c.ticks_in(Duration::from_secs(30)), 3000);
-        assert_eq!(
-            TickClock::new(Instant::now(), NS).ticks_in(Duration::MAX),
-            u64::MAX
-        );
+    fn clock_deadline_rounds_up() {
+        let (origin, c) = clock();
+        assert_eq!(c.deadline(origin, Duration::ZERO), 0);
+        assert_eq!(c.deadline(origin, NS), 1);
+        assert_eq!(c.deadline(origin, TICK), 1);
+        assert_eq!(c.deadline(origin + NS, TICK), 2);
+        assert_eq!(c.deadline(origin, TICK + NS), 2);
+        assert_eq!(c.deadline(origin, Duration::from_secs(30)), 3000);
+    }
+
+    // A fired timer closes once the timeout has passed since the last
+    // activity, and re-arms at the deadline before that.
+    #[test]
+    fn expiry_closes_or_rearms() {
+        let (origin, c) = clock();
+        let idle = TICK * 5 + NS;
+        assert_eq!(c.expiry(origin, idle, 5), Expiry::Rearm(6));
+        assert_eq!(c.expiry(origin, idle, 6), Expiry::Close);
+        assert_eq!(c.expiry(origin, idle, 60), Expiry::Close);
+        // Activity since arming moves the deadline.
+        assert_eq!(c.expiry(origin + TICK * 3, idle, 6), Expiry::Rearm(9));
+        assert_eq!(c.expiry(origin + TICK * 3, TICK * 5, 8), Expiry::Close);
     }
 
     // A zero tick length is rejected up front.
@@ -799,7 +811,8 @@ mod tests {
         let _ = TickClock::new(Instant::now(), Duration::ZERO);
     }
 
-    // End to end: stamping with ceil and checking with floor never closes early and is under a tick late.
+    // End to end: a timer armed at `deadline` and judged by `expiry` on the
+    // floor of the clock never closes early and is under a tick late.
     #[test]
     fn idle_timeout_never_early_at_most_one_tick_late() {
         let (origin, c) = clock();
@@ -807,7 +820,7 @@ mod tests {
         let step = Duration::from_nanos(3_333_337);
         for i in 0..200u32 {
             let activity = origin + step * i;
-            let deadline = c.ceil(activity) + c.ticks_in(idle);
+            let deadline = c.deadline(activity, idle);
             let mut w = wheel();
             w.insert(deadline, i);
             let due_at = c.instant_of(deadline);
@@ -815,6 +828,11 @@ mod tests {
             assert!(due_at < activity + idle + TICK, "{i}: over a tick late");
             assert_eq!(fire(&mut w, c.floor(due_at - NS)), Vec::<u32>::new());
             assert_eq!(fire(&mut w, c.floor(due_at)), vec![i]);
+            assert_eq!(c.expiry(activity, idle, c.floor(due_at)), Expiry::Close);
+            assert_eq!(
+                c.expiry(activity, idle, c.floor(due_at - NS)),
+                Expiry::Rearm(deadline)
+            );
         }
     }
 }

@@ -1090,7 +1090,7 @@ impl<'a, M: Machine> Harness<'a, M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model_check::XorShift;
+    use crate::model_check::Rng;
 
     // Builds a script: capacity index, read budget, then operations.
     fn script(capacity: u8, max_reads: u8, ops: &[u8]) -> Vec<u8> {
@@ -1266,7 +1266,7 @@ mod tests {
     // checked-in corpus on every run.
     #[test]
     fn generated_scripts_pass() {
-        let mut rng = XorShift(0x0123_4567_89AB_CDEF);
+        let mut rng = Rng(0x0123_4567_89AB_CDEF);
         let mut reasons = std::collections::HashSet::new();
         let mut runs = Vec::new();
         for i in 0..3_000 {
@@ -1288,7 +1288,7 @@ mod tests {
     // one byte in five a pipe operation (uniform bytes select one in 16).
     #[test]
     fn generated_splice_scripts_pass() {
-        let mut rng = XorShift(0x5EED_0F50_11CE);
+        let mut rng = Rng(0x5EED_0F50_11CE);
         let mut runs = Vec::new();
         for i in 0..3_000 {
             let len = (rng.next() % 300) as usize;
@@ -1319,7 +1319,7 @@ mod tests {
     /// urgent send, one in fifteen the peer's FIN and one in ten a full
     /// send buffer (which holds the server back before a mark), so that a
     /// FIN often arrives with a mark still ahead.
-    fn urgent_fin_script(rng: &mut XorShift) -> Vec<u8> {
+    fn urgent_fin_script(rng: &mut Rng) -> Vec<u8> {
         let len = (rng.next() % 200) as usize;
         let mut data = rng.bytes(len);
         if let Some(head) = data.first_mut() {
@@ -1341,7 +1341,7 @@ mod tests {
     // comes back before a `peer closed`.
     #[test]
     fn generated_urgent_fin_scripts_pass() {
-        let mut rng = XorShift(0x0B0B_F1F0_A11C_E5ED);
+        let mut rng = Rng(0x0B0B_F1F0_A11C_E5ED);
         let mut zero = 0;
         for i in 0..3_000 {
             let data = urgent_fin_script(&mut rng);
@@ -1643,7 +1643,7 @@ mod tests {
     /// The first of `scripts` generated scripts on which `fault` is caught
     /// with a complaint that contains `complaint`, if any.
     fn caught_as(fault: Fault, complaint: &str, scripts: usize) -> Option<Violation> {
-        let mut rng = XorShift(0xFEED_FACE_CAFE_BEEF);
+        let mut rng = Rng(0xFEED_FACE_CAFE_BEEF);
         (0..scripts).find_map(|_| {
             let len = (rng.next() % 200) as usize;
             check_broken(&rng.bytes(len), fault)
@@ -1673,7 +1673,7 @@ mod tests {
             .expect("short splice as drained not caught");
         // A splice's 0 at the urgent mark taken for EOF, on scripts that
         // lean on urgent data and FINs.
-        let mut rng = XorShift(0xFEED_FACE_CAFE_BEEF);
+        let mut rng = Rng(0xFEED_FACE_CAFE_BEEF);
         let v = (0..2_000)
             .find_map(|_| check_broken(&urgent_fin_script(&mut rng), Fault::SpliceZeroIsEof).err())
             .expect("splice's 0 as EOF not caught");

@@ -22,11 +22,8 @@
 //! (what the connection can hold): the check is that chunking, short
 //! writes, pipelining and the per-turn budget never change the answers.
 
-use std::collections::VecDeque;
-use std::io::{self, ErrorKind, Read, Write};
-
+use super::stream::ScriptedStream;
 use super::{Input, Violation};
-use crate::logic::echo::Transport;
 use crate::logic::http::conn::{HttpClose, HttpConn, HttpNext};
 use crate::logic::http::{parse, AllowedHosts, Parse, Response, Route, Status, MAX_REQUEST};
 
@@ -82,75 +79,6 @@ pub struct HttpRun {
     pub closed: HttpClose,
 }
 
-/// The scripted client and kernel.
-#[derive(Debug, Default)]
-struct Client {
-    /// Bytes sent but not yet read by the server.
-    queued: VecDeque<u8>,
-    eof: bool,
-    reset: bool,
-    interrupt_next: bool,
-    /// How many more bytes the send buffer takes; `None`: unlimited.
-    window: Option<usize>,
-    written: Vec<u8>,
-    fin: bool,
-}
-
-impl Read for Client {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if std::mem::take(&mut self.interrupt_next) {
-            return Err(ErrorKind::Interrupted.into());
-        }
-        if self.reset {
-            return Err(ErrorKind::ConnectionReset.into());
-        }
-        if self.queued.is_empty() {
-            return if self.eof {
-                Ok(0)
-            } else {
-                Err(ErrorKind::WouldBlock.into())
-            };
-        }
-        let n = buf.len().min(self.queued.len());
-        for (slot, byte) in buf.iter_mut().zip(self.queued.drain(..n)) {
-            *slot = byte;
-        }
-        Ok(n)
-    }
-}
-
-impl Write for Client {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.reset {
-            return Err(ErrorKind::ConnectionReset.into());
-        }
-        if self.fin {
-            return Err(io::Error::other("write after FIN"));
-        }
-        let n = match self.window {
-            None => buf.len(),
-            Some(0) => return Err(ErrorKind::WouldBlock.into()),
-            Some(w) => w.min(buf.len()),
-        };
-        if let Some(w) = &mut self.window {
-            *w -= n;
-        }
-        self.written.extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Transport for Client {
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.fin = true;
-        Ok(())
-    }
-}
-
 /// The body the check's responder sends for a route.
 fn respond(outcome: Result<Route, Status>) -> Response {
     match outcome {
@@ -185,10 +113,8 @@ fn expected(sent: &[u8]) -> (Vec<u8>, Vec<u16>) {
 /// Runs the script in `data`; see the module docs for what is checked.
 pub fn check_http(data: &[u8]) -> Result<HttpRun, Violation> {
     let mut input = Input::new(data);
-    let mut client = Client {
-        window: None,
-        ..Client::default()
-    };
+    // The scripted client and kernel.
+    let mut client = ScriptedStream::new(&[], usize::MAX);
     let mut sent = Vec::new();
     let mut conn = HttpConn::new();
     let mut statuses = Vec::new();
@@ -196,7 +122,7 @@ pub fn check_http(data: &[u8]) -> Result<HttpRun, Violation> {
     let mut step = 0;
 
     let turn = |conn: &mut HttpConn,
-                client: &mut Client,
+                client: &mut ScriptedStream,
                 statuses: &mut Vec<u16>,
                 step: usize|
      -> Result<HttpNext, Violation> {
@@ -225,23 +151,23 @@ pub fn check_http(data: &[u8]) -> Result<HttpRun, Violation> {
                 let n = input.below(48);
                 let chunk: Vec<u8> = (0..n).map(|_| input.byte()).collect();
                 sent.extend_from_slice(&chunk);
-                client.queued.extend(chunk);
+                client.inbound.extend(chunk);
             }
             2 | 3 => {
                 let word = WORDS[input.below(WORDS.len())];
                 let times = 1 + input.below(4);
                 for _ in 0..times {
                     sent.extend_from_slice(word);
-                    client.queued.extend(word.iter().copied());
+                    client.inbound.extend(word);
                 }
             }
             4 => {
-                client.window = match input.below(4) {
-                    0 => None,
-                    _ => Some(input.below(300)),
+                client.room = match input.below(4) {
+                    0 => usize::MAX,
+                    _ => input.below(300),
                 }
             }
-            5 => client.interrupt_next = true,
+            5 => client.interrupt_read = true,
             6 => {
                 if input.below(8) == 0 {
                     client.reset = true;
@@ -260,8 +186,8 @@ pub fn check_http(data: &[u8]) -> Result<HttpRun, Violation> {
     }
 
     // Settle: the client reads everything and closes its side.
-    client.window = None;
-    client.interrupt_next = false;
+    client.room = usize::MAX;
+    client.interrupt_read = false;
     client.eof = true;
     let mut turns = 0;
     while closed.is_none() {
@@ -290,7 +216,7 @@ pub fn check_http(data: &[u8]) -> Result<HttpRun, Violation> {
                 format!("answered {statuses:?}, model {want:?}"),
             ));
         }
-        if client.written != wire {
+        if client.output != wire {
             return Err(Violation::new(step, "written bytes differ from the model"));
         }
         if closed == HttpClose::Error {
@@ -304,12 +230,12 @@ pub fn check_http(data: &[u8]) -> Result<HttpRun, Violation> {
     })
 }
 
-fn check_prefix(client: &Client, sent: &[u8], step: usize) -> Result<(), Violation> {
+fn check_prefix(client: &ScriptedStream, sent: &[u8], step: usize) -> Result<(), Violation> {
     if client.reset {
         return Ok(());
     }
     let (wire, _) = expected(sent);
-    if !wire.starts_with(&client.written) {
+    if !wire.starts_with(&client.output) {
         return Err(Violation::new(
             step,
             "written bytes are not a prefix of the model's answers",
@@ -321,7 +247,7 @@ fn check_prefix(client: &Client, sent: &[u8], step: usize) -> Result<(), Violati
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model_check::XorShift;
+    use crate::model_check::Rng;
 
     // Hand-written scripts: a pipelined pair, a bad request, a body.
     #[test]
@@ -351,9 +277,9 @@ mod tests {
     // cover every status.
     #[test]
     fn generated_scripts_pass() {
-        let mut rng = XorShift(0x5EED_0F47_7400);
+        let mut rng = Rng(0x5EED_0F47_7400);
         let mut seen = std::collections::BTreeSet::new();
-        let pick = |rng: &mut XorShift, n: u64| (rng.next() % n) as u8;
+        let pick = |rng: &mut Rng, n: u64| (rng.next() % n) as u8;
         for _ in 0..3_000 {
             let mut data = Vec::new();
             for _ in 0..1 + rng.next() % 4 {

@@ -29,6 +29,7 @@ use std::fmt;
 pub mod echo;
 pub mod http;
 pub mod parsers;
+pub(crate) mod stream;
 pub mod timer;
 
 /// An invariant that did not hold, and the script step where it broke.
@@ -97,22 +98,25 @@ impl<'a> Input<'a> {
     }
 }
 
-/// xorshift64: deterministic pseudo-random inputs for the tests that run the
-/// checks on generated scripts, so stable CI explores beyond the corpus.
+/// The tests' pseudo-random generator: deterministic, so a failure
+/// replays from its seed, and the same xorshift64 the client's payload
+/// uses. Generated scripts let stable CI explore beyond the corpus.
 #[cfg(test)]
-pub(crate) struct XorShift(pub(crate) u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 #[cfg(test)]
-impl XorShift {
+impl Rng {
     pub(crate) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
+        self.0 = crate::client::pattern::xorshift64(self.0);
+        self.0
     }
 
+    /// A number in `0..n` (n > 0).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// `n` bytes, the low byte of each draw.
     pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }

@@ -38,7 +38,7 @@ use crate::client::target::parse_target;
 use crate::config::cli::Cli;
 use crate::config::units::{parse_seconds, parse_size, MAX_SECONDS};
 use crate::config::Config;
-use crate::logic::timer::TickClock;
+use crate::logic::timer::{Expiry, TickClock};
 use crate::os::listener::check_listenable;
 use crate::server::TICK;
 
@@ -145,12 +145,13 @@ fn derive_server(config: &Config) -> Result<(), String> {
     let now = Instant::now();
     let clock = TickClock::new(now, TICK);
     if let Some(idle) = config.idle_timeout {
-        let ticks = clock.ticks_in(idle);
-        if ticks == 0 {
-            return Err(format!("idle timeout {idle:?} is 0 ticks"));
+        // A connection accepted now, its timer fired at once: the rule
+        // must not close it before any time has passed.
+        let deadline = clock.deadline(now, idle);
+        if clock.expiry(now, idle, clock.floor(now)) != Expiry::Rearm(deadline) {
+            return Err(format!("idle timeout {idle:?} closes a fresh connection"));
         }
-        let _ = clock.instant_of(clock.ceil(now + idle));
-        let _ = clock.instant_of(clock.ceil(now).saturating_add(ticks));
+        let _ = clock.instant_of(deadline);
     }
     if let Some(every) = config.stats_interval {
         let _ = now + every + every;
@@ -347,7 +348,7 @@ fn check_rejection(what: &str, args: &[OsString], error: &clap::Error) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model_check::XorShift;
+    use crate::model_check::Rng;
 
     // Representative inputs: accepted and rejected values and command lines.
     #[test]
@@ -427,7 +428,7 @@ mod tests {
             b"fe80::1%lo",
             b"--metrics",
         ];
-        let mut rng = XorShift(0xABCD_EF01_2345_6789);
+        let mut rng = Rng(0xABCD_EF01_2345_6789);
         let mut accepted = 0;
         for _ in 0..3_000 {
             let mut data = Vec::new();

@@ -8,9 +8,10 @@
 //! sub-tick resolution, landing exactly on tick boundaries or a nanosecond
 //! before them), pauses the whole process for long stretches (many
 //! revolutions), and inserts bare entries at arbitrary ticks, past ones
-//! included. After each loop step, which mirrors `Server::expire_idle`
-//! (advance to `floor(now)`, close what is idle, re-arm the rest at
-//! `ceil(last_active + idle)`), it checks:
+//! included. After each loop step, which does what `Server::expire_idle`
+//! does (advance to `floor(now)`, then ask [`TickClock::expiry`], the
+//! server's own rule, whether to close each fired connection or re-arm it
+//! at `ceil(last_active + idle)`), it checks:
 //! - never early: nothing fires before its deadline tick, and no connection
 //!   is closed before `idle` has passed since its last activity;
 //! - at most one tick late: unless the process was paused, a connection is
@@ -25,7 +26,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Input, Violation};
-use crate::logic::timer::{TickClock, TimerWheel};
+use crate::logic::timer::{Expiry, TickClock, TimerWheel};
 use crate::server::TICK;
 
 /// Operations decoded from one input at most.
@@ -166,7 +167,7 @@ impl Model {
     /// The tick at which the server would consider this connection idle.
     fn due_tick(&self, conn: &Connection) -> u64 {
         self.clock()
-            .ceil(self.instant(conn.last_active) + self.idle)
+            .deadline(self.instant(conn.last_active), self.idle)
     }
 
     fn pick_open(&self, input: &mut Input<'_>) -> Option<usize> {
@@ -180,7 +181,7 @@ impl Model {
         match input.byte() % OPS {
             // Accept: arm the idle timer at ceil(now + idle), as `admit` does.
             0 if self.connections.len() < MAX_CONNECTIONS => {
-                let deadline = self.clock().ceil(self.instant(self.now) + self.idle);
+                let deadline = self.clock().deadline(self.instant(self.now), self.idle);
                 let id = self.connections.len() as u32;
                 self.wheel.insert(deadline, id);
                 self.connections.push(Connection {
@@ -342,7 +343,8 @@ impl Model {
         Ok(())
     }
 
-    /// Mirrors `Server::expire_idle` for one fired connection timer.
+    /// One fired connection timer, decided as `Server::expire_idle` decides
+    /// it, and checked against the model's own clock.
     fn connection_fired(&mut self, i: usize, tick: u64, paused: bool) -> Result<(), Violation> {
         let Some(conn) = self.connections.get(i) else {
             return Err(self.fail(format!("unknown connection {i} fired")));
@@ -358,30 +360,40 @@ impl Model {
                 "connection {i} due at {deadline} fired early at {tick}"
             )));
         }
-        let due = self.due_tick(conn);
         let idle_since = conn.last_active;
-        if due <= tick {
-            let idle_until = idle_since + self.idle_nanos();
-            if self.now < idle_until {
-                return Err(self.fail(format!(
-                    "connection {i} closed {} ns before its idle timeout",
-                    idle_until - self.now
-                )));
+        match self
+            .clock()
+            .expiry(self.instant(idle_since), self.idle, tick)
+        {
+            Expiry::Close => {
+                let idle_until = idle_since + self.idle_nanos();
+                if self.now < idle_until {
+                    return Err(self.fail(format!(
+                        "connection {i} closed {} ns before its idle timeout",
+                        idle_until - self.now
+                    )));
+                }
+                let late = self.now - idle_until;
+                if !paused && late >= TICK.as_nanos() as u64 {
+                    return Err(self.fail(format!(
+                        "connection {i} closed {late} ns after its idle timeout (more than a tick)"
+                    )));
+                }
+                let conn = &mut self.connections[i];
+                conn.timer = None;
+                conn.open = false;
+                self.run.idle_closes += 1;
             }
-            let late = self.now - idle_until;
-            if !paused && late >= TICK.as_nanos() as u64 {
-                return Err(self.fail(format!(
-                    "connection {i} closed {late} ns after its idle timeout (more than a tick)"
-                )));
+            Expiry::Rearm(due) => {
+                if due <= tick {
+                    return Err(self.fail(format!(
+                        "connection {i} re-armed at {due}, not after the tick {tick} it fired at"
+                    )));
+                }
+                self.wheel.insert(due, i as u32);
+                self.connections[i].timer = Some(due);
+                self.run.rearms += 1;
             }
-            let conn = &mut self.connections[i];
-            conn.timer = None;
-            conn.open = false;
-            self.run.idle_closes += 1;
-        } else {
-            self.wheel.insert(due, i as u32);
-            self.connections[i].timer = Some(due);
-            self.run.rearms += 1;
         }
         Ok(())
     }
@@ -431,7 +443,7 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model_check::XorShift;
+    use crate::model_check::Rng;
 
     // An empty script is a valid, trivially passing run.
     #[test]
@@ -450,7 +462,7 @@ mod tests {
     // Generated scripts pass: stable CI explores beyond the corpus.
     #[test]
     fn generated_scripts_pass() {
-        let mut rng = XorShift(0x5151_7777_0101_2323);
+        let mut rng = Rng(0x5151_7777_0101_2323);
         let mut total = TimerRun::default();
         for i in 0..1_500 {
             let len = (rng.next() % 200) as usize;

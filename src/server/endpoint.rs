@@ -17,6 +17,7 @@ use crate::logic::http::conn::{HttpConn, HttpConnection, HttpNext, RESPONSES_PER
 use crate::logic::http::{AllowedHosts, Response, Route, Status};
 use crate::logic::metrics::{self, ConnView, Observed, Process, Snapshot};
 use crate::logic::stats::Stats;
+use crate::logic::timer::Expiry;
 use crate::os::tcp_info;
 use crate::server::connection::Connection;
 use crate::server::token;
@@ -231,18 +232,20 @@ impl Server {
         } else {
             HTTP_TIMEOUT
         };
-        let due = self.clock.ceil(conn.since + timeout);
-        if due <= tick {
-            debug!(
-                target: "TIMEOUT",
-                "metrics client {} sent no complete request for {:.1}s",
-                conn.peer,
-                HTTP_TIMEOUT.as_secs_f64()
-            );
-            self.close_http(token::key(token));
-        } else {
-            self.wheel.insert(due, token);
-            conn.timer = Some(due);
+        match self.clock.expiry(conn.since, timeout, tick) {
+            Expiry::Close => {
+                debug!(
+                    target: "TIMEOUT",
+                    "metrics client {} sent no complete request for {:.1}s",
+                    conn.peer,
+                    HTTP_TIMEOUT.as_secs_f64()
+                );
+                self.close_http(token::key(token));
+            }
+            Expiry::Rearm(due) => {
+                self.wheel.insert(due, token);
+                conn.timer = Some(due);
+            }
         }
     }
 

@@ -29,7 +29,7 @@ use crate::logic::echo::{CloseReason, Next};
 use crate::logic::http::conn::HttpConnection;
 use crate::logic::metrics::{Observed, Process};
 use crate::logic::stats::Stats;
-use crate::logic::timer::{TickClock, TimerWheel};
+use crate::logic::timer::{Expiry, TickClock, TimerWheel};
 use crate::os::signal::{self, Signal, StopSignals};
 use crate::os::tcp_info;
 use connection::Connection;
@@ -602,20 +602,21 @@ impl Server {
                 continue;
             };
             conn.timer = None;
-            // Rounded up: never close before `idle` has fully passed.
-            let due = self.clock.ceil(conn.last_active + idle);
-            if due <= tick {
-                info!(
-                    target: "TIMEOUT",
-                    peer:% = conn.peer;
-                    "{} idle for {:.1}s",
-                    conn.peer,
-                    now.duration_since(conn.last_active).as_secs_f64()
-                );
-                self.close(token::key(token), CloseReason::IdleTimeout);
-            } else {
-                self.wheel.insert(due, token);
-                conn.timer = Some(due);
+            match self.clock.expiry(conn.last_active, idle, tick) {
+                Expiry::Close => {
+                    info!(
+                        target: "TIMEOUT",
+                        peer:% = conn.peer;
+                        "{} idle for {:.1}s",
+                        conn.peer,
+                        now.duration_since(conn.last_active).as_secs_f64()
+                    );
+                    self.close(token::key(token), CloseReason::IdleTimeout);
+                }
+                Expiry::Rearm(due) => {
+                    self.wheel.insert(due, token);
+                    conn.timer = Some(due);
+                }
             }
         }
         self.fired = fired;

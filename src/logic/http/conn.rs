@@ -238,59 +238,7 @@ impl HttpConn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::VecDeque;
-    use std::io::{self, Read, Write};
-
-    /// A stream fed from a script: reads return the queued chunks, then
-    /// WouldBlock (or EOF once `eof` is set); writes take at most `window`.
-    #[derive(Default)]
-    struct Script {
-        reads: VecDeque<Vec<u8>>,
-        eof: bool,
-        written: Vec<u8>,
-        window: usize,
-        shutdown: bool,
-    }
-
-    impl Read for Script {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            match self.reads.front_mut() {
-                Some(chunk) => {
-                    let n = chunk.len().min(buf.len());
-                    buf[..n].copy_from_slice(&chunk[..n]);
-                    chunk.drain(..n);
-                    if chunk.is_empty() {
-                        self.reads.pop_front();
-                    }
-                    Ok(n)
-                }
-                None if self.eof => Ok(0),
-                None => Err(ErrorKind::WouldBlock.into()),
-            }
-        }
-    }
-
-    impl Write for Script {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.window == 0 {
-                return Err(ErrorKind::WouldBlock.into());
-            }
-            let n = buf.len().min(self.window);
-            self.window -= n;
-            self.written.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Transport for Script {
-        fn shutdown_write(&mut self) -> io::Result<()> {
-            self.shutdown = true;
-            Ok(())
-        }
-    }
+    use crate::model_check::stream::ScriptedStream;
 
     fn ok(outcome: Result<Route, Status>) -> Response {
         match outcome {
@@ -303,12 +251,8 @@ mod tests {
     // order, and the connection waits for more.
     #[test]
     fn pipelined_keep_alive() {
-        let mut s = Script {
-            window: usize::MAX,
-            ..Default::default()
-        };
-        s.reads
-            .push_back(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec());
+        let mut s = ScriptedStream::new(&[], usize::MAX);
+        s.send(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
         let mut conn = HttpConn::new();
         let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(
@@ -318,7 +262,7 @@ mod tests {
                 responses: 2
             }
         );
-        let text = String::from_utf8(s.written).unwrap();
+        let text = String::from_utf8(s.output).unwrap();
         assert!(text.find("Health").unwrap() < text.find("Metrics").unwrap());
     }
 
@@ -326,12 +270,9 @@ mod tests {
     // EOF after it closes the connection.
     #[test]
     fn byte_by_byte_then_eof() {
-        let mut s = Script {
-            window: usize::MAX,
-            ..Default::default()
-        };
+        let mut s = ScriptedStream::new(&[], usize::MAX);
         for b in b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" {
-            s.reads.push_back(vec![*b]);
+            s.send(&[*b]);
         }
         s.eof = true;
         let mut conn = HttpConn::new();
@@ -344,82 +285,70 @@ mod tests {
     // the response pending until the next turn.
     #[test]
     fn bad_request_closes_after_the_answer() {
-        let mut s = Script::default();
-        s.reads.push_back(b"\x16\x03\x01garbage\r\n\r\n".to_vec());
+        let mut s = ScriptedStream::default();
+        s.send(b"\x16\x03\x01garbage\r\n\r\n");
         let mut conn = HttpConn::new();
         assert_eq!(
             conn.pump(&mut s, AllowedHosts::default(), &mut ok).next,
             HttpNext::Wait
         );
         assert!(conn.pending_output() > 0);
-        s.window = usize::MAX;
+        s.room = usize::MAX;
         let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Wait, "lingers after FIN");
-        assert!(s.shutdown && s.written.starts_with(b"HTTP/1.1 400 "));
-        s.reads.push_back(b"more garbage".to_vec());
+        assert!(s.fin_sent && s.output.starts_with(b"HTTP/1.1 400 "));
+        s.send(b"more garbage");
         s.eof = true;
         let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
-        assert_eq!(s.written.iter().filter(|&&b| b == b'\n').count(), 7);
+        assert_eq!(s.output.iter().filter(|&&b| b == b'\n').count(), 7);
     }
 
     // An endless header line stops at the limit with a 431.
     #[test]
     fn oversized_head_is_431() {
-        let mut s = Script {
-            window: usize::MAX,
-            ..Default::default()
-        };
-        s.reads.push_back(b"GET /".to_vec());
-        s.reads.push_back(vec![b'a'; 3 * MAX_REQUEST]);
+        let mut s = ScriptedStream::new(&[], usize::MAX);
+        s.send(b"GET /");
+        s.send(&[b'a'; 3 * MAX_REQUEST]);
         s.eof = true;
         let mut conn = HttpConn::new();
         let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
-        assert!(s.written.starts_with(b"HTTP/1.1 431 "));
+        assert!(s.output.starts_with(b"HTTP/1.1 431 "));
     }
 
     // A refusal answers 503 without waiting for a request, sends FIN, then
     // reads and drops what the client sends until it closes.
     #[test]
     fn refusal_answers_503_then_drains_until_eof() {
-        let mut s = Script {
-            window: usize::MAX,
-            ..Default::default()
-        };
+        let mut s = ScriptedStream::new(&[], usize::MAX);
         let mut conn = HttpConn::refusing();
         assert!(conn.is_refusal() && !HttpConn::new().is_refusal());
         let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Wait);
         assert_eq!(turn.responses, 0, "no request was answered");
-        let text = String::from_utf8(s.written.clone()).unwrap();
+        let text = String::from_utf8(s.output.clone()).unwrap();
         assert!(
             text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
             "{text}"
         );
         assert!(text.contains("Retry-After: 1\r\n") && text.contains("Connection: close\r\n"));
-        assert!(s.shutdown);
-        s.reads
-            .push_back(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec());
+        assert!(s.fin_sent);
+        s.send(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
         let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Wait);
-        assert!(s.reads.is_empty(), "the request was read and dropped");
+        assert!(s.inbound.is_empty(), "the request was read and dropped");
         s.eof = true;
         let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
-        assert_eq!(s.written, text.as_bytes(), "nothing more was written");
+        assert_eq!(s.output, text.as_bytes(), "nothing more was written");
     }
 
     // Many pipelined requests are answered a bounded number per turn.
     #[test]
     fn responses_per_turn_are_bounded() {
-        let mut s = Script {
-            window: usize::MAX,
-            ..Default::default()
-        };
-        s.reads.push_back(
-            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(RESPONSES_PER_TURN + 2),
-        );
+        let mut s = ScriptedStream::new(&[], usize::MAX);
+        s.send(&b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(RESPONSES_PER_TURN + 2));
         let mut conn = HttpConn::new();
         let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
         assert_eq!(turn.next, HttpNext::Resume);
@@ -432,8 +361,7 @@ mod tests {
             }
         );
         // A lower budget (the loop's, shared by all clients) bounds it too.
-        s.reads
-            .push_back(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(5));
+        s.send(&b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(5));
         let turn = conn.pump_at_most(&mut s, AllowedHosts::default(), &mut ok, 3);
         assert_eq!(
             turn,
