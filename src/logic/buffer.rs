@@ -23,7 +23,7 @@
 /// assert_eq!(pending.push(b"hello"), 4); // the cap is hard
 /// assert_eq!(pending.readable(), b"hell");
 /// pending.consume(4);
-/// assert!(!pending.is_allocated()); // drained: memory released
+/// assert!(pending.is_empty()); // drained: its memory is released too
 /// ```
 #[derive(Debug)]
 pub struct PendingBuffer {
@@ -74,8 +74,9 @@ impl PendingBuffer {
         self.capacity - self.len
     }
 
-    /// True while heap storage is held (for memory accounting and tests).
-    pub fn is_allocated(&self) -> bool {
+    /// True while heap storage is held.
+    #[cfg(test)]
+    fn is_allocated(&self) -> bool {
         self.storage.is_some()
     }
 

@@ -1,24 +1,12 @@
-//! When to poll for events instead of sleeping for them.
+//! When to poll for events instead of sleeping for them: the decision
+//! only, over plain durations; the loop does the polling (`server::wait`).
 //!
-//! A thread that sleeps in `epoll_wait` pays for being woken: the CPU it ran
-//! on goes idle, and the next packet must send an inter-processor interrupt
-//! to bring it back. On a virtual machine that interrupt exits to the
-//! hypervisor. Measured on this project's 2-CPU VM, that wake-up was about
-//! 55 of the 78 µs a one-connection echo took end to end: the server, not
-//! the network, was most of the round trip a user set out to measure.
-//!
-//! So when traffic is dense, the loop keeps asking the kernel for events
-//! without sleeping, for a short window, before it sleeps. A fixed window
-//! would burn that window after every event even when the next one is
-//! seconds away, so the window adapts the way Linux's haltpoll cpuidle
-//! governor does: it grows while waits end within the limit (a spin of that
-//! length would have caught the event, or did), and halves on each wait
-//! that outlasts it, down to nothing. Sparse traffic (a ping a second, a
-//! monitor's probe) therefore costs no spinning at all, and the most ever
-//! spent after the last event of a burst is under twice the limit.
-//!
-//! This module is the decision only, over plain durations; the loop does
-//! the polling (`server::wait`).
+//! Why: waking a sleeping thread costs an inter-processor interrupt (on a
+//! VM, a hypervisor exit), a large part of a short round trip. Why adaptive
+//! (as Linux's haltpoll cpuidle governor): a fixed window would be burned
+//! after every event even when the next is seconds away, so sparse traffic
+//! must cost no spinning at all. ARCHITECTURE.md ("Waiting for events")
+//! gives the rule and what it buys.
 
 use std::time::Duration;
 
@@ -71,7 +59,8 @@ impl BusyPoll {
     }
 
     /// The current window (what the next wait spins for at most).
-    pub fn window(&self) -> Duration {
+    #[cfg(test)]
+    fn window(&self) -> Duration {
         self.window
     }
 }
