@@ -52,11 +52,11 @@ use crate::logic::buffer::PendingBuffer;
 /// How many bytes must wait in a connection's receive queue before it
 /// switches to the pipe, when the server builds it (see the module docs).
 ///
-/// Measured on the benchmark machine (BENCHMARKS.md, "bulk256k"): with up
-/// to 384 KiB in flight, copying echoed a stream 1.2x faster than splicing;
-/// from 768 KiB on, splicing was 1.7x faster, and at 512 KiB they were
-/// level. A queue that deep only forms when the client keeps that much in
-/// flight, so 512 KiB waiting separates the two.
+/// It sits where the two paths break even (BENCHMARKS.md, "Copy or splice:
+/// by how much is in flight"): with less in flight copying is faster, with
+/// more splicing is. A queue that deep only forms when the client keeps
+/// that much in flight, so the bytes waiting tell the two kinds of stream
+/// apart.
 pub const SPLICE_BACKLOG: usize = 512 * 1024;
 
 /// A byte stream the echo logic can read, write and half-close.
@@ -220,6 +220,29 @@ enum Splice {
     On { capacity: usize },
 }
 
+/// What is left of one turn's loop besides the counters in [`Progress`].
+#[derive(Default)]
+struct Turn {
+    /// Reads (and splices in) taken, against the turn's budget.
+    reads: usize,
+    /// This turn has asked how deep the receive queue is.
+    depth_asked: bool,
+    /// A read showed the kernel's receive queue empty.
+    drained: bool,
+    /// A write showed the kernel's send buffer full.
+    write_blocked: bool,
+}
+
+/// Where a step of the turn leaves its loop.
+enum Flow {
+    /// Back to the top: flush, then read again.
+    Again,
+    /// On to the next step of the same pass.
+    Proceed,
+    /// The turn ends with this.
+    Stop(Next),
+}
+
 /// How a single read or write attempt ended.
 enum Attempt {
     Moved(usize),
@@ -356,6 +379,8 @@ impl Echo {
         progress
     }
 
+    /// The turn: flush what waits, then read (or splice) and echo, until
+    /// the stream would block, the budget runs out or the connection ends.
     fn run<T: Transport>(
         &mut self,
         stream: &mut T,
@@ -363,165 +388,221 @@ impl Echo {
         max_reads: usize,
         progress: &mut Progress,
     ) -> Next {
-        let mut reads = 0;
-        // Set once this turn has asked how deep the receive queue is.
-        let mut depth_asked = false;
-        // Set when a read showed the kernel's receive queue empty.
-        let mut drained = false;
-        // Set when a write showed the kernel's send buffer full.
-        let mut write_blocked = false;
+        let mut turn = Turn::default();
         loop {
-            // Waiting bytes go first: echo order is the contract. Buffered
-            // bytes precede piped ones (the pipe is attached only when
-            // nothing is buffered, and then nothing is buffered again).
-            if !write_blocked && self.pending() > 0 {
-                let from_pipe = self.pending.is_empty();
-                let (want, outcome) = if from_pipe {
-                    let in_pipe = self.in_pipe;
-                    (in_pipe, retry_interrupted(|| stream.splice_out(in_pipe)))
-                } else {
-                    let chunk = self.pending.readable();
-                    (chunk.len(), retry_interrupted(|| stream.write(chunk)))
-                };
-                match outcome {
-                    Attempt::Moved(0) => {
-                        return Next::Close(CloseReason::Error("write returned 0".into()))
-                    }
-                    Attempt::Moved(n) => {
-                        if from_pipe {
-                            self.in_pipe -= n;
-                        } else {
-                            self.pending.consume(n);
-                        }
-                        self.echoed += n as u64;
-                        progress.echoed += n;
-                        write_blocked = n < want;
-                        // Loop: the ring may hold a second, wrapped part.
-                        continue;
-                    }
-                    Attempt::WouldBlock => write_blocked = true,
-                    Attempt::Failed(e) => return Next::Close(CloseReason::from_io(&e)),
+            // Waiting bytes go first: echo order is the contract.
+            if !turn.write_blocked && self.pending() > 0 {
+                match self.flush(stream, progress, &mut turn) {
+                    Flow::Again => continue,
+                    Flow::Proceed => {}
+                    Flow::Stop(next) => return next,
                 }
             }
-
             if self.pending() == 0 {
-                match self.phase {
-                    Phase::PeerDone => return Next::Close(Self::end_of_stream(stream)),
-                    Phase::Draining if drained => {
-                        if let Err(e) = stream.shutdown_write() {
-                            return Next::Close(CloseReason::from_io(&e));
-                        }
-                        self.phase = Phase::Lingering;
-                    }
-                    _ => {}
+                if let Some(next) = self.end_phase(stream, &turn) {
+                    return next;
                 }
             }
             if self.phase == Phase::Lingering {
-                return self.discard(stream, scratch, max_reads - reads.min(max_reads));
+                return self.discard(stream, scratch, max_reads - turn.reads.min(max_reads));
             }
-            if self.phase == Phase::PeerDone || drained || self.is_full() {
+            if self.phase == Phase::PeerDone || turn.drained || self.is_full() {
                 return Next::Wait;
             }
-            if reads == max_reads {
+            if turn.reads == max_reads {
                 return Next::Resume;
             }
-            reads += 1;
+            turn.reads += 1;
 
             if self.splice == Splice::Due && self.pending.is_empty() && self.phase == Phase::Echoing
             {
-                self.splice = match stream.attach_pipe(self.pending.capacity()) {
-                    Ok(capacity) if capacity > 0 => {
-                        progress.began_splicing = true;
-                        Splice::On { capacity }
-                    }
-                    _ => Splice::Off,
-                };
+                self.switch_to_pipe(stream, progress);
             }
             if let Splice::On { capacity } = self.splice {
-                let want = capacity - self.in_pipe - self.pending.len();
-                match retry_interrupted(|| stream.splice_in(want)) {
-                    // A splice at the urgent mark returns 0 once the peer's
-                    // FIN is queued, with the mark's byte and more still
-                    // unread: only the plain read below tells that from
-                    // EOF. Bytes it read would overtake those in the pipe,
-                    // so they go out first; bytes in the pipe mean the last
-                    // flush was blocked, and its writable edge brings the
-                    // connection back.
-                    Attempt::Moved(0) if self.in_pipe > 0 => return Next::Wait,
-                    Attempt::Moved(0) => {}
-                    Attempt::Moved(n) => {
-                        self.in_pipe += n;
-                        self.received += n as u64;
-                        progress.received += n;
-                        continue;
-                    }
-                    // Maybe stuck at an urgent mark, which no splice moves
-                    // past: the plain read below steps over it. With the
-                    // pipe empty its bytes are older than any spliced
-                    // next, and buffered bytes go out first, so the order
-                    // holds. The buffer has room: `is_full` counts it with
-                    // the pipe, whose capacity is at most the buffer's.
-                    Attempt::WouldBlock if self.in_pipe == 0 && self.urgent => {}
-                    // With bytes in the pipe, the pipe may be what is full:
-                    // only an empty pipe proves the socket empty. Bytes in it
-                    // mean the last flush was blocked, and its writable edge
-                    // brings the connection back.
-                    Attempt::WouldBlock if self.in_pipe == 0 => {
-                        drained = true;
-                        continue;
-                    }
-                    Attempt::WouldBlock => return Next::Wait,
-                    Attempt::Failed(e) => return Next::Close(CloseReason::from_io(&e)),
+                match self.fill_pipe(stream, capacity, progress, &mut turn) {
+                    Flow::Again => continue,
+                    Flow::Proceed => {}
+                    Flow::Stop(next) => return next,
                 }
             }
+            if let Err(reason) = self.read_in(stream, scratch, progress, &mut turn) {
+                return Next::Close(reason);
+            }
+        }
+    }
 
-            let (want, outcome) = if self.pending.is_empty() {
-                let want = scratch.len().min(self.pending.capacity());
-                (
-                    want,
-                    retry_interrupted(|| stream.read(&mut scratch[..want])),
-                )
-            } else {
-                let space = self.pending.writable();
-                let want = space.len();
-                let outcome = retry_interrupted(|| stream.read(space));
-                if let Attempt::Moved(n) = outcome {
-                    self.pending.commit(n);
+    /// One write of the oldest waiting bytes. Buffered bytes precede piped
+    /// ones (the pipe is attached only when nothing is buffered, and then
+    /// nothing is buffered again).
+    fn flush<T: Transport>(
+        &mut self,
+        stream: &mut T,
+        progress: &mut Progress,
+        turn: &mut Turn,
+    ) -> Flow {
+        let from_pipe = self.pending.is_empty();
+        let (want, outcome) = if from_pipe {
+            let in_pipe = self.in_pipe;
+            (in_pipe, retry_interrupted(|| stream.splice_out(in_pipe)))
+        } else {
+            let chunk = self.pending.readable();
+            (chunk.len(), retry_interrupted(|| stream.write(chunk)))
+        };
+        match outcome {
+            Attempt::Moved(0) => {
+                Flow::Stop(Next::Close(CloseReason::Error("write returned 0".into())))
+            }
+            Attempt::Moved(n) => {
+                if from_pipe {
+                    self.in_pipe -= n;
+                } else {
+                    self.pending.consume(n);
                 }
-                (want, outcome)
-            };
-            match outcome {
-                Attempt::Moved(0) => self.phase = Phase::PeerDone,
-                Attempt::Moved(n) => {
-                    self.received += n as u64;
-                    progress.received += n;
-                    drained = n < want && !self.peer_hung_up && !self.urgent;
-                    if self.pending.is_empty() {
-                        // Fast path: the bytes are in `scratch`, echo them now.
-                        let data = &scratch[..n];
-                        if let Err(reason) =
-                            self.echo_from_scratch(stream, data, progress, &mut write_blocked)
-                        {
-                            return Next::Close(reason);
-                        }
-                    }
-                    // Asked after the echo went out, so that it never waits
-                    // on the question; one syscall per turn at most, and only
-                    // for a stream: small messages never fill the room.
-                    if n == want && !depth_asked {
-                        if let Splice::Allowed { backlog } = self.splice {
-                            depth_asked = true;
-                            if stream.queued_in().is_ok_and(|q| q >= backlog) {
-                                self.splice = Splice::Due;
-                            }
-                        }
-                    }
+                self.echoed += n as u64;
+                progress.echoed += n;
+                turn.write_blocked = n < want;
+                // Again: the ring may hold a second, wrapped part.
+                Flow::Again
+            }
+            Attempt::WouldBlock => {
+                turn.write_blocked = true;
+                Flow::Proceed
+            }
+            Attempt::Failed(e) => Flow::Stop(Next::Close(CloseReason::from_io(&e))),
+        }
+    }
+
+    /// With the whole echo out: a peer that is done is closed, and a
+    /// draining connection whose peer has nothing more queued sends FIN
+    /// and lingers.
+    fn end_phase<T: Transport>(&mut self, stream: &mut T, turn: &Turn) -> Option<Next> {
+        match self.phase {
+            Phase::PeerDone => Some(Next::Close(Self::end_of_stream(stream))),
+            Phase::Draining if turn.drained => {
+                if let Err(e) = stream.shutdown_write() {
+                    return Some(Next::Close(CloseReason::from_io(&e)));
                 }
-                Attempt::WouldBlock => {
-                    drained = true;
-                    self.urgent = false;
+                self.phase = Phase::Lingering;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The switch to the zero-copy path, once it is due and nothing is
+    /// buffered; a transport that cannot give a pipe keeps copying.
+    fn switch_to_pipe<T: Transport>(&mut self, stream: &mut T, progress: &mut Progress) {
+        self.splice = match stream.attach_pipe(self.pending.capacity()) {
+            Ok(capacity) if capacity > 0 => {
+                progress.began_splicing = true;
+                Splice::On { capacity }
+            }
+            _ => Splice::Off,
+        };
+    }
+
+    /// One splice from the socket into the pipe, which holds `capacity`.
+    /// `Proceed` means: try a plain read instead.
+    fn fill_pipe<T: Transport>(
+        &mut self,
+        stream: &mut T,
+        capacity: usize,
+        progress: &mut Progress,
+        turn: &mut Turn,
+    ) -> Flow {
+        let want = capacity - self.in_pipe - self.pending.len();
+        match retry_interrupted(|| stream.splice_in(want)) {
+            // A splice at the urgent mark returns 0 once the peer's FIN is
+            // queued, with the mark's byte and more still unread: only the
+            // plain read tells that from EOF. Bytes it read would overtake
+            // those in the pipe, so they go out first; bytes in the pipe
+            // mean the last flush was blocked, and its writable edge brings
+            // the connection back.
+            Attempt::Moved(0) if self.in_pipe > 0 => Flow::Stop(Next::Wait),
+            Attempt::Moved(0) => Flow::Proceed,
+            Attempt::Moved(n) => {
+                self.in_pipe += n;
+                self.received += n as u64;
+                progress.received += n;
+                Flow::Again
+            }
+            // Maybe stuck at an urgent mark, which no splice moves past: the
+            // plain read steps over it. With the pipe empty its bytes are
+            // older than any spliced next, and buffered bytes go out first,
+            // so the order holds. The buffer has room: `is_full` counts it
+            // with the pipe, whose capacity is at most the buffer's.
+            Attempt::WouldBlock if self.in_pipe == 0 && self.urgent => Flow::Proceed,
+            // With bytes in the pipe, the pipe may be what is full: only an
+            // empty pipe proves the socket empty. Bytes in it mean the last
+            // flush was blocked, and its writable edge brings the connection
+            // back.
+            Attempt::WouldBlock if self.in_pipe == 0 => {
+                turn.drained = true;
+                Flow::Again
+            }
+            Attempt::WouldBlock => Flow::Stop(Next::Wait),
+            Attempt::Failed(e) => Flow::Stop(Next::Close(CloseReason::from_io(&e))),
+        }
+    }
+
+    /// One plain read: into `scratch` and straight back out when nothing
+    /// waits (the fast path), else behind the buffered bytes.
+    fn read_in<T: Transport>(
+        &mut self,
+        stream: &mut T,
+        scratch: &mut [u8],
+        progress: &mut Progress,
+        turn: &mut Turn,
+    ) -> Result<(), CloseReason> {
+        let (want, outcome) = if self.pending.is_empty() {
+            let want = scratch.len().min(self.pending.capacity());
+            (
+                want,
+                retry_interrupted(|| stream.read(&mut scratch[..want])),
+            )
+        } else {
+            let space = self.pending.writable();
+            let want = space.len();
+            let outcome = retry_interrupted(|| stream.read(space));
+            if let Attempt::Moved(n) = outcome {
+                self.pending.commit(n);
+            }
+            (want, outcome)
+        };
+        match outcome {
+            Attempt::Moved(0) => self.phase = Phase::PeerDone,
+            Attempt::Moved(n) => {
+                self.received += n as u64;
+                progress.received += n;
+                turn.drained = n < want && !self.peer_hung_up && !self.urgent;
+                if self.pending.is_empty() {
+                    // Fast path: the bytes are in `scratch`, echo them now.
+                    let data = &scratch[..n];
+                    self.echo_from_scratch(stream, data, progress, &mut turn.write_blocked)?;
                 }
-                Attempt::Failed(e) => return Next::Close(CloseReason::from_io(&e)),
+                if n == want && !turn.depth_asked {
+                    self.ask_depth(stream, turn);
+                }
+            }
+            Attempt::WouldBlock => {
+                turn.drained = true;
+                self.urgent = false;
+            }
+            Attempt::Failed(e) => return Err(CloseReason::from_io(&e)),
+        }
+        Ok(())
+    }
+
+    /// After a read that filled all its room: a connection allowed to
+    /// splice asks how deep the receive queue is, and the pipe becomes due
+    /// when it holds the backlog. Asked after the echo went out, so that it
+    /// never waits on the question; one syscall per turn at most, and only
+    /// for a stream: small messages never fill the room.
+    fn ask_depth<T: Transport>(&mut self, stream: &mut T, turn: &mut Turn) {
+        if let Splice::Allowed { backlog } = self.splice {
+            turn.depth_asked = true;
+            if stream.queued_in().is_ok_and(|q| q >= backlog) {
+                self.splice = Splice::Due;
             }
         }
     }
