@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use std::io::{self, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -144,17 +144,7 @@ fn idle_connections_are_cheap() {
     thread::sleep(Duration::from_millis(200));
     let baseline = srv.rss_kib();
 
-    let mut clients: Vec<TcpStream> = Vec::with_capacity(CONNS);
-    for batch in 0..CONNS / 500 {
-        for _ in 0..500 {
-            clients.push(connect(srv.addr()));
-        }
-        srv.wait_count(
-            |l| l.contains("[CONNECT] "),
-            1 + (batch + 1) * 500,
-            Duration::from_secs(30),
-        );
-    }
+    let mut clients = srv.connect_in_batches(CONNS, 1);
     let msgs: Vec<Vec<u8>> = (0..CONNS).map(|i| Rng::new(i as u64).bytes(1024)).collect();
     for (c, m) in clients.iter_mut().zip(&msgs) {
         c.write_all(m).unwrap();

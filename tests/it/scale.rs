@@ -2,7 +2,7 @@
 
 use crate::support::*;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -56,17 +56,7 @@ fn ten_thousand_concurrent_connections() {
     let baseline_rss = srv.rss_kib();
 
     // Connect in batches so the listen queue never overflows; wait for the server to accept each batch.
-    let mut clients: Vec<TcpStream> = Vec::with_capacity(N);
-    for batch in 0..N / 500 {
-        for _ in 0..500 {
-            clients.push(connect(srv.addr()));
-        }
-        srv.wait_count(
-            |l| l.contains("[CONNECT] "),
-            (batch + 1) * 500,
-            Duration::from_secs(30),
-        );
-    }
+    let mut clients = srv.connect_in_batches(N, 0);
     for (i, c) in clients.iter_mut().enumerate() {
         c.write_all(&message(i))
             .unwrap_or_else(|e| panic!("write on connection {i}: {e}"));

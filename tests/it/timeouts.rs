@@ -5,7 +5,6 @@
 use crate::support::*;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -200,17 +199,7 @@ fn two_thousand_idle_connections_close_on_time_and_rejections_are_counted() {
     let _turn = one_at_a_time();
     raise_nofile((CONNS + EXTRA) as u64 + 500);
     let mut srv = Server::start(&["--idle-timeout", "2", "--max-connections", "2000"]);
-    let mut clients: Vec<TcpStream> = Vec::with_capacity(CONNS);
-    for batch in 0..CONNS / 500 {
-        for _ in 0..500 {
-            clients.push(connect(srv.addr()));
-        }
-        srv.wait_count(
-            |l| l.contains("[CONNECT] "),
-            (batch + 1) * 500,
-            Duration::from_secs(30),
-        );
-    }
+    let mut clients = srv.connect_in_batches(CONNS, 0);
 
     // Over the limit: each extra client is closed at once.
     let t = Instant::now();

@@ -2,7 +2,7 @@
 //! outside: its log lines, its signals, its exit, and its /proc figures.
 //! The child is killed (by PID) on Drop.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::log::{events, parse_disconnect, parse_log, Disconnect, LogLine};
 use super::process::{run_cmd_to_exit, spawn_byte_reader, spawn_line_reader, tail, Captured, Exit};
+use super::sockets::connect;
 
 /// Path of the server binary built by cargo for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
@@ -212,6 +213,24 @@ impl Server {
         let log = parse_log(&line).unwrap_or_else(|| panic!("malformed log line: {line:?}"));
         parse_disconnect(&log.details)
             .unwrap_or_else(|| panic!("malformed DISCONNECT line: {line:?}"))
+    }
+
+    /// Opens `n` (a multiple of 500) connections 500 at a time, waiting
+    /// after each batch until the server has logged its CONNECT lines, on
+    /// top of the `before` it had logged already.
+    pub fn connect_in_batches(&self, n: usize, before: usize) -> Vec<TcpStream> {
+        let mut clients = Vec::with_capacity(n);
+        for batch in 0..n / 500 {
+            for _ in 0..500 {
+                clients.push(connect(self.addr()));
+            }
+            self.wait_count(
+                |l| l.contains("[CONNECT] "),
+                before + (batch + 1) * 500,
+                Duration::from_secs(30),
+            );
+        }
+        clients
     }
 
     /// Sends a signal with `kill -<sig> <pid>`.
