@@ -1,0 +1,38 @@
+//! The integration tests, one crate: each module runs the real
+//! `echo-server` and `echo-client` binaries and checks what they do from
+//! the outside. One file's tests: `cargo test --release --test it <file>::`.
+//!
+//! All tests run in this one process, in parallel; those that load the
+//! machine or are bounded by timings take turns (`support::one_at_a_time`).
+
+mod support;
+
+mod abrupt_disconnects;
+mod backpressure;
+mod busy_poll;
+mod churn;
+mod client_bench;
+mod client_bench_faults;
+mod client_memory;
+mod client_output;
+mod client_ping;
+mod client_rate;
+mod client_self_connect;
+mod client_send;
+mod client_values;
+mod echo;
+mod endpoint_load;
+mod endpoint_security;
+mod half_close;
+mod integrity;
+mod limits;
+mod listen;
+mod log_never_blocks;
+mod logging;
+mod observability;
+mod other_protocols;
+mod scale;
+mod server_exit_codes;
+mod shutdown;
+mod timeouts;
+mod zero_copy;
