@@ -21,6 +21,9 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 /// Most bytes of log lines waiting for stdout; more are dropped.
 pub const QUEUE_BYTES: usize = 1 << 20;
 
+/// The most the writer puts in one write(2).
+const CHUNK_BYTES: usize = 64 << 10;
+
 /// Formats the note for `n` lines lost, in the log's format.
 pub type NoteFormat = fn(u64) -> String;
 
@@ -208,17 +211,25 @@ fn write_forever(shared: &Shared, sink: &mut impl Sink) -> ! {
 }
 
 /// The bytes of one write, with where each line or note ends in them.
+///
+/// Written in chunks of at most [`CHUNK_BYTES`] through one buffer kept
+/// for the thread's life: building a whole batch at once would leave the
+/// writer's allocator holding as much memory as the largest backlog.
 #[derive(Default)]
 struct Batch {
     bytes: Vec<u8>,
     /// (end offset, lines it stands for, whether it is a line of the log
     /// rather than a note about lost ones)
     ends: Vec<(usize, u64, bool)>,
+    /// Lines lost and not yet reported by a note.
+    unreported: u64,
+    /// Log lines (not notes) lost by this batch's failed writes.
+    lost_lines: u64,
 }
 
 impl Batch {
     /// Writes a note for `lost` earlier lines (if any), then `entries`.
-    /// Returns the lines the next note must report (those this write
+    /// Returns the lines the next note must report (those this batch
     /// lost, notes' counts included) and how many log lines it lost.
     fn write(
         &mut self,
@@ -227,33 +238,65 @@ impl Batch {
         note: NoteFormat,
         sink: &mut impl Sink,
     ) -> (u64, u64) {
-        self.bytes.clear();
-        self.ends.clear();
-        if lost > 0 {
-            self.add(&note(lost), lost, false);
-        }
+        self.unreported = lost;
+        self.lost_lines = 0;
         for entry in entries {
             match entry {
-                Entry::Line(line) => self.add(&line, 1, true),
-                Entry::Gap(n) => self.add(&note(n), n, false),
+                Entry::Line(line) => self.add(&line, 1, true, note, sink),
+                Entry::Gap(n) => self.add(&note(n), n, false, note, sink),
             }
         }
-        let Err((_, written)) = sink.write_all(&self.bytes) else {
-            return (0, 0);
-        };
-        // A line cut short counts as lost: its tail is not in the log.
-        self.ends
-            .iter()
-            .filter(|(end, _, _)| *end > written)
-            .fold((0, 0), |(report, lines), (_, n, is_line)| {
-                (report + n, lines + u64::from(*is_line))
-            })
+        self.flush(sink);
+        (self.unreported, self.lost_lines)
     }
 
-    fn add(&mut self, line: &str, stands_for: u64, is_line: bool) {
+    /// Appends `line`, writing out what the buffer holds first if it
+    /// would not fit; a chunk after a loss opens with the note for it.
+    fn add(
+        &mut self,
+        line: &str,
+        stands_for: u64,
+        is_line: bool,
+        note: NoteFormat,
+        sink: &mut impl Sink,
+    ) {
+        if !self.bytes.is_empty() && self.bytes.len() + line.len() >= CHUNK_BYTES {
+            self.flush(sink);
+        }
+        if self.bytes.is_empty() && self.unreported > 0 {
+            let lost = std::mem::take(&mut self.unreported);
+            self.append(&note(lost), lost, false);
+        }
+        self.append(line, stands_for, is_line);
+    }
+
+    fn append(&mut self, line: &str, stands_for: u64, is_line: bool) {
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(CHUNK_BYTES);
+        }
         self.bytes.extend_from_slice(line.as_bytes());
         self.bytes.push(b'\n');
         self.ends.push((self.bytes.len(), stands_for, is_line));
+    }
+
+    /// Writes the buffer; what a failure did not write is lost: a line cut
+    /// short too, as its tail is not in the log.
+    fn flush(&mut self, sink: &mut impl Sink) {
+        if self.bytes.is_empty() {
+            return;
+        }
+        if let Err((_, written)) = sink.write_all(&self.bytes) {
+            for &(end, stands_for, is_line) in &self.ends {
+                if end > written {
+                    self.unreported += stands_for;
+                    self.lost_lines += u64::from(is_line);
+                }
+            }
+        }
+        self.bytes.clear();
+        self.ends.clear();
+        // One line longer than a chunk grew the buffer: give that back.
+        self.bytes.shrink_to(CHUNK_BYTES);
     }
 }
 
@@ -341,5 +384,40 @@ mod tests {
         let out = batch.write(report, lines(&["cc"]), note, &mut sink);
         assert_eq!(out, (0, 0));
         assert_eq!(sink.got, b"aa\nNOTE 6\ncc\n");
+    }
+
+    // A long batch goes out in chunks; a chunk that fails is reported by a
+    // note that opens the next chunk, in place, not at the next batch.
+    #[test]
+    fn a_failed_chunk_is_noted_at_the_start_of_the_next() {
+        struct FailSecond {
+            calls: usize,
+            got: Vec<u8>,
+        }
+        impl Sink for FailSecond {
+            fn write_all(&mut self, buf: &[u8]) -> Result<(), (io::Error, usize)> {
+                self.calls += 1;
+                if self.calls == 2 {
+                    return Err((io::Error::from_raw_os_error(28), 0));
+                }
+                self.got.extend_from_slice(buf);
+                Ok(())
+            }
+        }
+        let line = "x".repeat(CHUNK_BYTES / 2);
+        let mut sink = FailSecond {
+            calls: 0,
+            got: Vec::new(),
+        };
+        let entries = lines(&[&line, "first", &line, "second", &line]);
+        let out = Batch::default().write(0, entries, note, &mut sink);
+        assert_eq!(out, (0, 2), "two log lines lost, already noted");
+        assert_eq!(sink.calls, 3);
+        let got = String::from_utf8(sink.got).unwrap();
+        let shown: Vec<&str> = got
+            .lines()
+            .map(|l| if l == line { "X" } else { l })
+            .collect();
+        assert_eq!(shown, ["X", "first", "NOTE 2", "X"]);
     }
 }

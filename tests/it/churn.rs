@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 /// Client threads; each runs its share of the cycles one after another.
 const THREADS: usize = 2;
-/// Cycles run before the baseline is taken, so the allocator, the slab and
-/// the logger have reached their steady state.
+/// Cycles run before the baseline is taken, so the allocator and the slab
+/// have reached their steady state.
 const WARM_UP: usize = 1_000;
 /// Samples of fds and RSS taken across the run.
 const SAMPLES: usize = 10;
@@ -30,8 +30,8 @@ fn cycles(addr: SocketAddr, thread: usize, start: usize, count: usize) {
 }
 
 /// Runs `per_thread` cycles on each client thread and waits until the server
-/// has logged every close (so its count of open fds has settled).
-fn run_cycles(srv: &Server, start: usize, per_thread: usize, closed_before: usize) {
+/// has closed every connection (its open fds are back at `fds`).
+fn run_cycles(srv: &Server, start: usize, per_thread: usize, fds: usize) {
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let addr = srv.addr();
@@ -41,10 +41,11 @@ fn run_cycles(srv: &Server, start: usize, per_thread: usize, closed_before: usiz
     for h in handles {
         h.join().expect("churn client");
     }
-    srv.wait_count(
-        |l| l.contains("[DISCONNECT]"),
-        closed_before + THREADS * per_thread,
-        Duration::from_secs(30),
+    let settled = wait_until(Duration::from_secs(30), || srv.open_fds() == fds);
+    assert!(
+        settled,
+        "{} fds open, {fds} before the cycles",
+        srv.open_fds()
     );
 }
 
@@ -56,24 +57,23 @@ fn churn_leaks_neither_descriptors_nor_memory() {
     // its RSS never grows beyond the baseline plus allocator noise.
     let _turn = one_at_a_time();
     let total = fault_size("churn: cycles", 10_000usize, 100_000);
-    let mut srv = Server::start(&[]);
-    run_cycles(&srv, 0, WARM_UP / THREADS, 0);
-    let mut closed = WARM_UP;
-    // The last DISCONNECT is logged just before its socket is closed.
-    let settled = |srv: &Server, fds: usize| {
-        wait_until(Duration::from_secs(2), || srv.open_fds() == fds);
-    };
-    thread::sleep(Duration::from_millis(100));
+    // Quiet: the log's queue holds up to 1 MiB of lines by design (its own
+    // bound, tests/it/log_never_blocks.rs), and how much of it a run
+    // touches depends on how the log's reader is scheduled, not on the
+    // connections. This test is about what each connection leaves behind.
+    let mut srv = Server::start(&["-q"]);
     let baseline_fds = srv.open_fds();
+    run_cycles(&srv, 0, WARM_UP / THREADS, baseline_fds);
+    let mut closed = WARM_UP;
+    thread::sleep(Duration::from_millis(100));
     let baseline_rss = srv.rss_kib();
 
     let per_sample = total / SAMPLES / THREADS;
     let mut samples = Vec::new();
     let t0 = Instant::now();
     for s in 0..SAMPLES {
-        run_cycles(&srv, WARM_UP + s * per_sample, per_sample, closed);
+        run_cycles(&srv, WARM_UP + s * per_sample, per_sample, baseline_fds);
         closed += THREADS * per_sample;
-        settled(&srv, baseline_fds);
         samples.push((closed - WARM_UP, srv.open_fds(), srv.rss_kib()));
     }
     let took = t0.elapsed();

@@ -76,7 +76,8 @@ fn server_args(port: u16) -> Vec<String> {
 #[test]
 fn a_reader_that_stops_reading_never_stops_the_echo() {
     // Proves: with a log reader that reads nothing (`echo-server | sleep`),
-    // clients are still echoed long after the pipe is full; lines that do
+    // clients are still echoed long after the pipe is full, and the
+    // server's memory stays within the queue's bound; lines that do
     // not fit the 1 MiB queue are dropped, a note in the log says how many
     // where they were lost once the reader reads again, and the Summary's
     // count matches the notes. The old server stuck in write() after about
@@ -100,10 +101,19 @@ fn a_reader_that_stops_reading_never_stops_the_echo() {
     let metrics = banner("Metrics on http://");
     // Nobody reads from here on. 600 clients and 15,000 DATA lines are far
     // more than the pipe (64 KiB) and the queue (1 MiB) hold.
+    let rss_before = rss_kib_of(child.id()).unwrap();
     echo_clients(addr, 600);
+    round_trips(addr, 15_000);
     round_trips(addr, 15_000);
     let counted = dropped_metric(metrics);
     assert!(counted > 0, "/metrics counts no dropped lines");
+    // The queue is bounded in memory too: 1 MiB of lines, their
+    // bookkeeping and the writer's 64 KiB chunk, whatever is dropped.
+    let grown = rss_kib_of(child.id()).unwrap().saturating_sub(rss_before);
+    assert!(
+        grown < 3 * 1024,
+        "RSS grew {grown} KiB with the log blocked"
+    );
 
     // The reader comes back: the queue drains, and the next lines carry
     // the note of what was lost.
