@@ -8,9 +8,12 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
 use crate::logic::echo::CloseReason;
 use crate::logic::http::conn::HttpCounts;
-use crate::logic::json::JsonObject;
+use crate::logic::json;
 use crate::logic::stats::Stats;
 use crate::os::tcp_info::TcpInfo;
 
@@ -163,8 +166,8 @@ impl Observed {
     }
 }
 
-/// Figures of the server process itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// Figures of the server process itself, named as `/stats.json` writes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Process {
     /// Resident memory, bytes.
     pub resident_bytes: u64,
@@ -445,107 +448,178 @@ fn ms(us: u32) -> f64 {
 
 /// The `/stats.json` document of `snap`.
 pub fn render_json(snap: &Snapshot<'_>) -> String {
-    let s = snap.stats;
-    let o = snap.observed;
-    let now = SystemTime::now();
-    let mut closed = JsonObject::new();
-    for (reason, count) in CLOSE_REASONS.iter().zip(o.closed) {
-        closed.uint(reason, count);
-    }
-    let mut conns = JsonObject::new();
-    conns
-        .uint("accepted", s.served)
-        .uint("active", s.active as u64)
-        .uint("peak", s.peak as u64)
-        .uint("rejected", s.rejected)
-        .uint("timed_out", s.timed_out)
-        .uint("zero_copy", s.spliced)
-        .object("closed", closed);
-    let mut bytes = JsonObject::new();
-    bytes
-        .uint("received", s.bytes_in)
-        .uint("sent", s.bytes_out)
-        .uint("buffered", snap.buffered);
-    let mut tcp = JsonObject::new();
-    tcp.uint("retransmitted_segments", o.retransmits)
-        .uint("srtt_samples", o.srtt.count());
-    if o.srtt.count() > 0 {
-        tcp.float(
-            "srtt_mean_ms",
-            round3(o.srtt.sum() / o.srtt.count() as f64 * 1000.0),
-        );
-    }
-    let mut http = JsonObject::new();
-    http.uint("active", snap.http_active as u64)
-        .uint("accepted", o.http_accepted)
-        .uint("rejected", o.http_rejected);
-    let mut log = JsonObject::new();
-    log.uint("dropped", snap.log_lines_dropped);
-    let mut process = JsonObject::new();
-    if let Some(p) = snap.process {
-        process
-            .uint("resident_bytes", p.resident_bytes)
-            .uint("open_fds", p.open_fds)
-            .float("cpu_seconds", p.cpu_seconds);
-    }
-    let list: Vec<JsonObject> = snap
-        .connections
-        .iter()
-        .map(|c| {
-            let mut obj = JsonObject::new();
-            obj.str("peer", &c.peer.to_string())
-                .float("age_s", round3(c.age.as_secs_f64()))
-                .float("idle_s", round3(c.idle.as_secs_f64()))
-                .uint("bytes_in", c.bytes_in)
-                .uint("bytes_out", c.bytes_out)
-                .uint("buffered", c.buffered as u64)
-                .str("state", c.state)
-                .bool("zero_copy", c.zero_copy);
-            match &c.tcp {
-                Some(t) => {
-                    let mut tcp = JsonObject::new();
-                    tcp.float("srtt_ms", ms(t.rtt_us))
-                        .float("rttvar_ms", ms(t.rttvar_us))
-                        .uint("retransmits", u64::from(t.total_retrans))
-                        .uint("lost", u64::from(t.lost))
-                        .uint("cwnd", u64::from(t.snd_cwnd))
-                        .uint("mss", u64::from(t.snd_mss));
-                    match t.min_rtt_us {
-                        Some(v) => tcp.float("min_rtt_ms", ms(v)),
-                        None => tcp.null("min_rtt_ms"),
-                    };
-                    match t.delivery_rate {
-                        Some(v) => tcp.uint("delivery_rate_bps", v),
-                        None => tcp.null("delivery_rate_bps"),
-                    };
-                    obj.object("tcp", tcp);
-                }
-                None => {
-                    obj.null("tcp");
-                }
-            }
-            obj
-        })
-        .collect();
-    let mut doc = JsonObject::new();
-    doc.str("version", env!("CARGO_PKG_VERSION"))
-        .float("time_s", round3(unix_seconds(now)))
-        .float(
-            "uptime_s",
-            round3(
+    json::to_string(&StatsDocument::new(snap, SystemTime::now()))
+}
+
+/// `/stats.json`: the totals, then the connections open now.
+#[derive(Serialize)]
+struct StatsDocument {
+    version: &'static str,
+    time_s: f64,
+    uptime_s: f64,
+    connections: ConnectionTotals,
+    bytes: ByteTotals,
+    tcp: TcpTotals,
+    http: HttpTotals,
+    log: LogTotals,
+    /// `{}` off Linux: the dashboard reads its members from an object.
+    #[serde(serialize_with = "empty_if_none")]
+    process: Option<Process>,
+    active_listed: usize,
+    active_connections: Vec<ListedConnection>,
+}
+
+#[derive(Serialize)]
+struct ConnectionTotals {
+    accepted: u64,
+    active: usize,
+    peak: usize,
+    rejected: u64,
+    timed_out: u64,
+    zero_copy: u64,
+    #[serde(serialize_with = "by_reason")]
+    closed: [u64; 5],
+}
+
+#[derive(Serialize)]
+struct ByteTotals {
+    received: u64,
+    sent: u64,
+    buffered: u64,
+}
+
+#[derive(Serialize)]
+struct TcpTotals {
+    retransmitted_segments: u64,
+    srtt_samples: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    srtt_mean_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct HttpTotals {
+    active: usize,
+    accepted: u64,
+    rejected: u64,
+}
+
+#[derive(Serialize)]
+struct LogTotals {
+    dropped: u64,
+}
+
+/// One entry of `active_connections`.
+#[derive(Serialize)]
+struct ListedConnection {
+    peer: SocketAddr,
+    age_s: f64,
+    idle_s: f64,
+    bytes_in: u64,
+    bytes_out: u64,
+    buffered: usize,
+    state: &'static str,
+    zero_copy: bool,
+    tcp: Option<ListedTcp>,
+}
+
+/// A listed connection's last TCP_INFO reading.
+#[derive(Serialize)]
+struct ListedTcp {
+    srtt_ms: f64,
+    rttvar_ms: f64,
+    retransmits: u32,
+    lost: u32,
+    cwnd: u32,
+    mss: u32,
+    min_rtt_ms: Option<f64>,
+    delivery_rate_bps: Option<u64>,
+}
+
+impl StatsDocument {
+    fn new(snap: &Snapshot<'_>, now: SystemTime) -> Self {
+        let s = snap.stats;
+        let o = snap.observed;
+        let srtt_samples = o.srtt.count();
+        Self {
+            version: env!("CARGO_PKG_VERSION"),
+            time_s: round3(unix_seconds(now)),
+            uptime_s: round3(
                 now.duration_since(o.started)
                     .map_or(0.0, |d| d.as_secs_f64()),
             ),
-        )
-        .object("connections", conns)
-        .object("bytes", bytes)
-        .object("tcp", tcp)
-        .object("http", http)
-        .object("log", log)
-        .object("process", process)
-        .uint("active_listed", snap.connections.len() as u64)
-        .array("active_connections", list);
-    doc.finish()
+            connections: ConnectionTotals {
+                accepted: s.served,
+                active: s.active,
+                peak: s.peak,
+                rejected: s.rejected,
+                timed_out: s.timed_out,
+                zero_copy: s.spliced,
+                closed: o.closed,
+            },
+            bytes: ByteTotals {
+                received: s.bytes_in,
+                sent: s.bytes_out,
+                buffered: snap.buffered,
+            },
+            tcp: TcpTotals {
+                retransmitted_segments: o.retransmits,
+                srtt_samples,
+                srtt_mean_ms: (srtt_samples > 0)
+                    .then(|| round3(o.srtt.sum() / srtt_samples as f64 * 1000.0)),
+            },
+            http: HttpTotals {
+                active: snap.http_active,
+                accepted: o.http_accepted,
+                rejected: o.http_rejected,
+            },
+            log: LogTotals {
+                dropped: snap.log_lines_dropped,
+            },
+            process: snap.process,
+            active_listed: snap.connections.len(),
+            active_connections: snap
+                .connections
+                .iter()
+                .map(ListedConnection::from)
+                .collect(),
+        }
+    }
+}
+
+impl From<&ConnView> for ListedConnection {
+    fn from(c: &ConnView) -> Self {
+        Self {
+            peer: c.peer,
+            age_s: round3(c.age.as_secs_f64()),
+            idle_s: round3(c.idle.as_secs_f64()),
+            bytes_in: c.bytes_in,
+            bytes_out: c.bytes_out,
+            buffered: c.buffered,
+            state: c.state,
+            zero_copy: c.zero_copy,
+            tcp: c.tcp.as_ref().map(|t| ListedTcp {
+                srtt_ms: ms(t.rtt_us),
+                rttvar_ms: ms(t.rttvar_us),
+                retransmits: t.total_retrans,
+                lost: t.lost,
+                cwnd: t.snd_cwnd,
+                mss: t.snd_mss,
+                min_rtt_ms: t.min_rtt_us.map(ms),
+                delivery_rate_bps: t.delivery_rate,
+            }),
+        }
+    }
+}
+
+fn empty_if_none<S: Serializer>(process: &Option<Process>, out: S) -> Result<S::Ok, S::Error> {
+    match process {
+        Some(p) => p.serialize(out),
+        None => out.serialize_map(Some(0))?.end(),
+    }
+}
+
+fn by_reason<S: Serializer>(closed: &[u64; 5], out: S) -> Result<S::Ok, S::Error> {
+    out.collect_map(CLOSE_REASONS.iter().zip(closed))
 }
 
 fn round3(x: f64) -> f64 {

@@ -18,7 +18,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use log::kv::{Error as KvError, Key, Value, VisitSource, VisitValue};
 use log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 
-use crate::logic::json::JsonObject;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value as JsonValue;
+
+use crate::logic::json;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -123,25 +127,27 @@ pub fn text_line(now: SystemTime, record: &Record<'_>) -> String {
     )
 }
 
-struct Fields<'a>(&'a mut JsonObject);
+/// A record's key-values as typed JSON values, in the record's order.
+struct Fields<'a, M>(&'a mut M);
 
-impl<'kvs> VisitSource<'kvs> for Fields<'_> {
+impl<'kvs, M: SerializeMap> VisitSource<'kvs> for Fields<'_, M> {
     fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), KvError> {
-        let key = key.as_str();
         let mut null = IsNull(false);
         let _ = value.visit(&mut null);
-        if null.0 {
-            self.0.null(key);
+        let typed = if null.0 {
+            JsonValue::Null
         } else if let Some(v) = value.to_u64() {
-            self.0.uint(key, v);
+            JsonValue::from(v)
         } else if let Some(v) = value.to_f64() {
-            self.0.float(key, v);
+            JsonValue::from(v)
         } else if let Some(v) = value.to_bool() {
-            self.0.bool(key, v);
+            JsonValue::from(v)
         } else {
-            self.0.str(key, &value.to_string());
-        }
-        Ok(())
+            JsonValue::from(value.to_string())
+        };
+        self.0
+            .serialize_entry(key.as_str(), &typed)
+            .map_err(|_| KvError::msg("JSON"))
     }
 }
 
@@ -161,13 +167,31 @@ impl<'v> VisitValue<'v> for IsNull {
 
 /// The JSON line for `record` logged at `now`.
 pub fn json_line(now: SystemTime, record: &Record<'_>) -> String {
-    let mut obj = JsonObject::new();
-    obj.str("timestamp", &rfc3339_millis(now))
-        .str("level", record.level().as_str())
-        .str("event", record.target())
-        .str("message", &record.args().to_string());
-    let _ = record.key_values().visit(&mut Fields(&mut obj));
-    obj.finish()
+    json::to_string(&JsonLine {
+        timestamp: rfc3339_millis(now),
+        record,
+    })
+}
+
+/// `timestamp`, `level`, `event` and `message`, then the record's
+/// key-values as fields of their own. Written by hand rather than derived
+/// because the key-values differ from event to event.
+struct JsonLine<'a> {
+    timestamp: String,
+    record: &'a Record<'a>,
+}
+
+impl Serialize for JsonLine<'_> {
+    fn serialize<S: Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        let record = self.record;
+        let mut map = out.serialize_map(None)?;
+        map.serialize_entry("timestamp", &self.timestamp)?;
+        map.serialize_entry("level", record.level().as_str())?;
+        map.serialize_entry("event", record.target())?;
+        map.serialize_entry("message", record.args())?;
+        let _ = record.key_values().visit(&mut Fields(&mut map));
+        map.end()
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for `t` (UTC), as the text log writes it.
