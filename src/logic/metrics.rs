@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use crate::logic::echo::CloseReason;
+use crate::logic::echo::{CloseReason, Phase};
 use crate::logic::http::conn::HttpCounts;
 use crate::logic::json;
 use crate::logic::stats::Stats;
@@ -36,9 +36,6 @@ pub const BYTES_BUCKETS: &[f64] = &[
 ];
 /// Upper bounds of the smoothed-RTT buckets, seconds (100 µs to 1 s).
 pub const SRTT_BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0];
-
-/// Labels of the closed-connection counter, in [`Observed::closed`] order.
-pub const CLOSE_REASONS: [&str; 5] = ["peer", "reset", "idle_timeout", "shutdown", "error"];
 
 /// A Prometheus histogram with fixed buckets.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,8 +102,8 @@ impl Histogram {
 /// Counters kept for the endpoint beside [`Stats`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
-    /// Echo connections closed, by [`CLOSE_REASONS`].
-    pub closed: [u64; 5],
+    /// Echo connections closed, by [`CloseReason::index`].
+    pub closed: [u64; CloseReason::LABELS.len()],
     /// How long closed connections were open.
     pub durations: Histogram,
     /// Bytes each closed connection sent us.
@@ -128,7 +125,7 @@ pub struct Observed {
 impl Default for Observed {
     fn default() -> Self {
         Self {
-            closed: [0; 5],
+            closed: [0; CloseReason::LABELS.len()],
             durations: Histogram::new(DURATION_BUCKETS),
             conn_bytes: Histogram::new(BYTES_BUCKETS),
             srtt: Histogram::new(SRTT_BUCKETS),
@@ -150,14 +147,7 @@ impl Observed {
         received: u64,
         tcp: Option<&TcpInfo>,
     ) {
-        let i = match reason {
-            CloseReason::PeerClosed => 0,
-            CloseReason::Reset => 1,
-            CloseReason::IdleTimeout => 2,
-            CloseReason::Shutdown => 3,
-            CloseReason::Error(_) => 4,
-        };
-        self.closed[i] += 1;
+        self.closed[reason.index()] += 1;
         self.durations.observe(duration.as_secs_f64());
         self.conn_bytes.observe(received as f64);
         if let Some(tcp) = tcp {
@@ -205,8 +195,8 @@ pub struct ConnView {
     pub bytes_out: u64,
     /// Bytes read but not yet echoed.
     pub buffered: usize,
-    /// Its phase: `echoing`, `peer_done`, `draining`, `lingering`.
-    pub state: &'static str,
+    /// Its phase.
+    pub state: Phase,
     /// True once it echoes through a kernel pipe (zero-copy).
     pub zero_copy: bool,
     /// The last TCP_INFO reading, if any.
@@ -310,7 +300,7 @@ pub fn render_prometheus(snap: &Snapshot<'_>) -> String {
         "Echo connections that ended, by reason.",
         "counter",
     );
-    for (reason, count) in CLOSE_REASONS.iter().zip(o.closed) {
+    for (reason, count) in CloseReason::LABELS.iter().zip(o.closed) {
         let _ = writeln!(
             out,
             "echo_connections_closed_total{{reason=\"{reason}\"}} {count}"
@@ -478,7 +468,7 @@ struct ConnectionTotals {
     timed_out: u64,
     zero_copy: u64,
     #[serde(serialize_with = "by_reason")]
-    closed: [u64; 5],
+    closed: [u64; CloseReason::LABELS.len()],
 }
 
 #[derive(Serialize)]
@@ -595,7 +585,7 @@ impl From<&ConnView> for ListedConnection {
             bytes_in: c.bytes_in,
             bytes_out: c.bytes_out,
             buffered: c.buffered,
-            state: c.state,
+            state: c.state.name(),
             zero_copy: c.zero_copy,
             tcp: c.tcp.as_ref().map(|t| ListedTcp {
                 srtt_ms: ms(t.rtt_us),
@@ -618,8 +608,8 @@ fn empty_if_none<S: Serializer>(process: &Option<Process>, out: S) -> Result<S::
     }
 }
 
-fn by_reason<S: Serializer>(closed: &[u64; 5], out: S) -> Result<S::Ok, S::Error> {
-    out.collect_map(CLOSE_REASONS.iter().zip(closed))
+fn by_reason<S: Serializer>(closed: &[u64], out: S) -> Result<S::Ok, S::Error> {
+    out.collect_map(CloseReason::LABELS.iter().zip(closed))
 }
 
 fn round3(x: f64) -> f64 {
@@ -643,7 +633,7 @@ mod tests {
                 bytes_in: 10,
                 bytes_out: 5,
                 buffered: 5,
-                state: "echoing",
+                state: Phase::Echoing,
                 zero_copy: true,
                 tcp: Some(TcpInfo::default()),
             }],
@@ -690,6 +680,25 @@ mod tests {
         assert!(text.contains("echo_http_requests_total{code=\"421\"} 0\n"));
         assert!(text.contains("echo_http_connections_rejected_total{reason=\"limit\"} 0\n"));
         assert!(text.contains("\necho_log_lines_dropped_total 3\n"));
+    }
+
+    // Each close reason counts under a label of its own.
+    #[test]
+    fn close_reasons_count_apart() {
+        let mut observed = Observed::default();
+        let reasons = [
+            CloseReason::PeerClosed,
+            CloseReason::Reset,
+            CloseReason::IdleTimeout,
+            CloseReason::Shutdown,
+            CloseReason::Error("x".into()),
+        ];
+        for (n, reason) in reasons.iter().enumerate() {
+            for _ in 0..=n {
+                observed.closed(reason, Duration::ZERO, 0, None);
+            }
+        }
+        assert_eq!(observed.closed, [1, 2, 3, 4, 5]);
     }
 
     // The JSON document carries the connection list.

@@ -12,7 +12,6 @@ use mio::{Interest, Token};
 use slab::Slab;
 
 use super::{died_in_queue, Server, ACCEPT_RETRY};
-use crate::logic::echo::Phase;
 use crate::logic::http::conn::{HttpConn, HttpConnection, HttpNext, RESPONSES_PER_TURN};
 use crate::logic::http::{AllowedHosts, Response, Route, Status};
 use crate::logic::metrics::{self, ConnView, Observed, Process, Snapshot};
@@ -289,15 +288,6 @@ pub(super) fn sample_tcp(connections: &mut Slab<Connection>, observed: &mut Obse
     }
 }
 
-fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Echoing => "echoing",
-        Phase::PeerDone => "peer_done",
-        Phase::Draining => "draining",
-        Phase::Lingering => "lingering",
-    }
-}
-
 /// What the endpoint reads from the kernel at most once a second, however
 /// often it is asked.
 struct Cached<'a> {
@@ -343,7 +333,7 @@ fn render(
                 bytes_in: c.echo.received(),
                 bytes_out: c.echo.echoed(),
                 buffered: c.echo.pending(),
-                state: phase_name(c.echo.phase()),
+                state: c.echo.phase(),
                 zero_copy: c.echo.is_splicing(),
                 tcp: c.tcp,
             })
