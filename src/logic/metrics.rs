@@ -80,8 +80,8 @@ impl Histogram {
         self.sum
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        header(out, name, help, "histogram");
+    /// Its samples: the cumulative buckets, the sum and the count.
+    fn render(&self, out: &mut String, name: &str) {
         let mut cumulative = 0;
         for (i, count) in self.counts.iter().enumerate() {
             cumulative += count;
@@ -222,210 +222,201 @@ pub struct Snapshot<'a> {
     pub log_lines_dropped: u64,
 }
 
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn single(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
-    header(out, name, help, kind);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-/// Every metric name `/metrics` exports (histograms by their base name).
-pub const METRIC_NAMES: &[&str] = &[
-    "echo_connections_accepted_total",
-    "echo_connections_active",
-    "echo_connections_peak",
-    "echo_connections_rejected_total",
-    "echo_connections_closed_total",
-    "echo_connections_zero_copy_total",
-    "echo_bytes_received_total",
-    "echo_bytes_sent_total",
-    "echo_bytes_buffered",
-    "echo_connection_duration_seconds",
-    "echo_connection_received_bytes",
-    "echo_tcp_srtt_seconds",
-    "echo_tcp_retransmitted_segments_total",
-    "echo_http_requests_total",
-    "echo_http_connections_active",
-    "echo_http_connections_rejected_total",
-    "echo_log_lines_dropped_total",
-    "process_resident_memory_bytes",
-    "process_open_fds",
-    "process_start_time_seconds",
-    "process_cpu_seconds_total",
-];
-
 /// The Prometheus text exposition (format 0.0.4) of `snap`.
 pub fn render_prometheus(snap: &Snapshot<'_>) -> String {
-    let s = snap.stats;
-    let o = snap.observed;
     let mut out = String::with_capacity(4096);
-    single(
-        &mut out,
-        "echo_connections_accepted_total",
-        "Echo connections accepted and served.",
-        "counter",
-        s.served,
-    );
-    single(
-        &mut out,
-        "echo_connections_active",
-        "Echo connections open now.",
-        "gauge",
-        s.active,
-    );
-    single(
-        &mut out,
-        "echo_connections_peak",
-        "Most echo connections open at once.",
-        "gauge",
-        s.peak,
-    );
-    header(
-        &mut out,
-        "echo_connections_rejected_total",
-        "Connections closed at once, by reason (limit: over --max-connections).",
-        "counter",
-    );
-    let _ = writeln!(
-        out,
-        "echo_connections_rejected_total{{reason=\"limit\"}} {}",
-        s.rejected
-    );
-    header(
-        &mut out,
-        "echo_connections_closed_total",
-        "Echo connections that ended, by reason.",
-        "counter",
-    );
-    for (reason, count) in CloseReason::LABELS.iter().zip(o.closed) {
-        let _ = writeln!(
-            out,
-            "echo_connections_closed_total{{reason=\"{reason}\"}} {count}"
-        );
+    for family in FAMILIES {
+        let Some(value) = (family.value)(snap) else {
+            continue;
+        };
+        let name = family.name;
+        let _ = writeln!(out, "# HELP {name} {}", family.help);
+        let _ = writeln!(out, "# TYPE {name} {}", family.kind);
+        match value {
+            Value::Int(v) => {
+                let _ = writeln!(out, "{name} {v}");
+            }
+            Value::Float(v) => {
+                let _ = writeln!(out, "{name} {v}");
+            }
+            Value::Labelled(label, samples) => {
+                for (key, v) in samples {
+                    let _ = writeln!(out, "{name}{{{label}=\"{key}\"}} {v}");
+                }
+            }
+            Value::Histogram(h) => h.render(&mut out, name),
+        }
     }
-    single(
-        &mut out,
-        "echo_connections_zero_copy_total",
-        "Echo connections switched to the zero-copy path (splice through a kernel pipe) because their client streamed.",
-        "counter",
-        s.spliced,
-    );
-    single(
-        &mut out,
-        "echo_bytes_received_total",
-        "Bytes read from echo clients.",
-        "counter",
-        s.bytes_in,
-    );
-    single(
-        &mut out,
-        "echo_bytes_sent_total",
-        "Bytes echoed to clients.",
-        "counter",
-        s.bytes_out,
-    );
-    single(
-        &mut out,
-        "echo_bytes_buffered",
-        "Bytes read but not yet echoed, over all connections.",
-        "gauge",
-        snap.buffered,
-    );
-    o.durations.render(
-        &mut out,
-        "echo_connection_duration_seconds",
-        "How long closed echo connections were open.",
-    );
-    o.conn_bytes.render(
-        &mut out,
-        "echo_connection_received_bytes",
-        "Bytes received per closed echo connection.",
-    );
-    o.srtt.render(
-        &mut out,
-        "echo_tcp_srtt_seconds",
-        "Smoothed RTT (TCP_INFO) of each echo connection, read at close.",
-    );
-    single(
-        &mut out,
-        "echo_tcp_retransmitted_segments_total",
-        "TCP segments retransmitted on echo connections (TCP_INFO, sampled).",
-        "counter",
-        o.retransmits,
-    );
-    header(
-        &mut out,
-        "echo_http_requests_total",
-        "Requests answered by the metrics endpoint, by status code.",
-        "counter",
-    );
-    for (status, count) in HttpCounts::STATUSES.iter().zip(o.http.by_status) {
-        let _ = writeln!(
-            out,
-            "echo_http_requests_total{{code=\"{}\"}} {count}",
-            status.code()
-        );
-    }
-    single(
-        &mut out,
-        "echo_http_connections_active",
-        "Metrics endpoint connections open now (not counted as echo connections).",
-        "gauge",
-        snap.http_active,
-    );
-    header(
-        &mut out,
-        "echo_http_connections_rejected_total",
-        "Metrics endpoint connections over its limit, answered 503 and closed, by reason.",
-        "counter",
-    );
-    let _ = writeln!(
-        out,
-        "echo_http_connections_rejected_total{{reason=\"limit\"}} {}",
-        o.http_rejected
-    );
-    single(
-        &mut out,
-        "echo_log_lines_dropped_total",
-        "Log lines lost because stdout did not take them (a reader not keeping up, a full disk, no reader).",
-        "counter",
-        snap.log_lines_dropped,
-    );
-    if let Some(p) = snap.process {
-        single(
-            &mut out,
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            "gauge",
-            p.resident_bytes,
-        );
-        single(
-            &mut out,
-            "process_open_fds",
-            "Number of open file descriptors.",
-            "gauge",
-            p.open_fds,
-        );
-        single(
-            &mut out,
-            "process_cpu_seconds_total",
-            "Total user and system CPU time spent in seconds.",
-            "counter",
-            p.cpu_seconds,
-        );
-    }
-    single(
-        &mut out,
-        "process_start_time_seconds",
-        "Start time of the process since unix epoch in seconds.",
-        "gauge",
-        unix_seconds(o.started),
-    );
     out
 }
+
+/// One metric family of `/metrics`; [`FAMILIES`] lists them in the order
+/// they are written.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    /// Its figures in a snapshot; `None` leaves the family out.
+    value: for<'s> fn(&'s Snapshot<'_>) -> Option<Value<'s>>,
+}
+
+/// A family's figures.
+enum Value<'s> {
+    Int(u64),
+    Float(f64),
+    /// One sample per value of the label: `name{label="value"} count`.
+    Labelled(&'static str, Vec<(String, u64)>),
+    Histogram(&'s Histogram),
+}
+
+const COUNTER: &str = "counter";
+const GAUGE: &str = "gauge";
+const HISTOGRAM: &str = "histogram";
+
+fn int(v: u64) -> Option<Value<'static>> {
+    Some(Value::Int(v))
+}
+
+fn limit(rejected: u64) -> Option<Value<'static>> {
+    Some(Value::Labelled("reason", vec![("limit".into(), rejected)]))
+}
+
+/// Every family `/metrics` exports, in order. The process figures are left
+/// out where `/proc` cannot be read, except the start time, which is ours.
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "echo_connections_accepted_total",
+        help: "Echo connections accepted and served.",
+        kind: COUNTER,
+        value: |s| int(s.stats.served),
+    },
+    Family {
+        name: "echo_connections_active",
+        help: "Echo connections open now.",
+        kind: GAUGE,
+        value: |s| int(s.stats.active as u64),
+    },
+    Family {
+        name: "echo_connections_peak",
+        help: "Most echo connections open at once.",
+        kind: GAUGE,
+        value: |s| int(s.stats.peak as u64),
+    },
+    Family {
+        name: "echo_connections_rejected_total",
+        help: "Connections closed at once, by reason (limit: over --max-connections).",
+        kind: COUNTER,
+        value: |s| limit(s.stats.rejected),
+    },
+    Family {
+        name: "echo_connections_closed_total",
+        help: "Echo connections that ended, by reason.",
+        kind: COUNTER,
+        value: |s| {
+            let labels = CloseReason::LABELS.iter().map(|l| l.to_string());
+            Some(Value::Labelled("reason", labels.zip(s.observed.closed).collect()))
+        },
+    },
+    Family {
+        name: "echo_connections_zero_copy_total",
+        help: "Echo connections switched to the zero-copy path (splice through a kernel pipe) because their client streamed.",
+        kind: COUNTER,
+        value: |s| int(s.stats.spliced),
+    },
+    Family {
+        name: "echo_bytes_received_total",
+        help: "Bytes read from echo clients.",
+        kind: COUNTER,
+        value: |s| int(s.stats.bytes_in),
+    },
+    Family {
+        name: "echo_bytes_sent_total",
+        help: "Bytes echoed to clients.",
+        kind: COUNTER,
+        value: |s| int(s.stats.bytes_out),
+    },
+    Family {
+        name: "echo_bytes_buffered",
+        help: "Bytes read but not yet echoed, over all connections.",
+        kind: GAUGE,
+        value: |s| int(s.buffered),
+    },
+    Family {
+        name: "echo_connection_duration_seconds",
+        help: "How long closed echo connections were open.",
+        kind: HISTOGRAM,
+        value: |s| Some(Value::Histogram(&s.observed.durations)),
+    },
+    Family {
+        name: "echo_connection_received_bytes",
+        help: "Bytes received per closed echo connection.",
+        kind: HISTOGRAM,
+        value: |s| Some(Value::Histogram(&s.observed.conn_bytes)),
+    },
+    Family {
+        name: "echo_tcp_srtt_seconds",
+        help: "Smoothed RTT (TCP_INFO) of each echo connection, read at close.",
+        kind: HISTOGRAM,
+        value: |s| Some(Value::Histogram(&s.observed.srtt)),
+    },
+    Family {
+        name: "echo_tcp_retransmitted_segments_total",
+        help: "TCP segments retransmitted on echo connections (TCP_INFO, sampled).",
+        kind: COUNTER,
+        value: |s| int(s.observed.retransmits),
+    },
+    Family {
+        name: "echo_http_requests_total",
+        help: "Requests answered by the metrics endpoint, by status code.",
+        kind: COUNTER,
+        value: |s| {
+            let codes = HttpCounts::STATUSES.iter().map(|st| st.code().to_string());
+            Some(Value::Labelled("code", codes.zip(s.observed.http.by_status).collect()))
+        },
+    },
+    Family {
+        name: "echo_http_connections_active",
+        help: "Metrics endpoint connections open now (not counted as echo connections).",
+        kind: GAUGE,
+        value: |s| int(s.http_active as u64),
+    },
+    Family {
+        name: "echo_http_connections_rejected_total",
+        help: "Metrics endpoint connections over its limit, answered 503 and closed, by reason.",
+        kind: COUNTER,
+        value: |s| limit(s.observed.http_rejected),
+    },
+    Family {
+        name: "echo_log_lines_dropped_total",
+        help: "Log lines lost because stdout did not take them (a reader not keeping up, a full disk, no reader).",
+        kind: COUNTER,
+        value: |s| int(s.log_lines_dropped),
+    },
+    Family {
+        name: "process_resident_memory_bytes",
+        help: "Resident memory size in bytes.",
+        kind: GAUGE,
+        value: |s| int(s.process?.resident_bytes),
+    },
+    Family {
+        name: "process_open_fds",
+        help: "Number of open file descriptors.",
+        kind: GAUGE,
+        value: |s| int(s.process?.open_fds),
+    },
+    Family {
+        name: "process_cpu_seconds_total",
+        help: "Total user and system CPU time spent in seconds.",
+        kind: COUNTER,
+        value: |s| Some(Value::Float(s.process?.cpu_seconds)),
+    },
+    Family {
+        name: "process_start_time_seconds",
+        help: "Start time of the process since unix epoch in seconds.",
+        kind: GAUGE,
+        value: |s| Some(Value::Float(unix_seconds(s.observed.started))),
+    },
+];
 
 fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
@@ -650,32 +641,39 @@ mod tests {
             h.observe(v);
         }
         let mut out = String::new();
-        h.render(&mut out, "x", "help");
+        h.render(&mut out, "x");
         assert!(out.contains("x_bucket{le=\"1\"} 2\n"), "{out}");
         assert!(out.contains("x_bucket{le=\"10\"} 3\n"));
         assert!(out.contains("x_bucket{le=\"+Inf\"} 4\n"));
         assert!(out.contains("x_sum 56.5\nx_count 4\n"));
     }
 
-    // Every family has HELP and TYPE, and every exported name is listed in
-    // METRIC_NAMES (the Grafana test relies on that list).
+    // Every family has HELP and TYPE, in the table's order; without /proc
+    // the process figures but the start time are left out.
     #[test]
-    fn every_family_is_declared_and_listed() {
+    fn every_family_is_declared_once_in_order() {
         let stats = Stats::default();
         let mut observed = Observed::default();
         observed.closed(&CloseReason::Reset, Duration::from_secs(2), 100, None);
-        let text = render_prometheus(&snapshot(&stats, &observed));
-        let mut declared = Vec::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                declared.push(rest.split(' ').next().unwrap().to_string());
+        let mut snap = snapshot(&stats, &observed);
+        let declared = |text: &str| -> Vec<String> {
+            let mut names = Vec::new();
+            for line in text.lines() {
+                if let Some(rest) = line.strip_prefix("# TYPE ") {
+                    let name = rest.split(' ').next().unwrap().to_string();
+                    assert!(text.contains(&format!("# HELP {name} ")), "{name}");
+                    names.push(name);
+                }
             }
-        }
-        for name in &declared {
-            assert!(text.contains(&format!("# HELP {name} ")), "{name}");
-            assert!(METRIC_NAMES.contains(&name.as_str()), "{name} not listed");
-        }
-        assert_eq!(declared.len(), METRIC_NAMES.len());
+            names
+        };
+        let all: Vec<&str> = FAMILIES.iter().map(|f| f.name).collect();
+        assert_eq!(declared(&render_prometheus(&snap)), all);
+        snap.process = None;
+        let text = render_prometheus(&snap);
+        assert_eq!(declared(&text).len(), all.len() - 3);
+        assert!(text.contains("\nprocess_start_time_seconds "));
+        let text = render_prometheus(&snapshot(&stats, &observed));
         assert!(text.contains("echo_connections_closed_total{reason=\"reset\"} 1\n"));
         assert!(text.contains("echo_http_requests_total{code=\"421\"} 0\n"));
         assert!(text.contains("echo_http_connections_rejected_total{reason=\"limit\"} 0\n"));
