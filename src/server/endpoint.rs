@@ -14,8 +14,8 @@ use slab::Slab;
 use super::{died_in_queue, Server, ACCEPT_RETRY};
 use crate::logic::http::conn::{HttpConn, HttpConnection, HttpNext, RESPONSES_PER_TURN};
 use crate::logic::http::{AllowedHosts, Response, Route, Status};
-use crate::logic::metrics::{self, ConnView, Observed, Process, Snapshot};
-use crate::logic::stats::Stats;
+use crate::logic::metrics::{self, ConnView, EndpointCounters, Process, Snapshot};
+use crate::logic::stats::Totals;
 use crate::os::tcp_info;
 use crate::server::connection::Connection;
 use crate::server::token;
@@ -277,7 +277,7 @@ fn refuse_at_once(stream: &mut mio::net::TcpStream) {
 
 /// Reads TCP_INFO of every echo connection and adds new retransmits to the
 /// server-wide counter.
-pub(super) fn sample_tcp(connections: &mut Slab<Connection>, observed: &mut Observed) {
+pub(super) fn sample_tcp(connections: &mut Slab<Connection>, observed: &mut EndpointCounters) {
     for (_, conn) in connections.iter_mut() {
         if let Ok(info) = tcp_info::sample(&conn.stream) {
             observed.retransmits +=
@@ -299,8 +299,8 @@ struct Cached<'a> {
 fn render(
     route: Route,
     connections: &mut Slab<Connection>,
-    stats: &Stats,
-    observed: &mut Observed,
+    stats: &Totals,
+    observed: &mut EndpointCounters,
     cached: Cached<'_>,
     http_active: usize,
 ) -> Response {

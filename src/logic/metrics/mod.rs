@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::logic::echo::{CloseReason, Phase};
 use crate::logic::http::conn::HttpCounts;
-use crate::logic::stats::Stats;
+use crate::logic::stats::Totals;
 use crate::os::tcp_info::TcpInfo;
 
 mod prometheus;
@@ -82,9 +82,10 @@ impl Histogram {
     }
 }
 
-/// Counters kept for the endpoint beside [`Stats`].
+/// The counters only the endpoint reports, kept beside the [`Totals`]
+/// that the log reports too.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Observed {
+pub struct EndpointCounters {
     /// Echo connections closed, by [`CloseReason::index`].
     pub closed: [u64; CloseReason::LABELS.len()],
     /// How long closed connections were open.
@@ -105,7 +106,7 @@ pub struct Observed {
     pub started: SystemTime,
 }
 
-impl Default for Observed {
+impl Default for EndpointCounters {
     fn default() -> Self {
         Self {
             closed: [0; CloseReason::LABELS.len()],
@@ -121,7 +122,7 @@ impl Default for Observed {
     }
 }
 
-impl Observed {
+impl EndpointCounters {
     /// Records an echo connection that ended.
     pub fn closed(
         &mut self,
@@ -190,9 +191,9 @@ pub struct ConnView {
 #[derive(Debug)]
 pub struct Snapshot<'a> {
     /// Echo-side counters.
-    pub stats: &'a Stats,
+    pub stats: &'a Totals,
     /// Endpoint counters.
-    pub observed: &'a Observed,
+    pub observed: &'a EndpointCounters,
     /// Bytes held in echo buffers right now.
     pub buffered: u64,
     /// HTTP connections open now.
@@ -214,7 +215,7 @@ fn unix_seconds(t: SystemTime) -> f64 {
 mod tests {
     use super::*;
 
-    pub(super) fn snapshot<'a>(stats: &'a Stats, observed: &'a Observed) -> Snapshot<'a> {
+    pub(super) fn snapshot<'a>(stats: &'a Totals, observed: &'a EndpointCounters) -> Snapshot<'a> {
         Snapshot {
             stats,
             observed,
@@ -239,7 +240,7 @@ mod tests {
     // Each close reason counts under a label of its own.
     #[test]
     fn close_reasons_count_apart() {
-        let mut observed = Observed::default();
+        let mut observed = EndpointCounters::default();
         let reasons = [
             CloseReason::PeerClosed,
             CloseReason::Reset,

@@ -232,8 +232,8 @@ mod tests {
 
     use super::*;
     use crate::logic::metrics::tests::snapshot;
-    use crate::logic::metrics::Observed;
-    use crate::logic::stats::Stats;
+    use crate::logic::metrics::EndpointCounters;
+    use crate::logic::stats::Totals;
 
     // Buckets are cumulative and end with +Inf equal to the count.
     #[test]
@@ -254,8 +254,8 @@ mod tests {
     // the process figures but the start time are left out.
     #[test]
     fn every_family_is_declared_once_in_order() {
-        let stats = Stats::default();
-        let mut observed = Observed::default();
+        let stats = Totals::default();
+        let mut observed = EndpointCounters::default();
         observed.closed(&CloseReason::Reset, Duration::from_secs(2), 100, None);
         let mut snap = snapshot(&stats, &observed);
         let declared = |text: &str| -> Vec<String> {

@@ -199,14 +199,14 @@ fn ms(us: u32) -> f64 {
 mod tests {
     use super::*;
     use crate::logic::metrics::tests::snapshot;
-    use crate::logic::metrics::Observed;
-    use crate::logic::stats::Stats;
+    use crate::logic::metrics::EndpointCounters;
+    use crate::logic::stats::Totals;
 
     // The JSON document carries the connection list.
     #[test]
     fn json_lists_connections() {
-        let stats = Stats::default();
-        let observed = Observed::default();
+        let stats = Totals::default();
+        let observed = EndpointCounters::default();
         let doc = render_json(&snapshot(&stats, &observed));
         assert!(
             doc.contains(r#""peer":"127.0.0.1:4000","age_s":1.5"#),
