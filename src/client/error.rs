@@ -9,7 +9,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::logic::json::JsonObject;
+use serde::Serialize;
+
+use crate::logic::json;
 
 /// Exit codes, as listed in `echo-client --help`.
 pub mod exit {
@@ -204,12 +206,28 @@ impl ClientError {
     /// The one document a `--json` run prints when it fails before it has
     /// any result to report.
     pub fn json_document(&self, mode: &str, target: &str) -> String {
-        let mut doc = JsonObject::new();
-        doc.str("mode", mode)
-            .str("target", target)
-            .str("error_kind", self.kind())
-            .str("error", &self.to_string());
-        doc.finish()
+        json::to_string(&FailedRun {
+            mode,
+            target,
+            error_kind: self.kind(),
+            error: self,
+        })
+    }
+}
+
+/// A `--json` run's document when it failed before measuring anything.
+#[derive(Serialize)]
+struct FailedRun<'a> {
+    mode: &'a str,
+    target: &'a str,
+    error_kind: &'static str,
+    error: &'a ClientError,
+}
+
+/// In a JSON document, an error is its one-line message.
+impl Serialize for ClientError {
+    fn serialize<S: serde::Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        out.collect_str(self)
     }
 }
 

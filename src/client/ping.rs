@@ -6,13 +6,16 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use super::cli::PingArgs;
 use super::error::{exit, seconds, ClientError};
 use super::output::{self, errln, outln};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttStats};
 use super::session::{Connected, Session, CLOSE_GRACE};
-use crate::logic::json::JsonObject;
+use super::target::Target;
+use crate::logic::json;
 
 /// One probe's outcome.
 #[derive(Debug)]
@@ -360,69 +363,102 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn json(args: &PingArgs, run: &PingRun) -> String {
-    let mut doc = JsonObject::new();
-    doc.str("mode", "ping")
-        .str("target", &args.address.to_string());
-    match run.last_addr {
-        Some(addr) => doc.str("address", &addr.to_string()),
-        None => doc.null("address"),
-    };
-    doc.uint("size", args.size as u64)
-        .bool("reconnect", args.reconnect)
-        .uint("sent", run.sent)
-        .uint("received", run.received)
-        .uint("lost", run.sent - run.received)
-        .uint("mismatched", run.mismatched)
-        .float("loss_pct", (loss_percent(run) * 10.0).round() / 10.0)
-        .bool("interrupted", run.interrupted);
-    match run.connects.summary() {
-        Some(c) => {
-            let mut o = JsonObject::new();
-            o.uint("count", run.connects.count())
-                .float("min", ms(c.min))
-                .float("avg", ms(c.avg))
-                .float("max", ms(c.max));
-            doc.object("connect_ms", o)
+    json::to_string(&PingDocument {
+        mode: "ping",
+        target: &args.address,
+        address: run.last_addr,
+        size: args.size,
+        reconnect: args.reconnect,
+        sent: run.sent,
+        received: run.received,
+        lost: run.sent - run.received,
+        mismatched: run.mismatched,
+        loss_pct: (loss_percent(run) * 10.0).round() / 10.0,
+        interrupted: run.interrupted,
+        connect_ms: run.connects.summary().map(|c| ConnectMs {
+            count: run.connects.count(),
+            min: ms(c.min),
+            avg: ms(c.avg),
+            max: ms(c.max),
+        }),
+        rtt_ms: run.rtts.summary().map(|r| RttMs {
+            min: ms(r.min),
+            avg: ms(r.avg),
+            max: ms(r.max),
+            mdev: ms(r.mdev),
+            p50: ms(r.p50),
+            p95: ms(r.p95),
+            p99: ms(r.p99),
+        }),
+        probes: run.recent.iter().map(ProbeJson::from).collect(),
+        probes_omitted: run.omitted,
+    })
+}
+
+/// `ping --json`.
+#[derive(Serialize)]
+struct PingDocument<'a> {
+    mode: &'static str,
+    #[serde(serialize_with = "json::display")]
+    target: &'a Target,
+    address: Option<SocketAddr>,
+    size: usize,
+    reconnect: bool,
+    sent: u64,
+    received: u64,
+    lost: u64,
+    mismatched: u64,
+    loss_pct: f64,
+    interrupted: bool,
+    connect_ms: Option<ConnectMs>,
+    rtt_ms: Option<RttMs>,
+    probes: Vec<ProbeJson<'a>>,
+    probes_omitted: u64,
+}
+
+#[derive(Serialize)]
+struct ConnectMs {
+    count: u64,
+    min: f64,
+    avg: f64,
+    max: f64,
+}
+
+#[derive(Serialize)]
+struct RttMs {
+    min: f64,
+    avg: f64,
+    max: f64,
+    mdev: f64,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+}
+
+/// One probe: `rtt_ms` if it came back, else `error_kind` and `error`.
+#[derive(Serialize)]
+struct ProbeJson<'a> {
+    seq: u64,
+    ok: bool,
+    connect_ms: Option<f64>,
+    rtt_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_kind: Option<&'static str>,
+    error: Option<&'a ClientError>,
+}
+
+impl<'a> From<&'a Probe> for ProbeJson<'a> {
+    fn from(p: &'a Probe) -> Self {
+        let error = p.result.as_ref().err();
+        Self {
+            seq: p.seq,
+            ok: error.is_none(),
+            connect_ms: p.connect.map(ms),
+            rtt_ms: p.result.as_ref().ok().map(|rtt| ms(*rtt)),
+            error_kind: error.map(ClientError::kind),
+            error,
         }
-        None => doc.null("connect_ms"),
-    };
-    match run.rtts.summary() {
-        Some(r) => {
-            let mut o = JsonObject::new();
-            o.float("min", ms(r.min))
-                .float("avg", ms(r.avg))
-                .float("max", ms(r.max))
-                .float("mdev", ms(r.mdev))
-                .float("p50", ms(r.p50))
-                .float("p95", ms(r.p95))
-                .float("p99", ms(r.p99));
-            doc.object("rtt_ms", o)
-        }
-        None => doc.null("rtt_ms"),
-    };
-    let probes = run
-        .recent
-        .iter()
-        .map(|p| {
-            let mut o = JsonObject::new();
-            o.uint("seq", p.seq).bool("ok", p.result.is_ok());
-            match p.connect {
-                Some(c) => o.float("connect_ms", ms(c)),
-                None => o.null("connect_ms"),
-            };
-            match &p.result {
-                Ok(rtt) => o.float("rtt_ms", ms(*rtt)).null("error"),
-                Err(e) => o
-                    .null("rtt_ms")
-                    .str("error_kind", e.kind())
-                    .str("error", &e.to_string()),
-            };
-            o
-        })
-        .collect();
-    doc.array("probes", probes)
-        .uint("probes_omitted", run.omitted);
-    doc.finish()
+    }
 }
 
 /// 0 when every probe came back exactly; 1 if any echo differed; else the

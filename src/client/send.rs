@@ -5,19 +5,22 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use mio::Waker;
+use serde::Serialize;
 
 use super::cli::SendArgs;
 use super::error::{exit, ClientError};
 use super::output::{errln, outln};
 use super::rtt::millis;
 use super::session::{Chunk, Feed, Progress, Session, CLOSE_GRACE};
-use crate::logic::json::JsonObject;
+use super::target::Target;
+use crate::logic::json;
 
 /// Longest payload shown verbatim; longer ones are summarized.
 const SHOW_LIMIT: usize = 200;
@@ -46,10 +49,7 @@ struct Stream {
 /// Runs `send` mode and returns the exit code. Text goes to stdout as it
 /// happens; errors to stderr.
 pub fn run(args: &SendArgs) -> u8 {
-    let mut out = Output::new(args.json);
-    out.doc
-        .str("mode", "send")
-        .str("target", &args.address.to_string());
+    let mut out = Output::new(args);
     match send(args, &mut out) {
         Ok(()) => {
             out.finish(None);
@@ -64,15 +64,14 @@ pub fn run(args: &SendArgs) -> u8 {
     }
 }
 
-fn send(args: &SendArgs, out: &mut Output) -> Result<(), ClientError> {
+fn send(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
     let payload = load(args)?;
     out.say(format!("Connecting to {} ...", args.address));
     let addrs = args.address.resolve()?;
     let mut session = Session::new()?;
     let mut connected = session.connect_any(&addrs, args.timeout)?;
-    out.doc
-        .str("address", &connected.addr.to_string())
-        .float("connect_ms", round(millis(connected.connect_time)));
+    out.doc.address = Some(connected.addr);
+    out.doc.connect_ms = Some(round(millis(connected.connect_time)));
     out.say(format!(
         "Connected to {} in {:.3} ms",
         connected.addr,
@@ -102,9 +101,8 @@ fn send(args: &SendArgs, out: &mut Output) -> Result<(), ClientError> {
     );
     let rtt = progress.started.map_or(Duration::ZERO, |s| s.elapsed());
     let sent = progress.sent;
-    out.doc
-        .uint("bytes_sent", sent)
-        .uint("bytes_received", progress.verified);
+    out.doc.bytes_sent = Some(sent);
+    out.doc.bytes_received = Some(progress.verified);
     if let Err(e) = result {
         if let (ClientError::Interrupted, Some(name)) = (&e, &name) {
             out.say(format!(
@@ -125,7 +123,7 @@ fn send(args: &SendArgs, out: &mut Output) -> Result<(), ClientError> {
         Err(e) => return Err(e),
     }
     session.close(connected.stream);
-    out.doc.float("rtt_ms", round(millis(rtt)));
+    out.doc.rtt_ms = Some(round(millis(rtt)));
     out.say(match (&name, &shown) {
         (Some(_), _) => format!("Received echo: {sent} bytes, identical"),
         (None, shown) => format!("Received echo: {}", shown.as_deref().unwrap_or("")),
@@ -259,16 +257,53 @@ fn round(x: f64) -> f64 {
 }
 
 /// Text lines as they happen, or one JSON document at the end.
-struct Output {
+struct Output<'a> {
     json: bool,
-    doc: JsonObject,
+    doc: SendDocument<'a>,
 }
 
-impl Output {
-    fn new(json: bool) -> Self {
+/// `send --json`: the figures appear as the run gets that far.
+#[derive(Serialize)]
+struct SendDocument<'a> {
+    mode: &'static str,
+    #[serde(serialize_with = "json::display")]
+    target: &'a Target,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connect_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_sent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_received: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtt_ms: Option<f64>,
+    #[serde(rename = "match")]
+    matched: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mismatch_offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_kind: Option<&'static str>,
+    error: Option<ClientError>,
+}
+
+impl<'a> Output<'a> {
+    fn new(args: &'a SendArgs) -> Self {
         Self {
-            json,
-            doc: JsonObject::new(),
+            json: args.json,
+            doc: SendDocument {
+                mode: "send",
+                target: &args.address,
+                address: None,
+                connect_ms: None,
+                bytes_sent: None,
+                bytes_received: None,
+                rtt_ms: None,
+                matched: false,
+                mismatch_offset: None,
+                error_kind: None,
+                error: None,
+            },
         }
     }
 
@@ -283,17 +318,13 @@ impl Output {
             return;
         }
         let mut doc = self.doc;
-        doc.bool("match", error.is_none());
-        match error {
-            Some(e) => {
-                if let ClientError::Mismatch(m) = &e {
-                    doc.uint("mismatch_offset", m.offset);
-                }
-                doc.str("error_kind", e.kind()).str("error", &e.to_string())
-            }
-            None => doc.null("error"),
-        };
-        outln!("{}", doc.finish());
+        doc.matched = error.is_none();
+        if let Some(ClientError::Mismatch(m)) = &error {
+            doc.mismatch_offset = Some(m.offset);
+        }
+        doc.error_kind = error.as_ref().map(ClientError::kind);
+        doc.error = error;
+        outln!("{}", json::to_string(&doc));
     }
 }
 

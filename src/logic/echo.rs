@@ -115,6 +115,18 @@ pub enum Phase {
     Lingering,
 }
 
+impl Phase {
+    /// Its name where the endpoint lists connections (`/stats.json`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Echoing => "echoing",
+            Self::PeerDone => "peer_done",
+            Self::Draining => "draining",
+            Self::Lingering => "lingering",
+        }
+    }
+}
+
 /// Why a connection ended, as the DISCONNECT log line says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
@@ -131,6 +143,21 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Each reason's label on the endpoint's closed-connection counters,
+    /// at its [`CloseReason::index`].
+    pub const LABELS: [&'static str; 5] = ["peer", "reset", "idle_timeout", "shutdown", "error"];
+
+    /// Its place in [`CloseReason::LABELS`] (and in counters kept by reason).
+    pub fn index(&self) -> usize {
+        match self {
+            Self::PeerClosed => 0,
+            Self::Reset => 1,
+            Self::IdleTimeout => 2,
+            Self::Shutdown => 3,
+            Self::Error(_) => 4,
+        }
+    }
+
     /// Classifies an I/O error that ended a connection.
     pub fn from_io(error: &io::Error) -> Self {
         match error.kind() {

@@ -1,166 +1,105 @@
-//! A small JSON writer for the machine-readable outputs (`echo-client
-//! --json`).
+//! The text of every JSON document (`/stats.json`, `--log-format json`,
+//! the client's `--json`): serde_json, writing numbers and escapes as these
+//! documents always have.
 //!
-//! The documents are flat records of numbers and short strings, so a writer
-//! that gets escaping and non-finite numbers right is all that is needed;
-//! tests parse every document with a real JSON parser.
+//! serde_json on its own writes a float holding a whole number as `2.0` and
+//! a small one as `1e-7`; the documents write `2` and `0.0000001` (Rust's
+//! `Display`, which never uses an exponent), so a script that reads
+//! `"loss_pct":0` as an integer keeps working. Backspace and form feed stay
+//! `\u0008` and `\u000c`. NaN and infinities, which JSON cannot hold, are
+//! `null` (serde_json's own rule).
 
-use std::fmt::Write;
+use std::{fmt, io};
 
-/// A JSON object being written, key by key, in insertion order.
+use serde::{Serialize, Serializer};
+use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
+
+/// `doc` as one line of JSON.
 ///
 /// ```
-/// use echo_server::logic::json::JsonObject;
-/// let mut inner = JsonObject::new();
-/// inner.uint("p50", 40);
-/// let mut doc = JsonObject::new();
-/// doc.str("mode", "ping").float("rtt_ms", 0.25).object("latency", inner);
-/// assert_eq!(doc.finish(), r#"{"mode":"ping","rtt_ms":0.25,"latency":{"p50":40}}"#);
+/// #[derive(serde::Serialize)]
+/// struct Doc { mode: &'static str, loss_pct: f64, rtt_ms: Option<f64> }
+/// let doc = Doc { mode: "ping", loss_pct: 0.0, rtt_ms: None };
+/// assert_eq!(
+///     echo_server::logic::json::to_string(&doc),
+///     r#"{"mode":"ping","loss_pct":0,"rtt_ms":null}"#
+/// );
 /// ```
-#[derive(Debug, Clone)]
-pub struct JsonObject {
-    out: String,
+pub fn to_string<T: Serialize + ?Sized>(doc: &T) -> String {
+    let mut out = Vec::with_capacity(256);
+    doc.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut out, Numbers,
+    ))
+    .expect("the documents have string keys and infallible values; a Vec takes any write");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-impl Default for JsonObject {
-    fn default() -> Self {
-        Self::new()
-    }
+/// For `#[serde(serialize_with = "json::display")]`: the field as its
+/// `Display` text (an address as the user typed it, an error's message).
+pub fn display<T: fmt::Display, S: Serializer>(value: &T, out: S) -> Result<S::Ok, S::Error> {
+    out.collect_str(value)
 }
 
-impl JsonObject {
-    /// An empty object.
-    pub fn new() -> Self {
-        Self {
-            out: String::from("{"),
+/// serde_json's compact output with the documents' numbers and escapes.
+struct Numbers;
+
+impl Formatter for Numbers {
+    fn write_f64<W: ?Sized + io::Write>(&mut self, out: &mut W, value: f64) -> io::Result<()> {
+        // Only finite values get here: serde_json writes the others as null.
+        write!(out, "{value}")
+    }
+
+    fn write_char_escape<W: ?Sized + io::Write>(
+        &mut self,
+        out: &mut W,
+        escape: CharEscape,
+    ) -> io::Result<()> {
+        match escape {
+            CharEscape::Backspace => out.write_all(b"\\u0008"),
+            CharEscape::FormFeed => out.write_all(b"\\u000c"),
+            other => CompactFormatter.write_char_escape(out, other),
         }
     }
-
-    fn key(&mut self, key: &str) -> &mut String {
-        if self.out.len() > 1 {
-            self.out.push(',');
-        }
-        push_string(&mut self.out, key);
-        self.out.push(':');
-        &mut self.out
-    }
-
-    /// Adds a string member.
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
-        let out = self.key(key);
-        push_string(out, value);
-        self
-    }
-
-    /// Adds an integer member.
-    pub fn uint(&mut self, key: &str, value: u64) -> &mut Self {
-        let out = self.key(key);
-        let _ = write!(out, "{value}");
-        self
-    }
-
-    /// Adds a number member; NaN and infinities, which JSON cannot hold,
-    /// become `null`.
-    pub fn float(&mut self, key: &str, value: f64) -> &mut Self {
-        let out = self.key(key);
-        if value.is_finite() {
-            // Display never uses exponent notation, so this is valid JSON.
-            let _ = write!(out, "{value}");
-        } else {
-            out.push_str("null");
-        }
-        self
-    }
-
-    /// Adds a boolean member.
-    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
-        let out = self.key(key);
-        out.push_str(if value { "true" } else { "false" });
-        self
-    }
-
-    /// Adds a `null` member.
-    pub fn null(&mut self, key: &str) -> &mut Self {
-        self.key(key).push_str("null");
-        self
-    }
-
-    /// Adds a nested object.
-    pub fn object(&mut self, key: &str, value: JsonObject) -> &mut Self {
-        let inner = value.finish();
-        self.key(key).push_str(&inner);
-        self
-    }
-
-    /// Adds an array of already-finished objects.
-    pub fn array(&mut self, key: &str, values: Vec<JsonObject>) -> &mut Self {
-        let out = self.key(key);
-        out.push('[');
-        for (i, value) in values.into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&value.finish());
-        }
-        out.push(']');
-        self
-    }
-
-    /// Closes the object and returns its text.
-    pub fn finish(mut self) -> String {
-        self.out.push('}');
-        self.out
-    }
-}
-
-/// Appends `value` as a JSON string literal.
-fn push_string(out: &mut String, value: &str) {
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Serialize;
 
     #[test]
     fn strings_are_escaped() {
-        let mut doc = JsonObject::new();
-        doc.str("k\"", "a\"b\\c\nd\u{1}é");
-        assert_eq!(doc.finish(), r#"{"k\"":"a\"b\\c\nd\u0001é"}"#);
-    }
-
-    #[test]
-    fn non_finite_numbers_become_null() {
-        let mut doc = JsonObject::new();
-        doc.float("a", f64::NAN)
-            .float("b", f64::INFINITY)
-            .float("c", 1e-7);
-        assert_eq!(doc.finish(), r#"{"a":null,"b":null,"c":0.0000001}"#);
-    }
-
-    #[test]
-    fn arrays_and_empty_objects() {
-        let mut one = JsonObject::new();
-        one.uint("seq", 1).bool("ok", true).null("err");
-        let mut doc = JsonObject::new();
-        doc.array("probes", vec![one, JsonObject::new()]);
+        let doc = serde_json::json!({ "k\"": "a\"b\\c\nd\u{1}\u{8}\u{c}\té\u{7f}" });
         assert_eq!(
-            doc.finish(),
-            r#"{"probes":[{"seq":1,"ok":true,"err":null},{}]}"#
+            to_string(&doc),
+            r#"{"k\"":"a\"b\\c\nd\u0001\u0008\u000c\té"#.to_string() + "\u{7f}\"}"
+        );
+    }
+
+    #[test]
+    fn numbers_as_display_writes_them() {
+        #[derive(Serialize)]
+        struct Doc {
+            a: f64,
+            b: f64,
+            c: f64,
+            d: f64,
+            e: f64,
+            f: u64,
+            g: Option<f64>,
+        }
+        let doc = Doc {
+            a: f64::NAN,
+            b: f64::INFINITY,
+            c: 1e-7,
+            d: 2.0,
+            e: 0.006_450_999_999_999_999,
+            f: u64::MAX,
+            g: None,
+        };
+        assert_eq!(
+            to_string(&doc),
+            r#"{"a":null,"b":null,"c":0.0000001,"d":2,"e":0.006450999999999999,"f":18446744073709551615,"g":null}"#
         );
     }
 }

@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-/// Totals since the server started.
+/// Totals since the server started: what the STATS line and the Summary
+/// report (and the endpoint, beside its own `EndpointCounters`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Stats {
+pub struct Totals {
     /// Connections accepted and served (rejected ones not included).
     pub served: u64,
     /// Connections open now.
@@ -23,7 +24,7 @@ pub struct Stats {
     pub spliced: u64,
 }
 
-impl Stats {
+impl Totals {
     /// Counts a newly served connection.
     pub fn opened(&mut self) {
         self.served += 1;
@@ -49,7 +50,7 @@ impl Stats {
 }
 
 /// Displays as the body of a STATS line.
-pub struct StatsLine<'a>(&'a Stats);
+pub struct StatsLine<'a>(&'a Totals);
 
 impl fmt::Display for StatsLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,7 +65,7 @@ impl fmt::Display for StatsLine<'_> {
 }
 
 /// Displays as the final summary line.
-pub struct Summary<'a>(&'a Stats, u64);
+pub struct Summary<'a>(&'a Totals, u64);
 
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -89,7 +90,7 @@ mod tests {
     // Peak follows the most connections open at once, not the total.
     #[test]
     fn peak_tracks_concurrency() {
-        let mut stats = Stats::default();
+        let mut stats = Totals::default();
         stats.opened();
         stats.opened();
         stats.closed();
@@ -100,7 +101,7 @@ mod tests {
     // The report lines carry every figure, in the documented wording.
     #[test]
     fn lines_carry_every_figure() {
-        let stats = Stats {
+        let stats = Totals {
             served: 7,
             active: 2,
             peak: 5,

@@ -12,11 +12,10 @@ use mio::{Interest, Token};
 use slab::Slab;
 
 use super::{died_in_queue, Server, ACCEPT_RETRY};
-use crate::logic::echo::Phase;
 use crate::logic::http::conn::{HttpConn, HttpConnection, HttpNext, RESPONSES_PER_TURN};
 use crate::logic::http::{AllowedHosts, Response, Route, Status};
-use crate::logic::metrics::{self, ConnView, Observed, Process, Snapshot};
-use crate::logic::stats::Stats;
+use crate::logic::metrics::{self, ConnView, EndpointCounters, Process, Snapshot};
+use crate::logic::stats::Totals;
 use crate::logic::timer::Expiry;
 use crate::os::tcp_info;
 use crate::server::connection::Connection;
@@ -281,7 +280,7 @@ fn refuse_at_once(stream: &mut mio::net::TcpStream) {
 
 /// Reads TCP_INFO of every echo connection and adds new retransmits to the
 /// server-wide counter.
-pub(super) fn sample_tcp(connections: &mut Slab<Connection>, observed: &mut Observed) {
+pub(super) fn sample_tcp(connections: &mut Slab<Connection>, observed: &mut EndpointCounters) {
     for (_, conn) in connections.iter_mut() {
         if let Ok(info) = tcp_info::sample(&conn.stream) {
             observed.retransmits +=
@@ -289,15 +288,6 @@ pub(super) fn sample_tcp(connections: &mut Slab<Connection>, observed: &mut Obse
             conn.retrans_counted = conn.retrans_counted.max(info.total_retrans);
             conn.tcp = Some(info);
         }
-    }
-}
-
-fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Echoing => "echoing",
-        Phase::PeerDone => "peer_done",
-        Phase::Draining => "draining",
-        Phase::Lingering => "lingering",
     }
 }
 
@@ -312,8 +302,8 @@ struct Cached<'a> {
 fn render(
     route: Route,
     connections: &mut Slab<Connection>,
-    stats: &Stats,
-    observed: &mut Observed,
+    stats: &Totals,
+    observed: &mut EndpointCounters,
     cached: Cached<'_>,
     http_active: usize,
 ) -> Response {
@@ -346,7 +336,7 @@ fn render(
                 bytes_in: c.echo.received(),
                 bytes_out: c.echo.echoed(),
                 buffered: c.echo.pending(),
-                state: phase_name(c.echo.phase()),
+                state: c.echo.phase(),
                 zero_copy: c.echo.is_splicing(),
                 tcp: c.tcp,
             })

@@ -13,12 +13,16 @@
 //! `event` and `message`, ready for Loki or Elasticsearch.
 
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::kv::{Error as KvError, Key, Value, VisitSource, VisitValue};
 use log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 
-use crate::logic::json::JsonObject;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value as JsonValue;
+
+use crate::logic::json;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -123,25 +127,27 @@ pub fn text_line(now: SystemTime, record: &Record<'_>) -> String {
     )
 }
 
-struct Fields<'a>(&'a mut JsonObject);
+/// A record's key-values as typed JSON values, in the record's order.
+struct Fields<'a, M>(&'a mut M);
 
-impl<'kvs> VisitSource<'kvs> for Fields<'_> {
+impl<'kvs, M: SerializeMap> VisitSource<'kvs> for Fields<'_, M> {
     fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), KvError> {
-        let key = key.as_str();
         let mut null = IsNull(false);
         let _ = value.visit(&mut null);
-        if null.0 {
-            self.0.null(key);
+        let typed = if null.0 {
+            JsonValue::Null
         } else if let Some(v) = value.to_u64() {
-            self.0.uint(key, v);
+            JsonValue::from(v)
         } else if let Some(v) = value.to_f64() {
-            self.0.float(key, v);
+            JsonValue::from(v)
         } else if let Some(v) = value.to_bool() {
-            self.0.bool(key, v);
+            JsonValue::from(v)
         } else {
-            self.0.str(key, &value.to_string());
-        }
-        Ok(())
+            JsonValue::from(value.to_string())
+        };
+        self.0
+            .serialize_entry(key.as_str(), &typed)
+            .map_err(|_| KvError::msg("JSON"))
     }
 }
 
@@ -161,13 +167,31 @@ impl<'v> VisitValue<'v> for IsNull {
 
 /// The JSON line for `record` logged at `now`.
 pub fn json_line(now: SystemTime, record: &Record<'_>) -> String {
-    let mut obj = JsonObject::new();
-    obj.str("timestamp", &rfc3339_millis(now))
-        .str("level", record.level().as_str())
-        .str("event", record.target())
-        .str("message", &record.args().to_string());
-    let _ = record.key_values().visit(&mut Fields(&mut obj));
-    obj.finish()
+    json::to_string(&JsonLine {
+        timestamp: rfc3339_millis(now),
+        record,
+    })
+}
+
+/// `timestamp`, `level`, `event` and `message`, then the record's
+/// key-values as fields of their own. Written by hand rather than derived
+/// because the key-values differ from event to event.
+struct JsonLine<'a> {
+    timestamp: String,
+    record: &'a Record<'a>,
+}
+
+impl Serialize for JsonLine<'_> {
+    fn serialize<S: Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        let record = self.record;
+        let mut map = out.serialize_map(None)?;
+        map.serialize_entry("timestamp", &self.timestamp)?;
+        map.serialize_entry("level", record.level().as_str())?;
+        map.serialize_entry("event", record.target())?;
+        map.serialize_entry("message", record.args())?;
+        let _ = record.key_values().visit(&mut Fields(&mut map));
+        map.end()
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for `t` (UTC), as the text log writes it.
@@ -178,32 +202,18 @@ pub fn json_line(now: SystemTime, record: &Record<'_>) -> String {
 /// assert_eq!(echo_server::server::logging::rfc3339_millis(t), "2026-11-24T10:45:31.998Z");
 /// ```
 pub fn rfc3339_millis(t: SystemTime) -> String {
-    let millis = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()) as i64;
-    let (days, ms_of_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
-    // civil_from_days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let secs = ms_of_day / 1000;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        ms_of_day % 1000
-    )
+    // humantime panics before 1970 and fails after 9999; a clock set that
+    // far off must not stop the log.
+    let t = t.clamp(UNIX_EPOCH, UNIX_EPOCH + LAST_MILLI_OF_9999);
+    humantime::format_rfc3339_millis(t).to_string()
 }
+
+/// The last millisecond humantime can write.
+const LAST_MILLI_OF_9999: Duration = Duration::from_millis(253_402_300_799_999);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     // Key-values become typed JSON fields beside the fixed ones.
     #[test]
@@ -230,5 +240,9 @@ mod tests {
         let at = |secs: u64| rfc3339_millis(UNIX_EPOCH + Duration::from_secs(secs));
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00.000Z");
         assert_eq!(at(1_704_067_199), "2023-12-31T23:59:59.000Z");
+        // Out of the formatter's range: clamped, not a panic.
+        let before_1970 = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(rfc3339_millis(before_1970), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(u64::MAX / 2), "9999-12-31T23:59:59.999Z");
     }
 }

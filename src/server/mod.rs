@@ -27,8 +27,8 @@ use crate::config::Config;
 use crate::logic::busy_poll::BusyPoll;
 use crate::logic::echo::{CloseReason, Next};
 use crate::logic::http::conn::HttpConnection;
-use crate::logic::metrics::{Observed, Process};
-use crate::logic::stats::Stats;
+use crate::logic::metrics::{EndpointCounters, Process};
+use crate::logic::stats::Totals;
 use crate::logic::timer::{Expiry, TickClock, TimerWheel};
 use crate::os::signal::{self, Signal, StopSignals};
 use crate::os::tcp_info;
@@ -104,7 +104,7 @@ pub struct Server {
     scratch: Box<[u8]>,
     /// Zero-copy pipes that may still be opened (see `limits::pipe_budget`).
     pipes_left: usize,
-    stats: Stats,
+    stats: Totals,
     /// Set while accepting is paused after a failure; the loop retries then.
     accept_retry_at: Option<Instant>,
     /// Start of the current episode of failing accepts, logged once.
@@ -126,7 +126,7 @@ pub struct Server {
     /// The endpoint's pages rendered in this pass of the loop.
     pages: endpoint::Pages,
     /// Counters only the endpoint reports.
-    observed: Observed,
+    observed: EndpointCounters,
     /// When TCP_INFO was last read for every connection.
     tcp_sampled_at: Option<Instant>,
     /// The process figures (read from /proc) and when, reused for a second
@@ -164,7 +164,7 @@ impl Server {
             fired: Vec::new(),
             scratch: vec![0; config.buffer_size].into_boxed_slice(),
             pipes_left: crate::os::limits::pipe_budget(config.max_connections),
-            stats: Stats::default(),
+            stats: Totals::default(),
             accept_retry_at: None,
             accept_failing_since: None,
             last_reject_report: None,
@@ -176,7 +176,7 @@ impl Server {
             http_refusing: 0,
             http_budget: endpoint::RESPONSES_PER_PASS,
             pages: endpoint::Pages::default(),
-            observed: Observed::default(),
+            observed: EndpointCounters::default(),
             tcp_sampled_at: None,
             process: None,
             config,
@@ -207,7 +207,7 @@ impl Server {
     }
 
     /// Counters so far; after [`run`](Self::run), the final ones.
-    pub fn stats(&self) -> &Stats {
+    pub fn stats(&self) -> &Totals {
         &self.stats
     }
 

@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::Serialize;
 
 use super::in_flight::InFlight;
-use crate::logic::json::JsonObject;
+use crate::logic::json;
 use crate::os::procstat::ProcessSample;
 
 /// Latency percentiles, in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Latency {
     /// Fastest.
     pub min: f64,
@@ -50,17 +51,18 @@ impl Latency {
         })
     }
 
-    fn json(&self) -> JsonObject {
-        let mut o = JsonObject::new();
-        o.float("min", round3(self.min))
-            .float("mean", round3(self.mean))
-            .float("p50", round3(self.p50))
-            .float("p90", round3(self.p90))
-            .float("p95", round3(self.p95))
-            .float("p99", round3(self.p99))
-            .float("p999", round3(self.p999))
-            .float("max", round3(self.max));
-        o
+    /// To the nanosecond, as `--json` writes it.
+    fn rounded(&self) -> Self {
+        Self {
+            min: round3(self.min),
+            mean: round3(self.mean),
+            p50: round3(self.p50),
+            p90: round3(self.p90),
+            p95: round3(self.p95),
+            p99: round3(self.p99),
+            p999: round3(self.p999),
+            max: round3(self.max),
+        }
     }
 }
 
@@ -190,78 +192,94 @@ impl BenchReport {
 
     /// The machine-readable form (one JSON object).
     pub fn to_json(&self) -> String {
-        let mut o = JsonObject::new();
-        o.str("mode", "bench")
-            .str("target", &self.target)
-            .str("address", &self.address.to_string())
-            .uint("connections", self.connections as u64)
-            .uint("size", self.size as u64)
-            .uint("depth", self.depth as u64)
-            .bool("bulk", self.bulk);
-        match self.in_flight {
-            Some((choice, largest)) => {
-                let mut limit = JsonObject::new();
-                limit
-                    .bool("auto", choice == InFlight::Auto)
-                    .uint("largest_bytes", largest);
-                o.object("in_flight", limit)
-            }
-            None => o.null("in_flight"),
-        };
-        match self.rate {
-            Some(rate) => o.float("rate", rate),
-            None => o.null("rate"),
-        };
-        o.float("warmup_s", round6(self.warmup.as_secs_f64()))
-            .bool("ended_in_warmup", self.ended_in_warmup)
-            .float("elapsed_s", round6(self.elapsed.as_secs_f64()))
-            .uint("messages", self.messages)
-            .uint("bytes", self.bytes)
-            .float("msgs_per_s", round3(self.msgs_per_s()))
-            .float("mb_per_s", round3(self.mb_per_s()));
-        match &self.latency {
-            Some(latency) => o.object("latency_us", latency.json()),
-            None => o.null("latency_us"),
-        };
-        match &self.send_lag {
-            Some(lag) => o.object("send_lag_us", lag.json()),
-            None => o.null("send_lag_us"),
-        };
-        match self.behind_schedule {
-            Some(n) => o.uint("behind_schedule", n),
-            None => o.null("behind_schedule"),
-        };
-        o.uint("connected", self.connected as u64)
-            .uint("connect_errors", self.connect_errors as u64)
-            .uint("mismatches", self.mismatches as u64)
-            .uint("closed_early", self.closed_early as u64)
-            .uint("incomplete", self.incomplete as u64)
-            .bool("interrupted", self.interrupted);
-        match &self.error {
-            Some(e) => o.str("error", e),
-            None => o.null("error"),
-        };
-        match self.server {
-            Some(server) => {
-                let mut s = JsonObject::new();
-                s.uint("pid", server.pid as u64)
-                    .float("cpu_s", round3(server.cpu.as_secs_f64() * 1e3) / 1e3);
-                match self.server_ns_per_msg() {
-                    Some(ns) => s.float("cpu_ns_per_msg", round3(ns)),
-                    None => s.null("cpu_ns_per_msg"),
-                };
-                s.uint("rss_kib", server.rss_kib)
-                    .uint("peak_rss_kib", server.peak_rss_kib);
-                o.object("server", s)
-            }
-            None => o.null("server"),
-        };
-        match &self.server_note {
-            Some(note) => o.str("server_error", note),
-            None => o.null("server_error"),
-        };
-        o.finish()
+        json::to_string(&BenchDocument {
+            mode: "bench",
+            target: &self.target,
+            address: self.address,
+            connections: self.connections,
+            size: self.size,
+            depth: self.depth,
+            bulk: self.bulk,
+            in_flight: self.in_flight.map(|(choice, largest)| InFlightJson {
+                auto: choice == InFlight::Auto,
+                largest_bytes: largest,
+            }),
+            rate: self.rate,
+            warmup_s: round6(self.warmup.as_secs_f64()),
+            ended_in_warmup: self.ended_in_warmup,
+            elapsed_s: round6(self.elapsed.as_secs_f64()),
+            messages: self.messages,
+            bytes: self.bytes,
+            msgs_per_s: round3(self.msgs_per_s()),
+            mb_per_s: round3(self.mb_per_s()),
+            latency_us: self.latency.as_ref().map(Latency::rounded),
+            send_lag_us: self.send_lag.as_ref().map(Latency::rounded),
+            behind_schedule: self.behind_schedule,
+            connected: self.connected,
+            connect_errors: self.connect_errors,
+            mismatches: self.mismatches,
+            closed_early: self.closed_early,
+            incomplete: self.incomplete,
+            interrupted: self.interrupted,
+            error: self.error.as_deref(),
+            server: self.server.map(|server| ServerJson {
+                pid: server.pid,
+                cpu_s: round3(server.cpu.as_secs_f64() * 1e3) / 1e3,
+                cpu_ns_per_msg: self.server_ns_per_msg().map(round3),
+                rss_kib: server.rss_kib,
+                peak_rss_kib: server.peak_rss_kib,
+            }),
+            server_error: self.server_note.as_deref(),
+        })
     }
+}
+
+/// `bench --json`.
+#[derive(Serialize)]
+struct BenchDocument<'a> {
+    mode: &'static str,
+    target: &'a str,
+    address: SocketAddr,
+    connections: usize,
+    size: usize,
+    depth: usize,
+    bulk: bool,
+    in_flight: Option<InFlightJson>,
+    rate: Option<f64>,
+    warmup_s: f64,
+    ended_in_warmup: bool,
+    elapsed_s: f64,
+    messages: u64,
+    bytes: u64,
+    msgs_per_s: f64,
+    mb_per_s: f64,
+    latency_us: Option<Latency>,
+    send_lag_us: Option<Latency>,
+    behind_schedule: Option<u64>,
+    connected: usize,
+    connect_errors: usize,
+    mismatches: usize,
+    closed_early: usize,
+    incomplete: usize,
+    interrupted: bool,
+    error: Option<&'a str>,
+    server: Option<ServerJson>,
+    server_error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct InFlightJson {
+    auto: bool,
+    largest_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct ServerJson {
+    pid: u32,
+    cpu_s: f64,
+    cpu_ns_per_msg: Option<f64>,
+    rss_kib: u64,
+    peak_rss_kib: u64,
 }
 
 fn per_second(amount: f64, elapsed: Duration) -> f64 {

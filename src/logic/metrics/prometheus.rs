@@ -1,0 +1,284 @@
+//! `/metrics`: the Prometheus text exposition (format 0.0.4), written from
+//! one table of metric families.
+
+use std::fmt::Write as _;
+
+use super::{unix_seconds, Histogram, Snapshot};
+use crate::logic::echo::CloseReason;
+use crate::logic::http::conn::HttpCounts;
+
+/// `Content-Type` of the Prometheus text exposition format.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The Prometheus text exposition (format 0.0.4) of `snap`.
+pub fn render_prometheus(snap: &Snapshot<'_>) -> String {
+    let mut out = String::with_capacity(4096);
+    for family in FAMILIES {
+        let Some(value) = (family.value)(snap) else {
+            continue;
+        };
+        let name = family.name;
+        let _ = writeln!(out, "# HELP {name} {}", family.help);
+        let _ = writeln!(out, "# TYPE {name} {}", family.kind);
+        match value {
+            Value::Int(v) => {
+                let _ = writeln!(out, "{name} {v}");
+            }
+            Value::Float(v) => {
+                let _ = writeln!(out, "{name} {v}");
+            }
+            Value::Labelled(label, samples) => {
+                for (key, v) in samples {
+                    let _ = writeln!(out, "{name}{{{label}=\"{key}\"}} {v}");
+                }
+            }
+            Value::Histogram(h) => h.render(&mut out, name),
+        }
+    }
+    out
+}
+
+/// One metric family of `/metrics`; [`FAMILIES`] lists them in the order
+/// they are written.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    /// Its figures in a snapshot; `None` leaves the family out.
+    value: for<'s> fn(&'s Snapshot<'_>) -> Option<Value<'s>>,
+}
+
+/// A family's figures.
+enum Value<'s> {
+    Int(u64),
+    Float(f64),
+    /// One sample per value of the label: `name{label="value"} count`.
+    Labelled(&'static str, Vec<(String, u64)>),
+    Histogram(&'s Histogram),
+}
+
+const COUNTER: &str = "counter";
+const GAUGE: &str = "gauge";
+const HISTOGRAM: &str = "histogram";
+
+fn int(v: u64) -> Option<Value<'static>> {
+    Some(Value::Int(v))
+}
+
+fn limit(rejected: u64) -> Option<Value<'static>> {
+    Some(Value::Labelled("reason", vec![("limit".into(), rejected)]))
+}
+
+/// Every family `/metrics` exports, in order. The process figures are left
+/// out where `/proc` cannot be read, except the start time, which is ours.
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "echo_connections_accepted_total",
+        help: "Echo connections accepted and served.",
+        kind: COUNTER,
+        value: |s| int(s.stats.served),
+    },
+    Family {
+        name: "echo_connections_active",
+        help: "Echo connections open now.",
+        kind: GAUGE,
+        value: |s| int(s.stats.active as u64),
+    },
+    Family {
+        name: "echo_connections_peak",
+        help: "Most echo connections open at once.",
+        kind: GAUGE,
+        value: |s| int(s.stats.peak as u64),
+    },
+    Family {
+        name: "echo_connections_rejected_total",
+        help: "Connections closed at once, by reason (limit: over --max-connections).",
+        kind: COUNTER,
+        value: |s| limit(s.stats.rejected),
+    },
+    Family {
+        name: "echo_connections_closed_total",
+        help: "Echo connections that ended, by reason.",
+        kind: COUNTER,
+        value: |s| {
+            let labels = CloseReason::LABELS.iter().map(|l| l.to_string());
+            Some(Value::Labelled("reason", labels.zip(s.observed.closed).collect()))
+        },
+    },
+    Family {
+        name: "echo_connections_zero_copy_total",
+        help: "Echo connections switched to the zero-copy path (splice through a kernel pipe) because their client streamed.",
+        kind: COUNTER,
+        value: |s| int(s.stats.spliced),
+    },
+    Family {
+        name: "echo_bytes_received_total",
+        help: "Bytes read from echo clients.",
+        kind: COUNTER,
+        value: |s| int(s.stats.bytes_in),
+    },
+    Family {
+        name: "echo_bytes_sent_total",
+        help: "Bytes echoed to clients.",
+        kind: COUNTER,
+        value: |s| int(s.stats.bytes_out),
+    },
+    Family {
+        name: "echo_bytes_buffered",
+        help: "Bytes read but not yet echoed, over all connections.",
+        kind: GAUGE,
+        value: |s| int(s.buffered),
+    },
+    Family {
+        name: "echo_connection_duration_seconds",
+        help: "How long closed echo connections were open.",
+        kind: HISTOGRAM,
+        value: |s| Some(Value::Histogram(&s.observed.durations)),
+    },
+    Family {
+        name: "echo_connection_received_bytes",
+        help: "Bytes received per closed echo connection.",
+        kind: HISTOGRAM,
+        value: |s| Some(Value::Histogram(&s.observed.conn_bytes)),
+    },
+    Family {
+        name: "echo_tcp_srtt_seconds",
+        help: "Smoothed RTT (TCP_INFO) of each echo connection, read at close.",
+        kind: HISTOGRAM,
+        value: |s| Some(Value::Histogram(&s.observed.srtt)),
+    },
+    Family {
+        name: "echo_tcp_retransmitted_segments_total",
+        help: "TCP segments retransmitted on echo connections (TCP_INFO, sampled).",
+        kind: COUNTER,
+        value: |s| int(s.observed.retransmits),
+    },
+    Family {
+        name: "echo_http_requests_total",
+        help: "Requests answered by the metrics endpoint, by status code.",
+        kind: COUNTER,
+        value: |s| {
+            let codes = HttpCounts::STATUSES.iter().map(|st| st.code().to_string());
+            Some(Value::Labelled("code", codes.zip(s.observed.http.by_status).collect()))
+        },
+    },
+    Family {
+        name: "echo_http_connections_active",
+        help: "Metrics endpoint connections open now (not counted as echo connections).",
+        kind: GAUGE,
+        value: |s| int(s.http_active as u64),
+    },
+    Family {
+        name: "echo_http_connections_rejected_total",
+        help: "Metrics endpoint connections over its limit, answered 503 and closed, by reason.",
+        kind: COUNTER,
+        value: |s| limit(s.observed.http_rejected),
+    },
+    Family {
+        name: "echo_log_lines_dropped_total",
+        help: "Log lines lost because stdout did not take them (a reader not keeping up, a full disk, no reader).",
+        kind: COUNTER,
+        value: |s| int(s.log_lines_dropped),
+    },
+    Family {
+        name: "process_resident_memory_bytes",
+        help: "Resident memory size in bytes.",
+        kind: GAUGE,
+        value: |s| int(s.process?.resident_bytes),
+    },
+    Family {
+        name: "process_open_fds",
+        help: "Number of open file descriptors.",
+        kind: GAUGE,
+        value: |s| int(s.process?.open_fds),
+    },
+    Family {
+        name: "process_cpu_seconds_total",
+        help: "Total user and system CPU time spent in seconds.",
+        kind: COUNTER,
+        value: |s| Some(Value::Float(s.process?.cpu_seconds)),
+    },
+    Family {
+        name: "process_start_time_seconds",
+        help: "Start time of the process since unix epoch in seconds.",
+        kind: GAUGE,
+        value: |s| Some(Value::Float(unix_seconds(s.observed.started))),
+    },
+];
+
+impl Histogram {
+    /// Its samples: the cumulative buckets, the sum and the count.
+    fn render(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0;
+        for (i, count) in self.counts.iter().enumerate() {
+            cumulative += count;
+            match self.bounds.get(i) {
+                Some(bound) => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::logic::metrics::tests::snapshot;
+    use crate::logic::metrics::EndpointCounters;
+    use crate::logic::stats::Totals;
+
+    // Buckets are cumulative and end with +Inf equal to the count.
+    #[test]
+    fn histogram_is_cumulative() {
+        let mut h = Histogram::new(&[1.0, 10.0]);
+        for v in [0.5, 1.0, 5.0, 50.0] {
+            h.observe(v);
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x");
+        assert!(out.contains("x_bucket{le=\"1\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"10\"} 3\n"));
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 4\n"));
+        assert!(out.contains("x_sum 56.5\nx_count 4\n"));
+    }
+
+    // Every family has HELP and TYPE, in the table's order; without /proc
+    // the process figures but the start time are left out.
+    #[test]
+    fn every_family_is_declared_once_in_order() {
+        let stats = Totals::default();
+        let mut observed = EndpointCounters::default();
+        observed.closed(&CloseReason::Reset, Duration::from_secs(2), 100, None);
+        let mut snap = snapshot(&stats, &observed);
+        let declared = |text: &str| -> Vec<String> {
+            let mut names = Vec::new();
+            for line in text.lines() {
+                if let Some(rest) = line.strip_prefix("# TYPE ") {
+                    let name = rest.split(' ').next().unwrap().to_string();
+                    assert!(text.contains(&format!("# HELP {name} ")), "{name}");
+                    names.push(name);
+                }
+            }
+            names
+        };
+        let all: Vec<&str> = FAMILIES.iter().map(|f| f.name).collect();
+        assert_eq!(declared(&render_prometheus(&snap)), all);
+        snap.process = None;
+        let text = render_prometheus(&snap);
+        assert_eq!(declared(&text).len(), all.len() - 3);
+        assert!(text.contains("\nprocess_start_time_seconds "));
+        let text = render_prometheus(&snapshot(&stats, &observed));
+        assert!(text.contains("echo_connections_closed_total{reason=\"reset\"} 1\n"));
+        assert!(text.contains("echo_http_requests_total{code=\"421\"} 0\n"));
+        assert!(text.contains("echo_http_connections_rejected_total{reason=\"limit\"} 0\n"));
+        assert!(text.contains("\necho_log_lines_dropped_total 3\n"));
+    }
+}
