@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::logic::echo::CloseReason;
-use crate::logic::http::conn::HttpCounts;
+use crate::logic::http::HttpCounts;
 use crate::logic::json::JsonObject;
 use crate::logic::stats::Stats;
-use crate::os::tcp_info::TcpInfo;
+use crate::os::tcp_info::{ms, TcpInfo};
 
 /// `Content-Type` of the Prometheus text exposition format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -437,10 +437,6 @@ pub fn render_prometheus(snap: &Snapshot<'_>) -> String {
 fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-fn ms(us: u32) -> f64 {
-    f64::from(us) / 1000.0
 }
 
 /// The `/stats.json` document of `snap`.

@@ -27,7 +27,7 @@ use std::io::{self, ErrorKind, Read, Write};
 
 use super::{Input, Violation};
 use crate::logic::echo::Transport;
-use crate::logic::http::conn::{HttpClose, HttpConn, HttpNext};
+use crate::logic::http::conn::{HttpClose, HttpConn, HttpNext, RESPONSES_PER_TURN};
 use crate::logic::http::{parse, AllowedHosts, Parse, Response, Route, Status, MAX_REQUEST};
 
 /// Operations decoded from one input at most.
@@ -205,7 +205,7 @@ pub fn check_http(data: &[u8]) -> Result<HttpRun, Violation> {
             statuses.push(response.status.code());
             response
         };
-        let result = conn.pump(client, hosts(), &mut record);
+        let result = conn.pump(client, hosts(), &mut record, RESPONSES_PER_TURN);
         if conn.buffered_input() > MAX_REQUEST {
             return Err(Violation::new(
                 step,

@@ -107,6 +107,32 @@ impl Status {
     }
 }
 
+/// Requests answered, by status; exported in `/metrics`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HttpCounts {
+    /// 200, 400, 404, 405, 421, 431 in that order.
+    pub by_status: [u64; 6],
+}
+
+impl HttpCounts {
+    /// The statuses counted, in [`by_status`](Self::by_status) order.
+    pub const STATUSES: [Status; 6] = [
+        Status::Ok,
+        Status::BadRequest,
+        Status::NotFound,
+        Status::MethodNotAllowed,
+        Status::Misdirected,
+        Status::TooLarge,
+    ];
+
+    /// Counts one answer.
+    pub fn count(&mut self, status: Status) {
+        if let Some(i) = Self::STATUSES.iter().position(|s| *s == status) {
+            self.by_status[i] += 1;
+        }
+    }
+}
+
 /// Result of looking for a request at the start of a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parse {
