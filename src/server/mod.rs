@@ -1,21 +1,22 @@
 //! The event loop: one `Poll` on one thread owns the listeners, every
 //! connection, the signal pipes and the idle-timer wheel. This file runs
 //! the loop and routes its events; each job has its own file:
-//! - [`accept`]: one accept loop for every listener;
+//! - `accept`: one accept loop for every listener;
 //! - `service`: an echo connection's turn, its idle timeout and its close;
-//! - [`connection`]: an echo connection and its socket;
+//! - `connection`: an echo connection and its socket;
 //! - `resume`: connections owed another turn;
 //! - `shutdown`: signals, draining, and the log's last lines;
 //! - `wait`: waiting for readiness (busy-poll, then sleep);
-//! - `endpoint`, `endpoint_client`, `pages`: the metrics endpoint.
+//! - `endpoint`, `endpoint_client`, `pages`: the metrics endpoint;
+//! - `token`: which socket an event is for.
 //!
-//! The flow of one byte: a readable edge for a connection's token →
-//! [`Server::dispatch`] → `Server::service` finds the connection (checking
-//! the token's generation) → [`Connection::pump`] lends its socket to
-//! [`Echo::pump`](crate::logic::echo::Echo::pump), which reads it and
-//! writes it straight back → what happens next is decided from the
-//! connection's state (wait for an edge, resume after others had a turn,
-//! or close).
+//! The flow of one byte: `wait` returns a readable edge for a connection's
+//! token → `dispatch` (here) → `Server::service` finds the connection
+//! (checking the token's generation) → `Connection::pump` lends its socket
+//! to [`Echo::pump`](crate::logic::echo::Echo::pump), which reads the byte
+//! and writes it straight back through that socket → what happens next is
+//! decided from the connection's state (wait for an edge, resume after
+//! others had a turn, or close).
 //!
 //! Error boundary: an error of one connection closes that connection and is
 //! logged in its DISCONNECT line; it never reaches the loop. Only a failure
@@ -39,12 +40,12 @@ use crate::os::limits;
 use crate::os::signal::{Signal, StopSignals};
 use accept::{Listener, REJECT_REPORT_INTERVAL};
 use connection::Connection;
-use endpoint::Endpoint;
+use endpoint::{Endpoint, MAX_HTTP_REFUSING};
 use resume::ResumeQueue;
 use token::{LISTENER, METRICS, SIGNALS};
 
 mod accept;
-pub mod connection;
+mod connection;
 mod endpoint;
 mod endpoint_client;
 pub mod logging;
@@ -52,22 +53,21 @@ mod pages;
 mod resume;
 mod service;
 mod shutdown;
-pub mod token;
+mod token;
 mod wait;
 
-pub use accept::ACCEPT_RETRY;
-use endpoint::MAX_HTTP_REFUSING;
-pub use endpoint::{HTTP_TIMEOUT, MAX_HTTP_CONNECTIONS};
+pub use endpoint::MAX_HTTP_CONNECTIONS;
 
 /// Resolution of the idle timers: a connection closes at most this much
 /// after its timeout.
-pub const TICK: Duration = Duration::from_millis(100);
+pub(crate) const TICK: Duration = Duration::from_millis(100);
 /// 512 slots of 100 ms: one revolution is 51.2 s, so the default 300 s
 /// timeout goes round about six times before firing, which costs a glance
 /// per revolution.
 const WHEEL_SLOT_BITS: u32 = 9;
 /// Readiness events taken from the kernel per `poll`.
 const EVENTS_PER_POLL: usize = 1024;
+
 /// How [`Server::run`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {

@@ -1,7 +1,8 @@
 //! The metrics endpoint's HTTP/1.x, as pure code: parsing a request head
-//! (with httparse), routing it, and writing a response. No sockets here;
-//! [`conn`] drives one HTTP connection over any byte stream, and the server
-//! loop gives it its turns beside the echo connections.
+//! (with httparse), routing it, and writing a response. No sockets here:
+//! [`conn`] drives one HTTP connection over any
+//! [`Stream`](crate::logic::stream::Stream), and the server loop holds the
+//! socket and gives it its turns beside the echo connections.
 //!
 //! Only what a browser, Prometheus and a load-balancer probe need: `GET`
 //! and `HEAD`, no request bodies, keep-alive, and a bounded request head.
