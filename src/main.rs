@@ -12,7 +12,7 @@ use echo_server::config::cli::Cli;
 use echo_server::os::limits::{raise_open_file_limit, FileLimit};
 use echo_server::os::signal::{self, StopSignals};
 use echo_server::os::{listener, log_writer};
-use echo_server::server::logging;
+use echo_server::server::{logging, reserved_fds};
 use echo_server::{Config, Server, Stop};
 
 /// Exit code for "could not start" (2 is clap's, for a bad command line).
@@ -23,10 +23,6 @@ const EXIT_SIGNAL_BASE: i32 = 128;
 /// After the loop, how long the log's last lines may take at least, even
 /// when the drain used all of `--shutdown-timeout`.
 const LOG_GRACE: Duration = Duration::from_millis(100);
-/// Descriptors the process needs besides connections: stdio (3), poll,
-/// listener, metrics listener, four signals' socket pairs (8), and one
-/// spare for the accept that gets rejected.
-const RESERVED_FDS: u64 = 15;
 /// Queue of endpoint clients not yet accepted: scrapers and browsers, few.
 const METRICS_BACKLOG: u32 = 128;
 
@@ -50,6 +46,7 @@ fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
     let listener = listener::bind(config.listen, config.backlog)?;
     let signals = StopSignals::install_server()?;
     let max_connections = config.max_connections;
+    let reserved = reserved_fds(&config);
     let metrics = config.metrics;
     let mut server = Server::new(listener, config, signals)?;
     let metrics_addr = match metrics {
@@ -81,7 +78,7 @@ fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
         ));
     }
     logging::print_line("Press Ctrl+C to stop");
-    log_file_limit(limit, max_connections);
+    log_file_limit(limit, max_connections, reserved);
 
     let stop = server.run()?;
     let dropped = log_writer::dropped();
@@ -107,7 +104,9 @@ fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
     }))
 }
 
-fn log_file_limit(limit: FileLimit, max_connections: usize) {
+/// Logs the open-file limit, and warns when it leaves fewer descriptors
+/// than `max_connections` beside the `reserved` ones the server holds.
+fn log_file_limit(limit: FileLimit, max_connections: usize, reserved: u64) {
     let show = |n: Option<u64>| n.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
     if limit.before == limit.after {
         info!(target: "LIMIT", "open file limit is {}", show(limit.after));
@@ -120,7 +119,7 @@ fn log_file_limit(limit: FileLimit, max_connections: usize) {
         );
     }
     if let Some(after) = limit.after {
-        let usable = after.saturating_sub(RESERVED_FDS);
+        let usable = after.saturating_sub(reserved);
         if usable < max_connections as u64 {
             warn!(
                 target: "LIMIT",

@@ -92,9 +92,10 @@ pub trait Transport: Read + Write {
     }
 }
 
-impl Transport for mio::net::TcpStream {
+// Every echo transport is a stream the HTTP side can drive too.
+impl<T: Transport + ?Sized> crate::logic::stream::Stream for T {
     fn shutdown_write(&mut self) -> io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
+        Transport::shutdown_write(self)
     }
 }
 

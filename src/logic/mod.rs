@@ -8,4 +8,5 @@ pub mod http;
 pub mod json;
 pub mod metrics;
 pub mod stats;
+pub mod stream;
 pub mod timer;

@@ -24,7 +24,7 @@
 
 use super::stream::ScriptedStream;
 use super::{Input, Violation};
-use crate::logic::http::conn::{HttpClose, HttpConn, HttpNext};
+use crate::logic::http::conn::{HttpClose, HttpConn, HttpNext, RESPONSES_PER_TURN};
 use crate::logic::http::{parse, AllowedHosts, Parse, Response, Route, Status, MAX_REQUEST};
 
 /// Operations decoded from one input at most.
@@ -131,7 +131,7 @@ pub fn check_http(data: &[u8]) -> Result<HttpRun, Violation> {
             statuses.push(response.status.code());
             response
         };
-        let result = conn.pump(client, hosts(), &mut record);
+        let result = conn.pump(client, hosts(), &mut record, RESPONSES_PER_TURN);
         if conn.buffered_input() > MAX_REQUEST {
             return Err(Violation::new(
                 step,

@@ -44,6 +44,9 @@ pub const USR1: Signal = Signal {
     name: "SIGUSR1",
 };
 
+/// The signals the server handles (see [`StopSignals::install_server`]).
+pub const SERVER_SIGNALS: [Signal; 4] = [INT, TERM, HUP, USR1];
+
 /// One self-pipe per handled signal, so the log can name the one that
 /// arrived.
 #[derive(Debug)]
@@ -61,7 +64,7 @@ impl StopSignals {
     /// As [`install`](Self::install), and SIGHUP and SIGUSR1 too, which
     /// by default would kill the server without its drain or Summary.
     pub fn install_server() -> io::Result<Self> {
-        Self::install_for(&[INT, TERM, HUP, USR1])
+        Self::install_for(&SERVER_SIGNALS)
     }
 
     fn install_for(signals: &[Signal]) -> io::Result<Self> {

@@ -74,8 +74,18 @@ impl TcpInfo {
 
     /// Smoothed RTT in milliseconds.
     pub fn srtt_ms(&self) -> f64 {
-        f64::from(self.rtt_us) / 1000.0
+        ms(self.rtt_us)
     }
+
+    /// RTT variation in milliseconds.
+    pub fn rttvar_ms(&self) -> f64 {
+        ms(self.rttvar_us)
+    }
+}
+
+/// Microseconds, as the kernel reports RTTs, in milliseconds.
+pub fn ms(us: u32) -> f64 {
+    f64::from(us) / 1000.0
 }
 
 /// Reads `TCP_INFO` of a connected TCP socket.

@@ -11,39 +11,13 @@
 use std::io::ErrorKind;
 use std::sync::Arc;
 
-use crate::logic::echo::Transport;
+use crate::logic::stream::Stream;
 
 use super::{parse, AllowedHosts, Parse, Response, Route, Status, MAX_REQUEST};
 
 /// Responses one connection may send per turn before the others get
 /// theirs (a pipelining client would otherwise hold the thread).
 pub const RESPONSES_PER_TURN: usize = 8;
-
-/// Requests answered, by status; exported in `/metrics`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct HttpCounts {
-    /// 200, 400, 404, 405, 421, 431 in that order.
-    pub by_status: [u64; 6],
-}
-
-impl HttpCounts {
-    /// The statuses counted, in [`by_status`](Self::by_status) order.
-    pub const STATUSES: [Status; 6] = [
-        Status::Ok,
-        Status::BadRequest,
-        Status::NotFound,
-        Status::MethodNotAllowed,
-        Status::Misdirected,
-        Status::TooLarge,
-    ];
-
-    /// Counts one answer.
-    pub fn count(&mut self, status: Status) {
-        if let Some(i) = Self::STATUSES.iter().position(|s| *s == status) {
-            self.by_status[i] += 1;
-        }
-    }
-}
 
 /// Why an HTTP connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +29,16 @@ pub enum HttpClose {
     PeerClosed,
     /// The client reset the connection or another I/O error.
     Error,
+}
+
+impl std::fmt::Display for HttpClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Answered => "answered",
+            Self::PeerClosed => "peer closed",
+            Self::Error => "error",
+        })
+    }
 }
 
 /// What the caller should do after a turn.
@@ -140,20 +124,10 @@ impl HttpConn {
     /// Moves what can move now: writes the pending response, answers the
     /// next buffered request through `respond` (given the route, or the
     /// error status of a bad request or one for a host not in `hosts`),
-    /// reads more.
-    pub fn pump<S: Transport>(
-        &mut self,
-        stream: &mut S,
-        hosts: AllowedHosts<'_>,
-        respond: &mut dyn FnMut(Result<Route, Status>) -> Response,
-    ) -> HttpTurn {
-        self.pump_at_most(stream, hosts, respond, RESPONSES_PER_TURN)
-    }
-
-    /// [`pump`](Self::pump), answering at most `max_responses` requests
-    /// (the loop's budget for all endpoint clients may be lower than
-    /// [`RESPONSES_PER_TURN`]); `Resume` when more are waiting.
-    pub fn pump_at_most<S: Transport>(
+    /// reads more. Answers at most `max_responses` requests (at most
+    /// [`RESPONSES_PER_TURN`], and the loop's budget for all endpoint
+    /// clients may be lower); `Resume` when more are waiting.
+    pub fn pump<S: Stream>(
         &mut self,
         stream: &mut S,
         hosts: AllowedHosts<'_>,
@@ -161,11 +135,13 @@ impl HttpConn {
         max_responses: usize,
     ) -> HttpTurn {
         let mut responses = 0;
-        let next = self.turn(stream, hosts, respond, &mut responses, max_responses);
+        let next = self.exchange(stream, hosts, respond, &mut responses, max_responses);
         HttpTurn { next, responses }
     }
 
-    fn turn<S: Transport>(
+    /// The body of [`pump`](Self::pump): write, answer, read, until the
+    /// stream blocks, the budget runs out or the connection ends.
+    fn exchange<S: Stream>(
         &mut self,
         stream: &mut S,
         hosts: AllowedHosts<'_>,
@@ -235,6 +211,20 @@ impl HttpConn {
     }
 }
 
+/// After the final answer and FIN: drop input until the client closes (the
+/// server's HTTP timer bounds how long that may take).
+fn linger<S: Stream>(stream: &mut S, chunk: &mut [u8]) -> HttpNext {
+    loop {
+        match stream.read(chunk) {
+            Ok(0) => return HttpNext::Close(HttpClose::Answered),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return HttpNext::Wait,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return HttpNext::Close(HttpClose::Answered),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +244,7 @@ mod tests {
         let mut s = ScriptedStream::new(&[], usize::MAX);
         s.send(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
         let mut conn = HttpConn::new();
-        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN);
         assert_eq!(
             turn,
             HttpTurn {
@@ -276,7 +266,7 @@ mod tests {
         }
         s.eof = true;
         let mut conn = HttpConn::new();
-        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN);
         assert_eq!(turn.next, HttpNext::Close(HttpClose::PeerClosed));
         assert_eq!(turn.responses, 1);
     }
@@ -289,17 +279,18 @@ mod tests {
         s.send(b"\x16\x03\x01garbage\r\n\r\n");
         let mut conn = HttpConn::new();
         assert_eq!(
-            conn.pump(&mut s, AllowedHosts::default(), &mut ok).next,
+            conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN)
+                .next,
             HttpNext::Wait
         );
         assert!(conn.pending_output() > 0);
         s.room = usize::MAX;
-        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN);
         assert_eq!(turn.next, HttpNext::Wait, "lingers after FIN");
         assert!(s.fin_sent && s.output.starts_with(b"HTTP/1.1 400 "));
         s.send(b"more garbage");
         s.eof = true;
-        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN);
         assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
         assert_eq!(s.output.iter().filter(|&&b| b == b'\n').count(), 7);
     }
@@ -312,7 +303,7 @@ mod tests {
         s.send(&[b'a'; 3 * MAX_REQUEST]);
         s.eof = true;
         let mut conn = HttpConn::new();
-        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN);
         assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
         assert!(s.output.starts_with(b"HTTP/1.1 431 "));
     }
@@ -324,7 +315,7 @@ mod tests {
         let mut s = ScriptedStream::new(&[], usize::MAX);
         let mut conn = HttpConn::refusing();
         assert!(conn.is_refusal() && !HttpConn::new().is_refusal());
-        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN);
         assert_eq!(turn.next, HttpNext::Wait);
         assert_eq!(turn.responses, 0, "no request was answered");
         let text = String::from_utf8(s.output.clone()).unwrap();
@@ -335,11 +326,11 @@ mod tests {
         assert!(text.contains("Retry-After: 1\r\n") && text.contains("Connection: close\r\n"));
         assert!(s.fin_sent);
         s.send(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
-        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN);
         assert_eq!(turn.next, HttpNext::Wait);
         assert!(s.inbound.is_empty(), "the request was read and dropped");
         s.eof = true;
-        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN);
         assert_eq!(turn.next, HttpNext::Close(HttpClose::Answered));
         assert_eq!(s.output, text.as_bytes(), "nothing more was written");
     }
@@ -350,9 +341,9 @@ mod tests {
         let mut s = ScriptedStream::new(&[], usize::MAX);
         s.send(&b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(RESPONSES_PER_TURN + 2));
         let mut conn = HttpConn::new();
-        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN);
         assert_eq!(turn.next, HttpNext::Resume);
-        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, RESPONSES_PER_TURN);
         assert_eq!(
             turn,
             HttpTurn {
@@ -362,7 +353,7 @@ mod tests {
         );
         // A lower budget (the loop's, shared by all clients) bounds it too.
         s.send(&b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(5));
-        let turn = conn.pump_at_most(&mut s, AllowedHosts::default(), &mut ok, 3);
+        let turn = conn.pump(&mut s, AllowedHosts::default(), &mut ok, 3);
         assert_eq!(
             turn,
             HttpTurn {
@@ -371,40 +362,4 @@ mod tests {
             }
         );
     }
-}
-
-/// After the final answer and FIN: drop input until the client closes (the
-/// server's HTTP timer bounds how long that may take).
-fn linger<S: Transport>(stream: &mut S, chunk: &mut [u8]) -> HttpNext {
-    loop {
-        match stream.read(chunk) {
-            Ok(0) => return HttpNext::Close(HttpClose::Answered),
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return HttpNext::Wait,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return HttpNext::Close(HttpClose::Answered),
-        }
-    }
-}
-
-/// An HTTP connection as the server loop holds it, beside (not among) the
-/// echo connections.
-#[derive(Debug)]
-pub struct HttpConnection {
-    /// The socket.
-    pub stream: mio::net::TcpStream,
-    /// Who is on the other end.
-    pub peer: std::net::SocketAddr,
-    /// Its token (slab key with the HTTP flag, and a generation).
-    pub token: mio::Token,
-    /// Request/response state.
-    pub http: HttpConn,
-    /// Start of the current wait for a complete request: accept, or the
-    /// last response. The timeout runs from here, so dribbling bytes does
-    /// not keep a slow client alive.
-    pub since: std::time::Instant,
-    /// Deadline tick of its entry in the timer wheel, if one is armed.
-    pub timer: Option<u64>,
-    /// True while it sits in the server's resume queue.
-    pub queued: bool,
 }

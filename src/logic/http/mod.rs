@@ -1,7 +1,8 @@
 //! The metrics endpoint's HTTP/1.x, as pure code: parsing a request head
-//! (with httparse), routing it, and writing a response. No sockets here;
-//! [`conn`] drives one HTTP connection over any byte stream, and the server
-//! loop gives it its turns beside the echo connections.
+//! (with httparse), routing it, and writing a response. No sockets here:
+//! [`conn`] drives one HTTP connection over any
+//! [`Stream`](crate::logic::stream::Stream), and the server loop holds the
+//! socket and gives it its turns beside the echo connections.
 //!
 //! Only what a browser, Prometheus and a load-balancer probe need: `GET`
 //! and `HEAD`, no request bodies, keep-alive, and a bounded request head.
@@ -104,6 +105,32 @@ impl Status {
             self,
             Self::BadRequest | Self::TooLarge | Self::Misdirected | Self::Unavailable
         )
+    }
+}
+
+/// Requests answered, by status; exported in `/metrics`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HttpCounts {
+    /// 200, 400, 404, 405, 421, 431 in that order.
+    pub by_status: [u64; 6],
+}
+
+impl HttpCounts {
+    /// The statuses counted, in [`by_status`](Self::by_status) order.
+    pub const STATUSES: [Status; 6] = [
+        Status::Ok,
+        Status::BadRequest,
+        Status::NotFound,
+        Status::MethodNotAllowed,
+        Status::Misdirected,
+        Status::TooLarge,
+    ];
+
+    /// Counts one answer.
+    pub fn count(&mut self, status: Status) {
+        if let Some(i) = Self::STATUSES.iter().position(|s| *s == status) {
+            self.by_status[i] += 1;
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::logic::echo::{CloseReason, Phase};
-use crate::logic::http::conn::HttpCounts;
+use crate::logic::http::HttpCounts;
 use crate::logic::stats::Totals;
 use crate::os::tcp_info::TcpInfo;
 

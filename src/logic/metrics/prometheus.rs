@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::{unix_seconds, Histogram, Snapshot};
 use crate::logic::echo::CloseReason;
-use crate::logic::http::conn::HttpCounts;
+use crate::logic::http::HttpCounts;
 
 /// `Content-Type` of the Prometheus text exposition format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

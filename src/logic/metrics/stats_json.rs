@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{unix_seconds, ConnView, Process, Snapshot};
 use crate::logic::echo::CloseReason;
 use crate::logic::json;
+use crate::os::tcp_info::ms;
 
 /// The `/stats.json` document of `snap`.
 pub fn render_json(snap: &Snapshot<'_>) -> String {
@@ -189,10 +190,6 @@ fn by_reason<S: Serializer>(closed: &[u64], out: S) -> Result<S::Ok, S::Error> {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
-}
-
-fn ms(us: u32) -> f64 {
-    f64::from(us) / 1000.0
 }
 
 #[cfg(test)]

@@ -1,0 +1,182 @@
+//! The endpoint's answers, built from the loop's state: the dashboard, the
+//! health check, and the figure pages rendered by [`crate::logic::metrics`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use super::connection::Connection;
+use crate::logic::http::{Response, Route, Status};
+use crate::logic::metrics::{self, ConnView, EndpointCounters, Process, Snapshot};
+use crate::logic::stats::Totals;
+
+/// TCP_INFO of every connection, and the process figures from /proc, are
+/// read at most this often for endpoint requests, however hard the
+/// endpoint is hammered.
+const TCP_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// Most connections listed in `/stats.json` (the totals count them all).
+const MAX_LISTED: usize = 1000;
+
+/// The dashboard page, embedded so it works offline.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// The loop's state a page is built from.
+pub(super) struct Source<'a> {
+    /// The echo connections (their TCP_INFO is refreshed when stale).
+    pub connections: &'a mut Slab<Connection>,
+    /// The echo side's counters.
+    pub stats: &'a Totals,
+    /// When the current pass of the loop began.
+    pub pass: Instant,
+    /// Endpoint clients being served.
+    pub http_active: usize,
+}
+
+/// What the endpoint reports beside the loop's state, and what it keeps
+/// so as not to build or read the same thing twice.
+#[derive(Debug, Default)]
+pub(super) struct Figures {
+    /// Counters only the endpoint reports.
+    pub observed: EndpointCounters,
+    /// The figure pages built in the current pass.
+    built: Built,
+    /// When TCP_INFO was last read for every connection.
+    tcp_sampled_at: Option<Instant>,
+    /// The process figures (read from /proc) and when, reused for a second
+    /// so that a hammered endpoint does not spend the loop in /proc.
+    process: Option<(Instant, Option<Process>)>,
+}
+
+/// The figure pages built in the current pass of the loop. Every request
+/// answered in the same pass gets the same figures anyway, and building
+/// `/stats.json` for many connections is costly enough that pipelining
+/// scrapers would otherwise hold the echo clients up.
+#[derive(Debug, Default)]
+struct Built {
+    /// The pass the pages below belong to (its start).
+    pass: Option<Instant>,
+    metrics: Option<Arc<[u8]>>,
+    stats_json: Option<Arc<[u8]>>,
+}
+
+impl Built {
+    /// Where the page for `route` built in the pass that started at `pass`
+    /// is kept (empty until built); `None` for pages not worth keeping.
+    fn slot(&mut self, pass: Instant, route: Route) -> Option<&mut Option<Arc<[u8]>>> {
+        if self.pass != Some(pass) {
+            *self = Built {
+                pass: Some(pass),
+                ..Built::default()
+            };
+        }
+        match route {
+            Route::Metrics => Some(&mut self.metrics),
+            Route::StatsJson => Some(&mut self.stats_json),
+            Route::Health | Route::Dashboard => None,
+        }
+    }
+}
+
+impl Figures {
+    /// The answer to a request for `outcome` (a route, or the error status
+    /// of a bad request), counted by its status.
+    pub(super) fn answer(
+        &mut self,
+        outcome: Result<Route, Status>,
+        source: &mut Source<'_>,
+    ) -> Response {
+        let response = match outcome {
+            Ok(route) => {
+                if let Some(Some(body)) = self.built.slot(source.pass, route) {
+                    Response::shared(content_type(route), body.clone())
+                } else {
+                    let response = self.render(route, source);
+                    if let Some(slot) = self.built.slot(source.pass, route) {
+                        *slot = Some(response.body.clone());
+                    }
+                    response
+                }
+            }
+            Err(status) => Response::error(status),
+        };
+        self.observed.http.count(response.status);
+        response
+    }
+
+    /// Reads TCP_INFO of every echo connection and adds new retransmits to
+    /// the server-wide counter.
+    pub(super) fn sample_tcp(&mut self, connections: &mut Slab<Connection>, now: Instant) {
+        for (_, conn) in connections.iter_mut() {
+            self.observed.retransmits += conn.sample_tcp();
+        }
+        self.tcp_sampled_at = Some(now);
+    }
+
+    /// The response for `route`, from the loop's current state.
+    fn render(&mut self, route: Route, source: &mut Source<'_>) -> Response {
+        match route {
+            Route::Health => return Response::ok("text/plain; charset=utf-8", "ok\n"),
+            Route::Dashboard => return Response::ok("text/html; charset=utf-8", DASHBOARD),
+            Route::Metrics | Route::StatsJson => {}
+        }
+        let now = Instant::now();
+        if !matches!(self.tcp_sampled_at, Some(at) if now.duration_since(at) < TCP_SAMPLE_EVERY) {
+            self.sample_tcp(source.connections, now);
+        }
+        let connections = &*source.connections;
+        let buffered = connections
+            .iter()
+            .map(|(_, c)| c.echo.pending() as u64)
+            .sum();
+        let listed = if route == Route::StatsJson {
+            connections
+                .iter()
+                .take(MAX_LISTED)
+                .map(|(_, c)| ConnView {
+                    peer: c.peer,
+                    age: now.saturating_duration_since(c.connected_at),
+                    idle: now.saturating_duration_since(c.last_active),
+                    bytes_in: c.echo.received(),
+                    bytes_out: c.echo.echoed(),
+                    buffered: c.echo.pending(),
+                    state: c.echo.phase(),
+                    zero_copy: c.echo.is_splicing(),
+                    tcp: c.tcp,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let process = match self.process {
+            Some((at, figures)) if now.duration_since(at) < TCP_SAMPLE_EVERY => figures,
+            _ => {
+                let figures = Process::read();
+                self.process = Some((now, figures));
+                figures
+            }
+        };
+        let snap = Snapshot {
+            stats: source.stats,
+            observed: &self.observed,
+            buffered,
+            http_active: source.http_active,
+            connections: listed,
+            log_lines_dropped: crate::os::log_writer::dropped(),
+            process,
+        };
+        let body = match route {
+            Route::StatsJson => metrics::render_json(&snap),
+            _ => metrics::render_prometheus(&snap),
+        };
+        Response::ok(content_type(route), body)
+    }
+}
+
+/// The `Content-Type` of a figures page.
+fn content_type(route: Route) -> &'static str {
+    match route {
+        Route::StatsJson => "application/json",
+        _ => metrics::PROMETHEUS_CONTENT_TYPE,
+    }
+}
