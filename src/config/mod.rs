@@ -16,10 +16,9 @@ pub const DEFAULT_METRICS: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9187);
 
 /// How long the event loop may poll before sleeping, by default: long
-/// enough to catch a peer on the same host or LAN that answers at once
-/// (about 20 µs on loopback, rarely over 100), short enough that traffic
-/// sparser than 10,000 events a second never makes it spin. 50 µs caught
-/// the median as well but left the 99th percentile twice as high.
+/// enough to catch a peer on the same host or LAN that answers at once,
+/// short enough that sparse traffic never makes it spin (how it was
+/// chosen: BENCHMARKS.md).
 pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(100);
 
 /// Everything the server needs to know from the command line.

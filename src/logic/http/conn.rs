@@ -116,11 +116,6 @@ impl HttpConn {
         self.head.len() + self.body.as_ref().map_or(0, |b| b.len()) - self.written
     }
 
-    /// True while part of a request has arrived but not all of it.
-    pub fn mid_request(&self) -> bool {
-        !self.input.is_empty()
-    }
-
     /// Moves what can move now: writes the pending response, answers the
     /// next buffered request through `respond` (given the route, or the
     /// error status of a bad request or one for a host not in `hosts`),
