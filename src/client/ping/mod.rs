@@ -1,21 +1,22 @@
 //! `ping` mode: TCP probes at a fixed interval, one line each, then the
 //! loss and RTT statistics; the handshake time is reported on its own, per
 //! probe with `--reconnect`.
+//!
+//! This file runs the probes; `summary` prints what they found.
+
+mod summary;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+use self::summary::{exit_code, json, print_summary};
 use super::cli::PingArgs;
-use super::error::{exit, seconds, ClientError};
+use super::error::{seconds, ClientError};
 use super::output::{self, errln, outln};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttStats};
 use super::session::{Connected, Session, CLOSE_GRACE};
-use super::target::Target;
-use crate::logic::json;
 
 /// One probe's outcome.
 #[derive(Debug)]
@@ -302,174 +303,4 @@ fn record(
         connect,
         result,
     });
-}
-
-fn loss_percent(run: &PingRun) -> f64 {
-    if run.sent == 0 {
-        0.0
-    } else {
-        (run.sent - run.received) as f64 * 100.0 / run.sent as f64
-    }
-}
-
-fn print_summary(args: &PingArgs, run: &PingRun) {
-    let elapsed = run.started.map_or(Duration::ZERO, |s| s.elapsed());
-    outln!();
-    outln!("--- {} echo ping statistics ---", args.address);
-    outln!(
-        "{} probes sent, {} received, {} lost ({:.1}% loss), {} mismatched, time {:.0} ms{}",
-        run.sent,
-        run.received,
-        run.sent - run.received,
-        loss_percent(run),
-        run.mismatched,
-        millis(elapsed),
-        if run.interrupted {
-            " (interrupted)"
-        } else {
-            ""
-        }
-    );
-    if let Some(c) = run.connects.summary() {
-        let n = run.connects.count();
-        outln!(
-            "connect min/avg/max = {:.3}/{:.3}/{:.3} ms over {} connection{}",
-            millis(c.min),
-            millis(c.avg),
-            millis(c.max),
-            n,
-            if n == 1 { "" } else { "s" }
-        );
-    }
-    if let Some(r) = run.rtts.summary() {
-        outln!(
-            "rtt min/avg/max/mdev = {:.3}/{:.3}/{:.3}/{:.3} ms",
-            millis(r.min),
-            millis(r.avg),
-            millis(r.max),
-            millis(r.mdev)
-        );
-        outln!(
-            "rtt p50/p95/p99 = {:.3}/{:.3}/{:.3} ms",
-            millis(r.p50),
-            millis(r.p95),
-            millis(r.p99)
-        );
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    (millis(d) * 1e3).round() / 1e3
-}
-
-fn json(args: &PingArgs, run: &PingRun) -> String {
-    json::to_string(&PingDocument {
-        mode: "ping",
-        target: &args.address,
-        address: run.last_addr,
-        size: args.size,
-        reconnect: args.reconnect,
-        sent: run.sent,
-        received: run.received,
-        lost: run.sent - run.received,
-        mismatched: run.mismatched,
-        loss_pct: (loss_percent(run) * 10.0).round() / 10.0,
-        interrupted: run.interrupted,
-        connect_ms: run.connects.summary().map(|c| ConnectMs {
-            count: run.connects.count(),
-            min: ms(c.min),
-            avg: ms(c.avg),
-            max: ms(c.max),
-        }),
-        rtt_ms: run.rtts.summary().map(|r| RttMs {
-            min: ms(r.min),
-            avg: ms(r.avg),
-            max: ms(r.max),
-            mdev: ms(r.mdev),
-            p50: ms(r.p50),
-            p95: ms(r.p95),
-            p99: ms(r.p99),
-        }),
-        probes: run.recent.iter().map(ProbeJson::from).collect(),
-        probes_omitted: run.omitted,
-    })
-}
-
-/// `ping --json`.
-#[derive(Serialize)]
-struct PingDocument<'a> {
-    mode: &'static str,
-    #[serde(serialize_with = "json::display")]
-    target: &'a Target,
-    address: Option<SocketAddr>,
-    size: usize,
-    reconnect: bool,
-    sent: u64,
-    received: u64,
-    lost: u64,
-    mismatched: u64,
-    loss_pct: f64,
-    interrupted: bool,
-    connect_ms: Option<ConnectMs>,
-    rtt_ms: Option<RttMs>,
-    probes: Vec<ProbeJson<'a>>,
-    probes_omitted: u64,
-}
-
-#[derive(Serialize)]
-struct ConnectMs {
-    count: u64,
-    min: f64,
-    avg: f64,
-    max: f64,
-}
-
-#[derive(Serialize)]
-struct RttMs {
-    min: f64,
-    avg: f64,
-    max: f64,
-    mdev: f64,
-    p50: f64,
-    p95: f64,
-    p99: f64,
-}
-
-/// One probe: `rtt_ms` if it came back, else `error_kind` and `error`.
-#[derive(Serialize)]
-struct ProbeJson<'a> {
-    seq: u64,
-    ok: bool,
-    connect_ms: Option<f64>,
-    rtt_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_kind: Option<&'static str>,
-    error: Option<&'a ClientError>,
-}
-
-impl<'a> From<&'a Probe> for ProbeJson<'a> {
-    fn from(p: &'a Probe) -> Self {
-        let error = p.result.as_ref().err();
-        Self {
-            seq: p.seq,
-            ok: error.is_none(),
-            connect_ms: p.connect.map(ms),
-            rtt_ms: p.result.as_ref().ok().map(|rtt| ms(*rtt)),
-            error_kind: error.map(ClientError::kind),
-            error,
-        }
-    }
-}
-
-/// 0 when every probe came back exactly; 1 if any echo differed; else the
-/// code of the last failure (130 for a probe Ctrl+C left unanswered); 130
-/// if Ctrl+C came before any probe.
-fn exit_code(run: &PingRun) -> u8 {
-    if run.sent == 0 && run.interrupted {
-        return exit::INTERRUPTED;
-    }
-    if run.mismatched > 0 {
-        return exit::MISMATCH;
-    }
-    run.last_failure.unwrap_or(exit::OK)
 }

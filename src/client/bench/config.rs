@@ -1,0 +1,56 @@
+//! A run's settings, as the command line checked them.
+
+use std::io::{self, IsTerminal};
+use std::time::Duration;
+
+use super::in_flight::InFlight;
+
+/// When the sending stops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StopAfter {
+    /// After this long past the warm-up.
+    Duration(Duration),
+    /// After this many messages (warm-up included) have been sent.
+    Requests(u64),
+}
+
+/// A benchmark run's settings, checked by the command line.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The address as the user wrote it, for the report.
+    pub target: String,
+    /// Connections to open.
+    pub connections: usize,
+    /// Message size (bulk: write size).
+    pub size: usize,
+    /// Messages in flight per connection.
+    pub depth: usize,
+    /// When to stop sending.
+    pub stop: StopAfter,
+    /// Time after start during which nothing is counted.
+    pub warmup: Duration,
+    /// Fixed total rate in messages per second (open loop).
+    pub rate: Option<f64>,
+    /// Stream continuously instead of sending messages.
+    pub bulk: bool,
+    /// Bulk: how many bytes each connection may have unechoed.
+    pub in_flight: InFlight,
+    /// Longest wait for a connect, and for the last echoes at the end.
+    pub timeout: Duration,
+    /// Process to report CPU time and memory of (the server, on this host).
+    pub server_pid: Option<u32>,
+    /// Print progress to stderr once a second.
+    pub progress: bool,
+}
+
+impl BenchConfig {
+    /// Whether a live progress line makes sense: a terminal on stderr, and
+    /// a run longer than a couple of seconds.
+    pub fn wants_progress(&self, quiet: bool) -> bool {
+        let long = match self.stop {
+            StopAfter::Duration(d) => d + self.warmup > Duration::from_secs(2),
+            StopAfter::Requests(_) => true,
+        };
+        !quiet && long && io::stderr().is_terminal()
+    }
+}

@@ -1,0 +1,100 @@
+//! Opening the connections: at most MAX_CONNECTING handshakes at once, each with the timeout.
+
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::{Engine, State};
+use crate::client::error::ClientError;
+use crate::client::session::{connect_error, connect_outcome};
+
+/// Handshakes in progress at once: enough to open 10,000 connections in a
+/// moment, few enough not to overflow a small listen backlog (socat's is 5).
+const MAX_CONNECTING: usize = 256;
+
+impl Engine<'_> {
+    pub(super) fn start_connects(&mut self, now: Instant) {
+        while self.connecting < MAX_CONNECTING && self.next_to_connect < self.conns.len() {
+            let i = self.next_to_connect;
+            self.next_to_connect += 1;
+            match TcpStream::connect(self.addr) {
+                Ok(mut stream) => {
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if let Err(e) = self
+                        .poll
+                        .registry()
+                        .register(&mut stream, Token(i), interest)
+                    {
+                        self.connect_failed(i, ClientError::Other(format!("register: {e}")));
+                        continue;
+                    }
+                    self.conns[i].stream = Some(stream);
+                    self.conns[i].state = State::Connecting(now);
+                    self.connecting += 1;
+                }
+                Err(e) => {
+                    let error = connect_error(self.addr, e, self.config.timeout);
+                    self.connect_failed(i, error);
+                }
+            }
+        }
+    }
+
+    pub(super) fn expire_connects(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            if let State::Connecting(since) = self.conns[i].state {
+                if now >= since + self.config.timeout {
+                    self.connecting -= 1;
+                    let error = ClientError::ConnectTimeout(self.addr, self.config.timeout);
+                    self.connect_failed(i, error);
+                }
+            }
+        }
+    }
+
+    pub(super) fn finish_connect(&mut self, i: usize) {
+        let Some(stream) = &self.conns[i].stream else {
+            return;
+        };
+        match connect_outcome(stream) {
+            None => return,
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                self.connecting -= 1;
+                let error = connect_error(self.addr, e, self.config.timeout);
+                self.connect_failed(i, error);
+                return;
+            }
+        }
+        // Echo servers answer small messages at once; Nagle would hold the
+        // next one back for the delayed ACK and show 40 ms latencies.
+        let _ = stream.set_nodelay(true);
+        self.connecting -= 1;
+        self.connected += 1;
+        self.open += 1;
+        self.conns[i].state = State::Open;
+    }
+
+    pub(super) fn connect_failed(&mut self, i: usize, error: ClientError) {
+        self.connect_errors += 1;
+        self.failures.note(error);
+        self.drop_conn(i);
+    }
+
+    pub(super) fn drop_conn(&mut self, i: usize) {
+        let conn = &mut self.conns[i];
+        if let State::Open = conn.state {
+            self.open -= 1;
+        }
+        if let Some(mut stream) = conn.stream.take() {
+            // Dropping closes the socket, which also leaves the epoll set.
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        conn.state = State::Closed;
+        // Bytes still in the pipe never reach the socket; they are part of
+        // `unwritten` and leave the count with it.
+        conn.pipe = None;
+        self.outstanding -= conn.flow.unwritten() + conn.flow.unechoed();
+    }
+}

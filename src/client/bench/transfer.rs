@@ -1,0 +1,134 @@
+//! One connection's turn: read and check the echo, write what it has issued, the server's close.
+
+use std::io::{ErrorKind, Read, Write};
+use std::time::Instant;
+
+use super::Engine;
+use crate::client::error::{is_reset, ClientError};
+
+impl Engine<'_> {
+    /// Reads and checks everything available; `false` if the connection
+    /// was closed.
+    pub(super) fn read(&mut self, i: usize, hung_up: bool) -> bool {
+        let now = Instant::now();
+        let mut completed = 0;
+        loop {
+            let Some(stream) = &mut self.conns[i].stream else {
+                return false;
+            };
+            match stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.closed(i, false);
+                    return false;
+                }
+                Ok(n) => {
+                    self.last_progress = now;
+                    let window = &mut self.window;
+                    let counting = window.counts(now);
+                    let result =
+                        self.conns[i]
+                            .flow
+                            .echoed(&self.scratch[..n], &self.pattern, |stamp| {
+                                if let (true, Some(sent)) = (counting, stamp) {
+                                    let ns = now.saturating_duration_since(sent).as_nanos() as u64;
+                                    window.latency.saturating_record(ns.max(1));
+                                }
+                            });
+                    match result {
+                        Ok(done) => {
+                            completed += done;
+                            self.outstanding -= n as u64;
+                            self.progress.bytes += n as u64;
+                            self.progress.messages += done;
+                            if counting {
+                                window.messages += done;
+                                window.bytes += if self.config.bulk {
+                                    n as u64
+                                } else {
+                                    done * self.config.size as u64
+                                };
+                            }
+                        }
+                        Err(mismatch) => {
+                            self.mismatches += 1;
+                            self.failures.note(ClientError::Mismatch(mismatch));
+                            self.drop_conn(i);
+                            return false;
+                        }
+                    }
+                    // A short read drained the socket; the next arrival
+                    // raises a new edge. After a hang-up no edge follows,
+                    // so read on to the end.
+                    if n < self.scratch.len() && !hung_up {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.closed(i, is_reset(&e));
+                    return false;
+                }
+            }
+        }
+        if completed > 0 || self.config.bulk {
+            self.top_up(i, now);
+        }
+        true
+    }
+
+    /// Sends what connection `i` has issued until the socket is full.
+    pub(super) fn write(&mut self, i: usize) {
+        if self.conns[i].pipe.is_some() {
+            self.write_spliced(i);
+        } else {
+            self.write_copied(i);
+        }
+    }
+
+    /// Writes what connection `i` has issued, copied from memory, until the
+    /// socket is full.
+    pub(super) fn write_copied(&mut self, i: usize) {
+        let now = Instant::now();
+        loop {
+            self.top_up(i, now);
+            let conn = &mut self.conns[i];
+            let chunk = conn.flow.next_write(&self.pattern);
+            if chunk.is_empty() {
+                return;
+            }
+            let Some(stream) = &mut conn.stream else {
+                return;
+            };
+            match stream.write(chunk) {
+                Ok(n) => conn.flow.wrote(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.closed(i, is_reset(&e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The server ended connection `i`.
+    pub(super) fn closed(&mut self, i: usize, reset: bool) {
+        let flow = &self.conns[i].flow;
+        let expected = flow.verified() + flow.unechoed() + flow.unwritten();
+        let received = flow.verified();
+        if received == expected && !self.may_issue() {
+            // Everything sent came back and nothing more will be sent on it:
+            // the connection was done, so the close cost the run nothing.
+            self.drop_conn(i);
+            return;
+        }
+        self.closed_early += 1;
+        self.failures.note(ClientError::ClosedEarly {
+            received,
+            expected,
+            reset,
+        });
+        self.drop_conn(i);
+    }
+}
