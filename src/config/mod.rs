@@ -61,25 +61,3 @@ pub struct Config {
     /// (requests for any other `Host` get `421`).
     pub metrics_allow_hosts: Vec<String>,
 }
-
-impl Default for Config {
-    /// The documented defaults (FR-1: port 7878 on all IPv4 interfaces).
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 7878)),
-            backlog: 1024,
-            buffer_size: 64 * 1024,
-            splice: true,
-            splice_backlog: crate::logic::echo::SPLICE_BACKLOG,
-            idle_timeout: Some(Duration::from_secs(300)),
-            busy_poll: DEFAULT_BUSY_POLL,
-            max_connections: 10_000,
-            shutdown_timeout: Duration::from_secs(5),
-            stats_interval: Some(Duration::from_secs(60)),
-            log_level: LevelFilter::Info,
-            log_format: LogFormat::Text,
-            metrics: None,
-            metrics_allow_hosts: Vec::new(),
-        }
-    }
-}

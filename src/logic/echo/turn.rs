@@ -74,7 +74,7 @@ impl Echo {
             next: Next::Wait,
             began_splicing: false,
         };
-        progress.next = self.run(stream, scratch, max_reads, &mut progress);
+        progress.next = self.exchange(stream, scratch, max_reads, &mut progress);
         debug_assert_eq!(
             self.received,
             self.echoed + self.pending() as u64,
@@ -85,7 +85,7 @@ impl Echo {
 
     /// The turn: flush what waits, then read (or splice) and echo, until
     /// the stream would block, the budget runs out or the connection ends.
-    fn run<T: Transport>(
+    fn exchange<T: Transport>(
         &mut self,
         stream: &mut T,
         scratch: &mut [u8],

@@ -66,7 +66,8 @@ impl Status {
 /// A response to send: status, content type and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
-    /// Its status.
+    /// The status line's code and reason; also decides whether the
+    /// connection closes after it ([`Status::closes`]).
     pub status: Status,
     /// The `Content-Type`.
     pub content_type: &'static str,
