@@ -136,6 +136,10 @@ fn half_close_mid_stream_flushes_the_pipe_then_closes() {
         }
         w.shutdown(std::net::Shutdown::Write).expect("FIN");
     });
+    // Not reading at first lets a backlog build, so the server's reads fill
+    // its buffer and it switches to the pipe: read as fast as it writes, a
+    // loopback stream arrives in segments just short of a full buffer.
+    thread::sleep(Duration::from_millis(300));
     let echo = read_to_eof(&mut c);
     writer.join().unwrap();
     let mut want = vec![0u8; TOTAL as usize];
