@@ -5,7 +5,8 @@
 //!
 //! ## Layers
 //! Dependencies point one way: `server` and `client` use `os` and `logic`;
-//! `os` and `logic` use neither of them.
+//! `os` and `logic` use neither of them. What the two binaries (and the
+//! fuzz targets) need is public; `logic` is the crate's own.
 //! - [`logic`]: what to do with bytes and time, pure (no sockets, no system
 //!   calls): the echo state machine, its bounded buffer, the timer wheel,
 //!   the busy-poll policy, HTTP requests and answers, metrics rendering,
@@ -29,7 +30,7 @@
 
 pub mod client;
 pub mod config;
-pub mod logic;
+pub(crate) mod logic;
 #[cfg(any(test, feature = "model-check"))]
 pub mod model_check;
 pub mod os;

@@ -37,7 +37,7 @@ pub struct Config {
     /// instead of copying every byte in and out of the process.
     pub splice: bool,
     /// Bytes that must wait to be read, at a read that fills the buffer,
-    /// before a connection switches to the pipe (see `echo::SPLICE_BACKLOG`).
+    /// before a connection switches to the pipe (`--splice-backlog`).
     pub splice_backlog: usize,
     /// Close connections that move no byte for this long; `None` never does.
     pub idle_timeout: Option<Duration>,

@@ -17,14 +17,7 @@
 /// Invariant: `len <= capacity`, `head < capacity` when storage exists, and
 /// storage is `None` whenever `len == 0`.
 ///
-/// ```
-/// use echo_server::logic::buffer::PendingBuffer;
-/// let mut pending = PendingBuffer::new(4);
-/// assert_eq!(pending.push(b"hello"), 4); // the cap is hard
-/// assert_eq!(pending.readable(), b"hell");
-/// pending.consume(4);
-/// assert!(pending.is_empty()); // drained: its memory is released too
-/// ```
+/// (Example: the test `a_full_buffer_keeps_its_cap_and_frees_when_drained`.)
 #[derive(Debug)]
 pub struct PendingBuffer {
     storage: Option<Box<[u8]>>,
@@ -294,5 +287,19 @@ mod tests {
                 assert_eq!(buffer.is_allocated(), !model.is_empty());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod example {
+    // The example the docs above point to.
+    #[test]
+    fn a_full_buffer_keeps_its_cap_and_frees_when_drained() {
+        use crate::logic::buffer::PendingBuffer;
+        let mut pending = PendingBuffer::new(4);
+        assert_eq!(pending.push(b"hello"), 4); // the cap is hard
+        assert_eq!(pending.readable(), b"hell");
+        pending.consume(4);
+        assert!(pending.is_empty()); // drained: its memory is released too
     }
 }

@@ -16,15 +16,7 @@ use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
 
 /// `doc` as one line of JSON.
 ///
-/// ```
-/// #[derive(serde::Serialize)]
-/// struct Doc { mode: &'static str, loss_pct: f64, rtt_ms: Option<f64> }
-/// let doc = Doc { mode: "ping", loss_pct: 0.0, rtt_ms: None };
-/// assert_eq!(
-///     echo_server::logic::json::to_string(&doc),
-///     r#"{"mode":"ping","loss_pct":0,"rtt_ms":null}"#
-/// );
-/// ```
+/// (Example: the test `numbers_keep_their_shape`.)
 pub fn to_string<T: Serialize + ?Sized>(doc: &T) -> String {
     let mut out = Vec::with_capacity(256);
     doc.serialize(&mut serde_json::Serializer::with_formatter(
@@ -100,6 +92,29 @@ mod tests {
         assert_eq!(
             to_string(&doc),
             r#"{"a":null,"b":null,"c":0.0000001,"d":2,"e":0.006450999999999999,"f":18446744073709551615,"g":null}"#
+        );
+    }
+}
+
+#[cfg(test)]
+mod example {
+    // The example the docs above point to.
+    #[test]
+    fn numbers_keep_their_shape() {
+        #[derive(serde::Serialize)]
+        struct Doc {
+            mode: &'static str,
+            loss_pct: f64,
+            rtt_ms: Option<f64>,
+        }
+        let doc = Doc {
+            mode: "ping",
+            loss_pct: 0.0,
+            rtt_ms: None,
+        };
+        assert_eq!(
+            crate::logic::json::to_string(&doc),
+            r#"{"mode":"ping","loss_pct":0,"rtt_ms":null}"#
         );
     }
 }

@@ -215,6 +215,7 @@ impl<T> TimerWheel<T> {
     }
 
     /// Number of scheduled entries.
+    #[cfg(any(test, feature = "model-check"))]
     pub fn len(&self) -> usize {
         self.len
     }

@@ -6,6 +6,6 @@ pub mod listener;
 pub mod log_writer;
 pub mod procstat;
 pub mod signal;
-pub mod sigpipe;
-pub mod splice;
+pub(crate) mod sigpipe;
+pub(crate) mod splice;
 pub mod tcp_info;

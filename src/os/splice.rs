@@ -13,7 +13,7 @@
 //! ([`crate::os::sigpipe`]), and the caller sees `EPIPE` as a plain error.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use rustix::pipe::{fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice, vmsplice};
 use rustix::pipe::{IoSliceRaw, PipeFlags, SpliceFlags};
@@ -74,12 +74,6 @@ impl Pipe {
     pub fn drain_into(&self, socket: BorrowedFd<'_>, max: usize) -> io::Result<usize> {
         crate::os::sigpipe::hold();
         Ok(splice(&self.read, None, socket, None, max, FLAGS)?)
-    }
-
-    /// The pipe's write end, for callers that fill it by other means
-    /// (`vmsplice` in the client's bulk sender).
-    pub fn write_end(&self) -> BorrowedFd<'_> {
-        self.write.as_fd()
     }
 
     /// Queues up to `data.len()` bytes of `data` in the pipe by reference,

@@ -89,6 +89,7 @@ impl InFlightLimit {
     }
 
     /// The bound now.
+    #[cfg(test)]
     pub fn limit(&self) -> u64 {
         self.limit
     }

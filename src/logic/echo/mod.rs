@@ -60,16 +60,6 @@ pub use transport::Transport;
 use crate::logic::buffer::PendingBuffer;
 use pipe::Splice;
 
-/// How many bytes must wait in a connection's receive queue before it
-/// switches to the pipe, when the server builds it (see the module docs).
-///
-/// It sits where the two paths break even (BENCHMARKS.md, "Copy or splice:
-/// by how much is in flight"): with less in flight copying is faster, with
-/// more splicing is. A queue that deep only forms when the client keeps
-/// that much in flight, so the bytes waiting tell the two kinds of stream
-/// apart.
-pub const SPLICE_BACKLOG: usize = 512 * 1024;
-
 /// What the caller should do after a pump.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
@@ -140,7 +130,7 @@ impl Echo {
 
     /// Lets the connection switch to the transport's pipe once the peer
     /// streams with at least `backlog` bytes waiting to be read (see the
-    /// module docs; the server passes [`SPLICE_BACKLOG`]).
+    /// module docs; the server passes `--splice-backlog`).
     pub fn allow_splice(mut self, backlog: usize) -> Self {
         self.splice = Splice::Allowed { backlog };
         self

@@ -107,6 +107,7 @@ impl HttpConn {
     }
 
     /// Bytes of request input held (never more than [`MAX_REQUEST`]).
+    #[cfg(any(test, feature = "model-check"))]
     pub fn buffered_input(&self) -> usize {
         self.input.len()
     }

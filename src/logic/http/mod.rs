@@ -20,6 +20,6 @@ mod host;
 mod request;
 mod response;
 
-pub use host::{AllowedHosts, HostVerdict};
-pub use request::{parse, route, Parse, Request, Route, MAX_HEADERS, MAX_REQUEST};
+pub use host::AllowedHosts;
+pub use request::{parse, Parse, Route, MAX_REQUEST};
 pub use response::{HttpCounts, Response, Status};

@@ -53,20 +53,7 @@ pub enum Parse {
 /// error status (the caller answers and closes); nothing here panics on
 /// any input.
 ///
-/// ```
-/// use echo_server::logic::http::{parse, AllowedHosts, Parse, Route, Status};
-/// let hosts = AllowedHosts::default();
-/// let get = |raw: &[u8]| match parse(raw, hosts) {
-///     Parse::Complete(req) => req,
-///     Parse::Partial => panic!(),
-/// };
-/// let req = get(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9187\r\n\r\n");
-/// assert_eq!(req.outcome, Ok(Route::Metrics));
-/// assert!(req.keep_alive);
-/// let req = get(b"GET /metrics HTTP/1.1\r\nHost: rebind.example\r\n\r\n");
-/// assert_eq!(req.outcome, Err(Status::Misdirected));
-/// assert_eq!(parse(b"GET /metr", hosts), Parse::Partial);
-/// ```
+/// (Example: the test `a_request_parses_routes_and_checks_its_host`.)
 pub fn parse(buf: &[u8], hosts: AllowedHosts<'_>) -> Parse {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
@@ -264,5 +251,25 @@ mod tests {
             panic!("partial")
         };
         assert_eq!(req.outcome, Ok(Route::StatsJson));
+    }
+}
+
+#[cfg(test)]
+mod example {
+    // The example the docs above point to.
+    #[test]
+    fn a_request_parses_routes_and_checks_its_host() {
+        use crate::logic::http::{parse, AllowedHosts, Parse, Route, Status};
+        let hosts = AllowedHosts::default();
+        let get = |raw: &[u8]| match parse(raw, hosts) {
+            Parse::Complete(req) => req,
+            Parse::Partial => panic!(),
+        };
+        let req = get(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9187\r\n\r\n");
+        assert_eq!(req.outcome, Ok(Route::Metrics));
+        assert!(req.keep_alive);
+        let req = get(b"GET /metrics HTTP/1.1\r\nHost: rebind.example\r\n\r\n");
+        assert_eq!(req.outcome, Err(Status::Misdirected));
+        assert_eq!(parse(b"GET /metr", hosts), Parse::Partial);
     }
 }
