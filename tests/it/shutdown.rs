@@ -118,7 +118,7 @@ fn pending_echo_is_flushed_on_shutdown() {
     // small and kernel send buffers are at most a few MiB, so at SIGINT most of the echo
     // still sits in the server's own buffer and must not be dropped.
     let mut srv = Server::start(&["--buffer-size", "16M"]);
-    let mut c = connect_small_rcvbuf(srv.addr());
+    let mut c = connect_with_rcvbuf(srv.addr(), 64 * 1024);
     write_pattern(&mut c, 99, TOTAL).expect("12 MiB write (server keeps reading up to 16 MiB)");
     thread::sleep(Duration::from_millis(500));
     srv.signal("INT");
@@ -165,19 +165,6 @@ fn written_but_unread_megabyte_is_flushed_on_shutdown() {
     assert_eq!(exit.code(), Some(0), "{}", exit.describe());
     let s = summary_of(&exit);
     assert_eq!((s.bytes_in, s.bytes_out), (TOTAL, TOTAL), "{s:?}");
-}
-
-/// A client socket with a 64 KiB receive buffer (no autotuning), connected with timeouts.
-fn connect_small_rcvbuf(addr: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
-    s.set_recv_buffer_size(64 * 1024).unwrap();
-    s.connect_timeout(&addr.into(), Duration::from_secs(10))
-        .unwrap();
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    s
 }
 
 /// A client that writes as fast as it can and never reads, so the server always has

@@ -14,7 +14,12 @@ const MIB: u64 = 1024 * 1024;
 const SWITCHED: &str = "streams: echoing through a kernel pipe";
 
 /// Writes `total` bytes of stream `seed` on a clone of `s` while reading
-/// and checking the echo here; returns the bytes verified.
+/// and checking the echo here; returns the bytes verified. Reading starts
+/// 200 ms late: on a client connected with a small receive buffer
+/// ([`streaming_client`]) the echo then backs up, so the server's reads
+/// fill its buffer and it switches to the pipe whatever the scheduling (a
+/// reader as fast as the writer gets loopback segments just short of a
+/// full buffer, and a connection may then never switch).
 fn stream_and_verify(s: &mut TcpStream, seed: u64, total: u64) -> u64 {
     let mut w = s.try_clone().expect("clone");
     let writer = thread::spawn(move || {
@@ -27,6 +32,7 @@ fn stream_and_verify(s: &mut TcpStream, seed: u64, total: u64) -> u64 {
             off += n as u64;
         }
     });
+    thread::sleep(Duration::from_millis(200));
     let mut got = vec![0u8; 256 * 1024];
     let mut want = vec![0u8; 256 * 1024];
     let mut verified = 0;
@@ -62,7 +68,7 @@ fn streaming_client_is_echoed_exactly_through_the_pipe() {
     // line counts every byte both ways.
     const TOTAL: u64 = 32 * MIB;
     let srv = Server::start(&["-v", "--splice-backlog", "1"]);
-    let mut c = connect(srv.addr());
+    let mut c = streaming_client(&srv);
     let client = c.local_addr().unwrap();
     assert_eq!(stream_and_verify(&mut c, 7, TOTAL), TOTAL);
     srv.wait_for(&format!("{client} {SWITCHED}"), IO_TIMEOUT);
@@ -123,7 +129,7 @@ fn half_close_mid_stream_flushes_the_pipe_then_closes() {
     // in the pipe gets all of it, then EOF.
     const TOTAL: u64 = 4 * MIB;
     let srv = Server::start(&["-v", "--splice-backlog", "0"]);
-    let mut c = connect(srv.addr());
+    let mut c = streaming_client(&srv);
     let client = c.local_addr().unwrap();
     let mut w = c.try_clone().unwrap();
     let writer = thread::spawn(move || {
@@ -151,6 +157,12 @@ fn half_close_mid_stream_flushes_the_pipe_then_closes() {
         (d.rx, d.tx, d.reason.as_str()),
         (TOTAL, TOTAL, "peer closed")
     );
+}
+
+/// A client whose echo backs up soon when it does not read (16 KiB
+/// receive buffer), for tests that need the switch to the pipe.
+fn streaming_client(srv: &Server) -> TcpStream {
+    connect_with_rcvbuf(srv.addr(), 16 * 1024)
 }
 
 /// RX and TX of the server's last DATA line (`-v`) about `client`.
@@ -193,7 +205,7 @@ fn reset_after_half_close_with_a_full_pipe_does_not_kill_the_server() {
     // kernel reports EPIPE) ends that connection as a reset and nothing
     // else: the server keeps running and echoing for others.
     let srv = Server::start(&["-v", "--splice-backlog", "0"]);
-    let mut c = connect(srv.addr());
+    let mut c = streaming_client(&srv);
     let client = c.local_addr().unwrap();
     // Stream a while with a reader, so the connection switches to the pipe.
     stream_and_verify(&mut c, 11, 4 * MIB);
@@ -292,7 +304,7 @@ fn urgent_data_is_echoed_in_place_on_both_paths() {
     want.extend_from_slice(&c);
     for flags in [&["-v", "--no-splice"][..], &["-v", "--splice-backlog", "0"]] {
         let srv = Server::start(flags);
-        let mut conn = connect(srv.addr());
+        let mut conn = streaming_client(&srv);
         let client = conn.local_addr().unwrap();
         if flags.contains(&"--splice-backlog") {
             assert_eq!(stream_and_verify(&mut conn, 3, MIB), MIB);

@@ -20,6 +20,21 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// A client socket whose receive buffer is set to `bytes` before it
+/// connects (which also turns off its autotuning), with timeouts: a peer
+/// that reads little makes the server's echo back up quickly.
+pub fn connect_with_rcvbuf(addr: SocketAddr, bytes: usize) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(bytes).unwrap();
+    s.connect_timeout(&addr.into(), Duration::from_secs(10))
+        .unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
 /// A port on 127.0.0.1 where nothing listens (bound, then closed): for a
 /// client that must fail to connect, or a server whose banner cannot be read.
 pub fn closed_port() -> u16 {
