@@ -200,9 +200,12 @@ fn streaming_connections_show_as_zero_copy() {
     let (srv, maddr) = start(&["--splice-backlog", "0"]);
     let mut ping = connect(srv.addr());
     echo_roundtrip(&mut ping, b"small");
-    let mut bulk = connect(srv.addr());
+    // A small receive window and a late reader make the echo back up, so
+    // the server's reads fill its buffer (see tests/it/zero_copy.rs).
+    let mut bulk = connect_with_rcvbuf(srv.addr(), 16 * 1024);
     let mut w = bulk.try_clone().unwrap();
     let writer = std::thread::spawn(move || w.write_all(&vec![5u8; TOTAL]).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let echo = read_exactly(&mut bulk, TOTAL);
     writer.join().unwrap();
     assert!(echo.iter().all(|&b| b == 5));
