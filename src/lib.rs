@@ -5,7 +5,8 @@
 //!
 //! ## Layers
 //! Dependencies point one way: `server` and `client` use `os` and `logic`;
-//! `os` and `logic` use neither of them. What the two binaries (and the
+//! `os` uses only `logic`'s plain types (a decoded `TcpInfo`); `logic` uses
+//! nothing of the crate but itself. What the two binaries (and the
 //! fuzz targets) need is public; `logic` is the crate's own.
 //! - [`logic`]: what to do with bytes and time, pure (no sockets, no system
 //!   calls): the echo state machine, its bounded buffer, the timer wheel,

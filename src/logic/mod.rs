@@ -9,4 +9,5 @@ pub mod json;
 pub mod metrics;
 pub mod stats;
 pub mod stream;
+pub mod tcp_info;
 pub mod timer;

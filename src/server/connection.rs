@@ -12,8 +12,9 @@ use rustix::net::{RecvFlags, SendFlags};
 
 use crate::logic::echo::{Echo, Progress, Transport};
 use crate::logic::stream::Stream;
+use crate::logic::tcp_info::TcpInfo;
 use crate::os::splice::Pipe;
-use crate::os::tcp_info::{self, TcpInfo};
+use crate::os::tcp_info;
 
 /// How many reads one connection may do per turn before the others get
 /// theirs: a client flooding at loopback speed would otherwise hold the

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::logic::echo::{CloseReason, Phase};
 use crate::logic::http::HttpCounts;
 use crate::logic::stats::Totals;
-use crate::os::tcp_info::TcpInfo;
+use crate::logic::tcp_info::TcpInfo;
 
 mod prometheus;
 mod stats_json;
@@ -149,19 +149,6 @@ pub struct Process {
     pub open_fds: u64,
     /// CPU time used, seconds.
     pub cpu_seconds: f64,
-}
-
-impl Process {
-    /// Reads this process's figures from `/proc`; `None` off Linux.
-    pub fn read() -> Option<Self> {
-        let sample = crate::os::procstat::sample(std::process::id()).ok()?;
-        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
-        Some(Self {
-            resident_bytes: sample.rss_kib * 1024,
-            open_fds,
-            cpu_seconds: sample.cpu.as_secs_f64(),
-        })
-    }
 }
 
 /// One active echo connection as the endpoint shows it.

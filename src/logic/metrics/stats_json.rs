@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{unix_seconds, ConnView, Process, Snapshot};
 use crate::logic::echo::CloseReason;
 use crate::logic::json;
-use crate::os::tcp_info::ms;
+use crate::logic::tcp_info::ms;
 
 /// The `/stats.json` document of `snap`.
 pub fn render_json(snap: &Snapshot<'_>) -> String {
