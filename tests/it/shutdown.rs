@@ -19,8 +19,11 @@ const LOG_WAIT: Duration = Duration::from_secs(5);
 fn refused_after(addr: SocketAddr, limit: Duration) -> (Option<Duration>, u64) {
     let t = Instant::now();
     let mut connected = 0;
+    // A loopback SYN is answered in microseconds; one that meets the
+    // listener in the middle of closing can be dropped, and would then
+    // cost a whole second of SYN retransmission: try again instead.
     let refused = wait_until(limit, || {
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => true,
             Ok(_) => {
                 connected += 1;
