@@ -12,11 +12,14 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn spawn(cmd: &mut Command) -> Child {
-    cmd.stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
+/// Spawns the server; it is killed if the test fails before it exits.
+fn spawn(cmd: &mut Command) -> KillOnDrop {
+    KillOnDrop(
+        cmd.stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")),
+    )
 }
 
 /// Waits until the server accepts connections on `addr`.
@@ -200,7 +203,7 @@ fn stop_signals_work_while_the_log_is_blocked() {
 /// Runs a server on `port` with stdout as `cmd` sets it up, serves 600
 /// clients and 15,000 DATA lines' worth of round trips, then stops it with
 /// SIGTERM: it must exit 0 within the shutdown timeout.
-fn serves_and_stops(mut child: Child, port: u16) {
+fn serves_and_stops(mut child: KillOnDrop, port: u16) {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     wait_listening(addr, &mut child);
     echo_clients(addr, 600);

@@ -29,15 +29,18 @@ fn serve_and_stop(extra: &str, redirect: &str) -> Option<i32> {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            &format!("exec {BIN} --bind 127.0.0.1 --port {port} {extra} {redirect}"),
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed if an assertion below fails before it exits.
+    let mut child = KillOnDrop(
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!("exec {BIN} --bind 127.0.0.1 --port {port} {extra} {redirect}"),
+            ])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     assert!(
         wait_until(START_TIMEOUT, || TcpStream::connect(addr).is_ok()),
