@@ -1,6 +1,12 @@
 //! The echo state machine against a scripted peer and an edge-triggered
 //! readiness model.
 //!
+//! This file is long for one job: it is test and fuzz code only (never
+//! shipped), and the script decoder, the reference peer with its readiness
+//! model, the invariant checks and the planted faults that prove the checks
+//! can fail all share the peer's state; split, each part would reach into
+//! the others.
+//!
 //! The script (decoded from fuzz bytes) is what the peer and the kernel do:
 //! the peer sends bytes (now, or just after the server's next read found
 //! the queue empty), reads some of its echo (so the send buffer takes `K`

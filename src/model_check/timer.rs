@@ -1,6 +1,9 @@
 //! The idle-timer wheel and tick clock, driven the way the server's loop
 //! drives them, against a brute-force list of deadlines.
 //!
+//! Test and fuzz code only (never shipped); a little over 400 lines because
+//! the script, the brute-force reference and the checks share one state.
+//!
 //! The script opens connections (arming `ceil(now + idle)`), moves bytes
 //! on them (only `last_active` changes, as in the server), closes them
 //! (removing their entry), lets time pass the way `poll` would (never past
