@@ -40,8 +40,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
+fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
     logging::init(config.log_level, config.log_format)?;
+    let busy_poll_off_because = config.decide_busy_poll();
     let limit = raise_open_file_limit();
     let listener = listener::bind(config.listen, config.backlog)?;
     let signals = StopSignals::install_server()?;
@@ -79,6 +80,9 @@ fn run(config: Config) -> Result<ExitCode, Box<dyn Error>> {
     }
     logging::print_line("Press Ctrl+C to stop");
     log_file_limit(limit, max_connections, reserved);
+    if let Some(reason) = busy_poll_off_because {
+        info!(target: "CPU", "busy polling off: {reason}; --busy-poll USECS turns it on");
+    }
 
     let stop = server.run()?;
     let dropped = log_writer::dropped();

@@ -12,7 +12,8 @@ use clap::Parser;
 use log::LevelFilter;
 
 use crate::config::units::{parse_seconds, parse_size};
-use crate::config::{Config, DEFAULT_BUSY_POLL, DEFAULT_METRICS};
+use crate::config::{Config, DEFAULT_METRICS};
+use crate::logic::busy_poll::BusyPollSetting;
 use crate::os::listener::{parse_listen_ip, ListenIp};
 use crate::server::logging::LogFormat;
 
@@ -84,9 +85,11 @@ pub struct Cli {
     /// finds the server awake. Waking a sleeping server costs tens of µs (on
     /// a VM, most of a loopback round trip); the window adapts, so traffic
     /// sparser than one event per window never spins. Costs CPU while
-    /// traffic is dense; 0 turns it off.
-    #[arg(long, default_value_t = DEFAULT_BUSY_POLL.as_micros() as u64, value_name = "USECS", allow_negative_numbers = true, value_parser = busy_poll_usecs)]
-    pub busy_poll: u64,
+    /// traffic is dense; 0 turns it off. auto: 100, but off where spinning
+    /// would take CPU from real work (one usable CPU, or a cgroup CPU quota
+    /// of at most one CPU, as a Kubernetes CPU limit sets); the log says so.
+    #[arg(long, default_value = "auto", value_name = "USECS|auto", allow_negative_numbers = true, value_parser = busy_poll)]
+    pub busy_poll: BusyPollSetting,
 
     /// Most connections served at once; more are accepted, closed and logged
     /// as REJECT.
@@ -192,13 +195,17 @@ fn buffer_size(text: &str) -> Result<usize, String> {
     }
 }
 
-fn busy_poll_usecs(text: &str) -> Result<u64, String> {
+fn busy_poll(text: &str) -> Result<BusyPollSetting, String> {
+    if text == "auto" {
+        return Ok(BusyPollSetting::Auto);
+    }
     whole_number_in(
         text,
         &BUSY_POLL_USECS,
-        "of microseconds such as 100",
+        "of microseconds such as 100, or auto",
         " microseconds",
     )
+    .map(|usecs| BusyPollSetting::Window(Duration::from_micros(usecs)))
 }
 
 fn max_connections(text: &str) -> Result<usize, String> {
@@ -252,7 +259,7 @@ impl Cli {
             splice: !self.no_splice,
             splice_backlog: self.splice_backlog,
             idle_timeout: nonzero(self.idle_timeout),
-            busy_poll: Duration::from_micros(self.busy_poll),
+            busy_poll: self.busy_poll,
             max_connections: self.max_connections,
             shutdown_timeout: self.shutdown_timeout,
             stats_interval: nonzero(self.stats_interval),
@@ -292,7 +299,7 @@ mod tests {
             splice: true,
             splice_backlog: 512 * 1024,
             idle_timeout: Some(Duration::from_secs(300)),
-            busy_poll: DEFAULT_BUSY_POLL,
+            busy_poll: BusyPollSetting::Auto,
             max_connections: 10_000,
             shutdown_timeout: Duration::from_secs(5),
             stats_interval: Some(Duration::from_secs(60)),
@@ -337,10 +344,17 @@ mod tests {
         assert_eq!(config.splice_backlog, 1 << 20);
         assert_eq!(parse(&["--splice-backlog", "0"]).unwrap().splice_backlog, 0);
         assert_eq!(config.idle_timeout, Some(Duration::from_millis(500)));
-        assert_eq!(config.busy_poll, Duration::from_micros(200));
+        assert_eq!(
+            config.busy_poll,
+            BusyPollSetting::Window(Duration::from_micros(200))
+        );
         assert_eq!(
             parse(&["--busy-poll", "0"]).unwrap().busy_poll,
-            Duration::ZERO
+            BusyPollSetting::Window(Duration::ZERO)
+        );
+        assert_eq!(
+            parse(&["--busy-poll", "auto"]).unwrap().busy_poll,
+            BusyPollSetting::Auto
         );
         assert_eq!(config.max_connections, 3);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(1));
@@ -432,6 +446,7 @@ mod tests {
             &["--busy-poll", "-1"],
             &["--busy-poll", "100001"],
             &["--busy-poll", "0.5"],
+            &["--busy-poll", "Auto"],
             &["--max-connections", "0"],
             &["--max-connections", "2000000"],
             &["--stats-interval", "soon"],

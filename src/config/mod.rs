@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
+use crate::logic::busy_poll::{self, BusyPollSetting};
+use crate::os::cpu_budget;
 use crate::server::logging::LogFormat;
 
 /// Where `--metrics` without an address listens: loopback only, because
@@ -42,8 +44,9 @@ pub struct Config {
     /// Close connections that move no byte for this long; `None` never does.
     pub idle_timeout: Option<Duration>,
     /// Longest time a wait for events may keep polling before it sleeps,
-    /// while traffic is dense (see `busy_poll`); zero never polls.
-    pub busy_poll: Duration,
+    /// while traffic is dense (see `busy_poll`); zero never polls; `auto`
+    /// is decided at start from the CPU budget.
+    pub busy_poll: BusyPollSetting,
     /// Connections served at once; further ones are accepted and closed.
     pub max_connections: usize,
     /// How long a stop may spend flushing echoes before closing anyway.
@@ -60,4 +63,14 @@ pub struct Config {
     /// Host names the endpoint answers besides IP addresses and localhost
     /// (requests for any other `Host` get `421`).
     pub metrics_allow_hosts: Vec<String>,
+}
+
+impl Config {
+    /// Decides `--busy-poll auto` from the CPU budget the process has now;
+    /// returns why it turned busy polling off, if it did.
+    pub fn decide_busy_poll(&mut self) -> Option<String> {
+        let choice = busy_poll::choose(self.busy_poll, DEFAULT_BUSY_POLL, &cpu_budget::read());
+        self.busy_poll = BusyPollSetting::Window(choice.limit);
+        choice.off_because
+    }
 }

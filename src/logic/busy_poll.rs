@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use crate::logic::cpu_budget::CpuBudget;
+
 /// The adaptive spin window of one event loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusyPoll {
@@ -62,6 +64,74 @@ impl BusyPoll {
     #[cfg(test)]
     fn window(&self) -> Duration {
         self.window
+    }
+}
+
+/// What `--busy-poll` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusyPollSetting {
+    /// The default window, unless the CPU budget says spinning would take
+    /// time from real work.
+    Auto,
+    /// Exactly this window (zero: never spin), whatever the budget.
+    Window(Duration),
+}
+
+impl BusyPollSetting {
+    /// The window this setting gives once decided: `auto` must have been
+    /// replaced by [`choose`]'s result; left undecided it never spins.
+    pub fn window(self) -> Duration {
+        match self {
+            Self::Auto => Duration::ZERO,
+            Self::Window(window) => window,
+        }
+    }
+}
+
+/// The window a server starts with, and why spinning is off if it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusyPollChoice {
+    pub limit: Duration,
+    /// Set when `auto` turned spinning off: the reason, for the log.
+    pub off_because: Option<String>,
+}
+
+/// Decides the spin window from the setting and the CPU budget.
+///
+/// `auto` spins only where a spinning loop cannot take CPU time from real
+/// work: not with one usable CPU (the peer, the kernel's network work and
+/// the log's thread would wait for it), and not under a cgroup quota of at
+/// most one CPU. At exactly one CPU, the loop spinning through every idle
+/// moment uses the whole quota, so the group is throttled, stalling every
+/// connection for the rest of a period (100 ms by default), as soon as the
+/// log's thread or the kernel's work charged to it take any time at all.
+pub fn choose(setting: BusyPollSetting, default: Duration, budget: &CpuBudget) -> BusyPollChoice {
+    match setting {
+        BusyPollSetting::Window(limit) => BusyPollChoice {
+            limit,
+            off_because: None,
+        },
+        BusyPollSetting::Auto if default.is_zero() => BusyPollChoice {
+            limit: default,
+            off_because: None,
+        },
+        BusyPollSetting::Auto => {
+            let off_because = match budget.quota_cpus {
+                Some(quota) if quota <= 1.0 => {
+                    Some(format!("the CPU quota is {quota:.2} CPU (cgroup)"))
+                }
+                _ if budget.usable_cpus <= 1 => Some("only one CPU is usable".to_string()),
+                _ => None,
+            };
+            BusyPollChoice {
+                limit: if off_because.is_some() {
+                    Duration::ZERO
+                } else {
+                    default
+                },
+                off_because,
+            }
+        }
     }
 }
 
@@ -162,5 +232,64 @@ mod tests {
             poll.record(Duration::ZERO, true);
         }
         assert_eq!(poll.spin_for(None), Duration::ZERO);
+    }
+
+    fn budget(usable_cpus: usize, quota_cpus: Option<f64>) -> CpuBudget {
+        CpuBudget {
+            usable_cpus,
+            quota_cpus,
+        }
+    }
+
+    #[test]
+    fn auto_spins_with_a_cpu_to_spare() {
+        for spare in [budget(2, None), budget(8, Some(1.5)), budget(2, Some(64.0))] {
+            let choice = choose(BusyPollSetting::Auto, LIMIT, &spare);
+            assert_eq!(choice.limit, LIMIT, "{spare:?}");
+            assert_eq!(choice.off_because, None);
+        }
+    }
+
+    #[test]
+    fn auto_does_not_spin_under_a_quota_of_one_cpu_or_less() {
+        for quota in [0.1, 0.5, 0.999, 1.0] {
+            let choice = choose(BusyPollSetting::Auto, LIMIT, &budget(4, Some(quota)));
+            assert_eq!(choice.limit, Duration::ZERO, "quota {quota}");
+            assert!(
+                choice.off_because.as_deref().unwrap().contains("CPU quota"),
+                "{choice:?}"
+            );
+        }
+        let choice = choose(BusyPollSetting::Auto, LIMIT, &budget(4, Some(0.5)));
+        assert_eq!(
+            choice.off_because.as_deref(),
+            Some("the CPU quota is 0.50 CPU (cgroup)")
+        );
+    }
+
+    #[test]
+    fn auto_does_not_spin_on_a_single_cpu() {
+        let choice = choose(BusyPollSetting::Auto, LIMIT, &budget(1, None));
+        assert_eq!(choice.limit, Duration::ZERO);
+        assert_eq!(
+            choice.off_because.as_deref(),
+            Some("only one CPU is usable")
+        );
+        // A quota does not give back a CPU the affinity mask took away.
+        let choice = choose(BusyPollSetting::Auto, LIMIT, &budget(1, Some(4.0)));
+        assert_eq!(choice.limit, Duration::ZERO);
+    }
+
+    #[test]
+    fn an_explicit_window_wins() {
+        let tight = budget(1, Some(0.2));
+        let choice = choose(BusyPollSetting::Window(us(30)), LIMIT, &tight);
+        assert_eq!((choice.limit, choice.off_because), (us(30), None));
+        let choice = choose(
+            BusyPollSetting::Window(Duration::ZERO),
+            LIMIT,
+            &budget(8, None),
+        );
+        assert_eq!(choice.limit, Duration::ZERO);
     }
 }

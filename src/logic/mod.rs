@@ -3,6 +3,7 @@
 
 pub mod buffer;
 pub mod busy_poll;
+pub mod cpu_budget;
 pub mod echo;
 pub mod http;
 pub mod json;

@@ -1,6 +1,7 @@
 //! The thin layer that talks to the kernel: binding, limits, signals,
 //! splice pipes, SIGPIPE, TCP_INFO, /proc, and the log's writer thread.
 
+pub mod cpu_budget;
 pub mod limits;
 pub mod listener;
 pub mod log_writer;

@@ -149,7 +149,7 @@ impl Server {
             clock: TickClock::new(now, TICK),
             turn_started: now,
             wheel: TimerWheel::new(WHEEL_SLOT_BITS),
-            busy_poll: BusyPoll::new(config.busy_poll),
+            busy_poll: BusyPoll::new(config.busy_poll.window()),
             fired: Vec::new(),
             scratch: vec![0; config.buffer_size].into_boxed_slice(),
             pipes_left: limits::pipe_budget(config.max_connections, reserved_fds(&config)),

@@ -98,3 +98,132 @@ fn sparse_traffic_and_an_idle_server_cost_no_spinning() {
     );
     ping_pong(&mut conn, 3);
 }
+
+/// The `[CPU]` line `--busy-poll auto` logs when it turns polling off.
+fn polling_off_line(srv: &Server) -> Option<String> {
+    srv.lines()
+        .into_iter()
+        .find(|line| line.contains("[CPU] busy polling off"))
+}
+
+/// Waits for the start-up lines that follow the banner.
+fn started(srv: &Server) {
+    srv.wait_for("[LIMIT]", Duration::from_secs(5));
+}
+
+#[test]
+fn auto_does_not_poll_when_the_server_may_use_one_cpu() {
+    // Proves: with one usable CPU (`taskset`, a cpuset), `auto` sleeps for
+    // events instead of spinning, says so, and an explicit window still wins.
+    if !require_tool(
+        "auto_does_not_poll_when_the_server_may_use_one_cpu",
+        "taskset",
+    ) {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let pinned = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new("taskset");
+        cmd.args(["-c", "0", BIN]).args(LOOPBACK_ARGS).args(extra);
+        Server::start_cmd(cmd)
+    };
+    let srv = pinned(&[]);
+    started(&srv);
+    let line = polling_off_line(&srv).expect("no [CPU] line with one usable CPU");
+    assert!(
+        line.contains("busy polling off: only one CPU is usable; --busy-poll USECS turns it on"),
+        "{line}"
+    );
+    let mut conn = connect(srv.addr());
+    ping_pong(&mut conn, 3);
+
+    let srv = pinned(&["--busy-poll", "100"]);
+    started(&srv);
+    assert_eq!(polling_off_line(&srv), None, "an explicit --busy-poll lost");
+}
+
+/// A cgroup of the test's own with a CPU quota of half a CPU, removed on
+/// Drop (after the processes in it are gone).
+struct QuotaGroup {
+    dir: std::path::PathBuf,
+}
+
+impl QuotaGroup {
+    /// Creates it under a cgroup v1 `cpu` hierarchy or the v2 one, where
+    /// this process may; `None` otherwise.
+    fn create() -> Option<QuotaGroup> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let name = format!("echo-server-test-{}", std::process::id());
+        for line in mountinfo.lines() {
+            let (before, after) = line.split_once(" - ")?;
+            let point = before.split(' ').nth(4)?;
+            let mut after = after.split(' ');
+            let fstype = after.next()?;
+            let options = after.nth(1).unwrap_or("");
+            let v1_cpu = fstype == "cgroup" && options.split(',').any(|o| o == "cpu");
+            if !(v1_cpu || fstype == "cgroup2") {
+                continue;
+            }
+            let dir = std::path::Path::new(point).join(&name);
+            if std::fs::create_dir(&dir).is_err() {
+                continue;
+            }
+            let group = QuotaGroup { dir };
+            let set = if v1_cpu {
+                std::fs::write(group.dir.join("cpu.cfs_period_us"), "100000")
+                    .and_then(|()| std::fs::write(group.dir.join("cpu.cfs_quota_us"), "50000"))
+            } else {
+                std::fs::write(group.dir.join("cpu.max"), "50000 100000")
+            };
+            if set.is_ok() {
+                return Some(group);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for QuotaGroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn auto_does_not_poll_under_a_cpu_quota_below_one_cpu() {
+    // Proves: started inside a cgroup whose quota is half a CPU (as a
+    // Kubernetes pod with `limits.cpu: 500m`), the server reads the quota
+    // and sleeps for events instead of spinning, and says why.
+    let Some(group) = QuotaGroup::create() else {
+        skip(
+            "auto_does_not_poll_under_a_cpu_quota_below_one_cpu",
+            "cannot create a cgroup with a CPU quota here (needs root and a writable cgroup v1 cpu or v2 hierarchy)",
+        );
+        return;
+    };
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "echo $$ > '{}/cgroup.procs' && exec \"$0\" \"$@\"",
+            group.dir.display()
+        ))
+        .arg(BIN)
+        .args(LOOPBACK_ARGS);
+    let mut srv = Server::start_cmd(cmd);
+    started(&srv);
+    let line = polling_off_line(&srv).expect("no [CPU] line under a quota of half a CPU");
+    assert!(
+        line.contains("busy polling off: the CPU quota is 0.50 CPU (cgroup)"),
+        "{line}"
+    );
+    let mut conn = connect(srv.addr());
+    ping_pong(&mut conn, 3);
+    drop(conn);
+    srv.stop("TERM", Duration::from_secs(10));
+    drop(group);
+}
