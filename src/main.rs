@@ -79,10 +79,10 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
         ));
     }
     logging::print_line("Press Ctrl+C to stop");
-    log_file_limit(limit, max_connections, reserved);
     if let Some(reason) = busy_poll_off_because {
         info!(target: "CPU", "busy polling off: {reason}; --busy-poll USECS turns it on");
     }
+    log_file_limit(limit, max_connections, reserved);
 
     let stop = server.run()?;
     let dropped = log_writer::dropped();

@@ -8,17 +8,34 @@
 //! must cost no spinning at all. ARCHITECTURE.md ("Waiting for events")
 //! gives the rule and what it buys.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::logic::cpu_budget::CpuBudget;
+use crate::logic::spin_probe::SpinProbe;
 
 /// The adaptive spin window of one event loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct BusyPoll {
     /// The longest window; zero turns spinning off.
     limit: Duration,
     /// How long the next wait may spin before it sleeps.
     window: Duration,
+    /// Since the last wait, the peers that may answer at once (see
+    /// [`BusyPoll::peer_may_answer_at_once`]).
+    prompt: Prompt,
+    /// Whether spinning pays for streams.
+    probe: SpinProbe,
+}
+
+/// Who, of the peers served since the last wait, may answer at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Prompt {
+    Nobody,
+    /// Only streams (reads that filled the buffer): spin if the probe
+    /// found that it pays.
+    Streams,
+    /// A peer exchanging messages: spin.
+    Messages,
 }
 
 /// A window that has halved below `limit / FLOOR_DIVISOR` drops to zero, and
@@ -33,12 +50,48 @@ impl BusyPoll {
         Self {
             limit,
             window: Duration::ZERO,
+            prompt: Prompt::Nobody,
+            probe: SpinProbe::new(),
+        }
+    }
+
+    /// Tells that a peer served since the last wait may send again as
+    /// soon as it reads what it got: a connection whose echo is all out, or
+    /// a new one. Only such a peer is worth spinning for. A stream whose
+    /// reader is the slower side (its echo still waits to be sent when its
+    /// turn ends) is paced by that reader, and the kernel's writable edge
+    /// comes while most of the send buffer is still unread: waking a little
+    /// later costs the stream nothing, spinning for it costs a CPU.
+    /// `stream`: the peer streams (a read filled the buffer), and is spun
+    /// for only where the [`SpinProbe`] finds that it pays.
+    pub fn peer_may_answer_at_once(&mut self, stream: bool) {
+        let prompt = if stream {
+            Prompt::Streams
+        } else {
+            Prompt::Messages
+        };
+        self.prompt = self.prompt.max(prompt);
+    }
+
+    /// Counts bytes a stream read at `now`, for the probe.
+    pub fn stream_moved(&mut self, bytes: u64, now: Instant) {
+        if !self.limit.is_zero() {
+            self.probe.moved(bytes, now);
         }
     }
 
     /// How long the next wait may spin: the window, but never past the
-    /// wait's own timeout (a due timer must not be delayed by spinning).
-    pub fn spin_for(&self, timeout: Option<Duration>) -> Duration {
+    /// wait's own timeout (a due timer must not be delayed by spinning),
+    /// and not at all unless a peer may answer at once.
+    pub fn spin_for(&mut self, timeout: Option<Duration>, now: Instant) -> Duration {
+        let worth_it = match self.prompt {
+            Prompt::Nobody => false,
+            Prompt::Streams => self.probe.spin(now),
+            Prompt::Messages => true,
+        };
+        if !worth_it {
+            return Duration::ZERO;
+        }
         timeout.map_or(self.window, |timeout| self.window.min(timeout))
     }
 
@@ -46,6 +99,7 @@ impl BusyPoll {
     /// and sleeping), and whether it ended with an event rather than its
     /// timeout.
     pub fn record(&mut self, waited: Duration, woke_by_event: bool) {
+        self.prompt = Prompt::Nobody;
         if self.limit.is_zero() {
             return;
         }
@@ -145,11 +199,15 @@ mod tests {
         Duration::from_micros(n)
     }
 
+    fn now() -> Instant {
+        Instant::now()
+    }
+
     #[test]
     fn an_idle_loop_never_spins() {
-        let poll = BusyPoll::new(LIMIT);
-        assert_eq!(poll.spin_for(None), Duration::ZERO);
-        assert_eq!(poll.spin_for(Some(us(100))), Duration::ZERO);
+        let mut poll = BusyPoll::new(LIMIT);
+        assert_eq!(poll.spin_for(None, now()), Duration::ZERO);
+        assert_eq!(poll.spin_for(Some(us(100)), now()), Duration::ZERO);
     }
 
     #[test]
@@ -165,7 +223,8 @@ mod tests {
         assert_eq!(poll.window(), LIMIT);
         poll.record(us(1), true);
         assert_eq!(poll.window(), LIMIT, "never past the limit");
-        assert_eq!(poll.spin_for(None), LIMIT);
+        poll.peer_may_answer_at_once(false);
+        assert_eq!(poll.spin_for(None, now()), LIMIT);
     }
 
     #[test]
@@ -196,7 +255,8 @@ mod tests {
         // sleeps until a timer.
         let mut spun = Duration::ZERO;
         for _ in 0..100 {
-            let spin = poll.spin_for(None);
+            poll.peer_may_answer_at_once(false);
+            let spin = poll.spin_for(None, now());
             spun += spin;
             poll.record(Duration::from_millis(100), false);
         }
@@ -220,9 +280,10 @@ mod tests {
         for _ in 0..3 {
             poll.record(us(1), true);
         }
-        assert_eq!(poll.spin_for(Some(us(7))), us(7));
-        assert_eq!(poll.spin_for(Some(Duration::ZERO)), Duration::ZERO);
-        assert_eq!(poll.spin_for(Some(Duration::from_secs(1))), LIMIT);
+        poll.peer_may_answer_at_once(false);
+        assert_eq!(poll.spin_for(Some(us(7)), now()), us(7));
+        assert_eq!(poll.spin_for(Some(Duration::ZERO), now()), Duration::ZERO);
+        assert_eq!(poll.spin_for(Some(Duration::from_secs(1)), now()), LIMIT);
     }
 
     #[test]
@@ -231,7 +292,56 @@ mod tests {
         for _ in 0..10 {
             poll.record(Duration::ZERO, true);
         }
-        assert_eq!(poll.spin_for(None), Duration::ZERO);
+        poll.peer_may_answer_at_once(false);
+        assert_eq!(poll.spin_for(None, now()), Duration::ZERO);
+    }
+
+    // A stream whose reader is the slower side is paced by that reader: a
+    // batch in which no peer may answer at once does not spin, however
+    // dense the traffic; the next batch with one does again.
+    #[test]
+    fn only_a_peer_that_may_answer_at_once_is_worth_spinning_for() {
+        let mut poll = BusyPoll::new(LIMIT);
+        for _ in 0..3 {
+            poll.record(us(5), true);
+        }
+        assert_eq!(poll.window(), LIMIT);
+        assert_eq!(
+            poll.spin_for(None, now()),
+            Duration::ZERO,
+            "nobody to spin for"
+        );
+        poll.peer_may_answer_at_once(false);
+        assert_eq!(poll.spin_for(None, now()), LIMIT);
+        // Each wait uses up what the batch before it told.
+        poll.record(us(5), true);
+        assert_eq!(poll.spin_for(None, now()), Duration::ZERO);
+        assert_eq!(
+            poll.window(),
+            LIMIT,
+            "the window is kept for when one comes"
+        );
+    }
+
+    // Streams are spun for only while the probe finds it pays; a peer
+    // exchanging messages beside them is spun for regardless.
+    #[test]
+    fn streams_are_spun_for_only_where_it_pays() {
+        let mut poll = BusyPoll::new(LIMIT);
+        for _ in 0..3 {
+            poll.record(us(5), true);
+        }
+        let start = now();
+        // A stream that moves as much whether the loop spins or not.
+        let mut t = start;
+        while t < start + Duration::from_millis(300) {
+            poll.stream_moved(64 * 1024, t);
+            t += us(100);
+        }
+        poll.peer_may_answer_at_once(true);
+        assert_eq!(poll.spin_for(None, t), Duration::ZERO);
+        poll.peer_may_answer_at_once(false);
+        assert_eq!(poll.spin_for(None, t), LIMIT);
     }
 
     fn budget(usable_cpus: usize, quota_cpus: Option<f64>) -> CpuBudget {

@@ -47,6 +47,15 @@ impl Server {
                 conn.peer, progress.received, progress.echoed
             );
         }
+        // With its echo all out, the peer may send again as soon as it has
+        // read it; with echo still waiting, the peer's reading paces it.
+        if progress.streamed {
+            self.busy_poll
+                .stream_moved(progress.received as u64, self.turn_started);
+        }
+        if !matches!(progress.next, Next::Close(_)) && conn.echo.pending() == 0 {
+            self.busy_poll.peer_may_answer_at_once(progress.streamed);
+        }
         match progress.next {
             Next::Wait => {}
             Next::Resume => self.resume.push(token, &mut conn.queued),

@@ -25,7 +25,7 @@ pub(super) fn wait_for_events(
         poll_once(poll, events, timeout)?;
         return Ok(Instant::now());
     }
-    let spin = busy.spin_for(timeout);
+    let spin = busy.spin_for(timeout, began);
     let mut now = began;
     if !spin.is_zero() {
         let until = began + spin;

@@ -106,7 +106,8 @@ fn polling_off_line(srv: &Server) -> Option<String> {
         .find(|line| line.contains("[CPU] busy polling off"))
 }
 
-/// Waits for the start-up lines that follow the banner.
+/// Waits for the start-up lines that follow the banner (the `[CPU]` line
+/// comes before the `[LIMIT]` one).
 fn started(srv: &Server) {
     srv.wait_for("[LIMIT]", Duration::from_secs(5));
 }
@@ -226,4 +227,54 @@ fn auto_does_not_poll_under_a_cpu_quota_below_one_cpu() {
     drop(conn);
     srv.stop("TERM", Duration::from_secs(10));
     drop(group);
+}
+
+#[test]
+fn a_stream_that_sets_its_own_pace_is_not_spun_for() {
+    // Proves: a peer whose writer never waits for its echo (as `nc host
+    // port < file`) paces the stream itself, so the server stops spinning
+    // for it once its probe finds that spinning moves no more bytes,
+    // although every wait is far shorter than the window.
+    let _turn = one_at_a_time();
+    let srv = Server::start(&["--busy-poll", WINDOW_USECS]);
+    let conn = connect(srv.addr());
+    let mut reader = conn.try_clone().unwrap();
+    let sink = thread::spawn(move || {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        total
+    });
+    // 256 KiB every 4 ms: reads that fill the server's 64 KiB buffer, with
+    // waits of a few ms, each well inside the 20 ms window.
+    let chunk = vec![7u8; 256 * 1024];
+    let mut writer = conn;
+    let mut write_for = |duration: Duration| {
+        let end = std::time::Instant::now() + duration;
+        while std::time::Instant::now() < end {
+            std::io::Write::write_all(&mut writer, &chunk).unwrap();
+            thread::sleep(Duration::from_millis(4));
+        }
+    };
+    write_for(Duration::from_millis(500));
+    let hz = clock_ticks_per_second();
+    let before = srv.cpu_ticks();
+    let window = Duration::from_secs(2);
+    write_for(window);
+    let used = srv.cpu_ticks() - before;
+    writer.shutdown(std::net::Shutdown::Write).unwrap();
+    let echoed = sink.join().unwrap();
+    assert!(echoed > 0);
+    let share = used as f64 / (hz as f64 * window.as_secs_f64());
+    eprintln!("server CPU over the paced stream: {:.0}%", share * 100.0);
+    assert!(
+        share < 0.4,
+        "the server used {:.0}% of a CPU on a stream of 64 MB/s: it kept spinning",
+        share * 100.0
+    );
 }

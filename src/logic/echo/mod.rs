@@ -83,6 +83,9 @@ pub struct Progress {
     pub next: Next,
     /// True if this turn switched the connection to the zero-copy path.
     pub began_splicing: bool,
+    /// True if the peer streams: a read filled all the room it had, or
+    /// bytes went through the pipe (only deep streams use it).
+    pub streamed: bool,
 }
 
 impl Progress {

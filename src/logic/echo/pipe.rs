@@ -55,6 +55,7 @@ impl Echo {
                 self.in_pipe += n;
                 self.received += n as u64;
                 progress.received += n;
+                progress.streamed = true;
                 Flow::Again
             }
             // Maybe stuck at an urgent mark, which no splice moves past: the

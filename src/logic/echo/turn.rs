@@ -73,6 +73,7 @@ impl Echo {
             echoed: 0,
             next: Next::Wait,
             began_splicing: false,
+            streamed: false,
         };
         progress.next = self.exchange(stream, scratch, max_reads, &mut progress);
         debug_assert_eq!(
@@ -228,8 +229,11 @@ impl Echo {
                     let data = &scratch[..n];
                     self.echo_from_scratch(stream, data, progress, &mut turn.write_blocked)?;
                 }
-                if n == want && !turn.depth_asked {
-                    self.ask_depth(stream, turn);
+                if n == want {
+                    progress.streamed = true;
+                    if !turn.depth_asked {
+                        self.ask_depth(stream, turn);
+                    }
                 }
             }
             Attempt::WouldBlock => {
