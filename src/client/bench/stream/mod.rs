@@ -43,6 +43,8 @@ use crate::os::signal::StopSignals;
 const SIGNALS: Token = Token(usize::MAX);
 /// The threads' waker.
 const WAKE: Token = Token(0);
+/// How often the coordinator looks while no byte is awaited.
+const IDLE_LOOK: Duration = Duration::from_millis(10);
 
 /// What all threads of a run share.
 struct Run {
@@ -367,9 +369,13 @@ impl<'a> Streams<'a> {
                 if !self.window.open {
                     next = next.min(self.window.start);
                 }
-                if outstanding > 0 {
-                    next = next.min(self.last_progress + self.config.timeout);
-                }
+                next = next.min(if outstanding > 0 {
+                    self.last_progress + self.config.timeout
+                } else {
+                    // No thread says when bytes go out: look again soon, so a
+                    // stall is timed from (nearly) when they did.
+                    now + IDLE_LOOK.min(self.config.timeout)
+                });
                 Some(next)
             }
             Phase::Draining(deadline) => {
