@@ -94,7 +94,7 @@ class Scenario:
     size: str  # as echo-client takes it: bytes, or with a K suffix
     depth: int = 1
     bulk: bool = False
-    in_flight: str | None = None  # bulk: echo-client's --in-flight; None: its default (auto)
+    in_flight: str | None = None  # bulk: echo-client's --in-flight (bytes, or unbounded); None: its default (auto)
     requests: int | None = None  # a fixed message count instead of --duration
     warmup: float | None = None  # None: the run's --warmup
     tiny_connections: int | None = None  # fewer connections under --tiny
@@ -140,6 +140,9 @@ SCENARIOS = [
     # flight: how the comparison depends on it (BENCHMARKS.md, "bulk").
     Scenario("bulk256k", "1 connection, bulk 64 KiB writes, at most 256 KiB in flight", "1 conn, 256 KiB in flight", 1, "64K", bulk=True, in_flight="256K"),
     Scenario("bulk1g", "1 connection, bulk 64 KiB writes, up to 1 GiB in flight (no bound in practice)", "1 conn, 1 GiB in flight", 1, "64K", bulk=True, in_flight="1024M"),
+    # A client shaped like `nc host port < big > out` or socat: a writer
+    # thread that never waits for the echo, a reader thread that checks it.
+    Scenario("stream", "1 connection, 64 KiB writes from a writer thread, the echo read by a reader thread (nc, socat)", "1 conn, writer + reader threads", 1, "64K", bulk=True, in_flight="unbounded"),
     Scenario("c1000", "1,000 connections x 64 B (scale)", "1,000 conns x 64 B", 1000, "64", slices=SLICES),
     Scenario("c10000", "10,000 connections x 64 B (scale)", "10,000 conns x 64 B", 10000, "64", tiny_connections=200),
     Scenario("seed", "the Python seed's scenario: 1 connection, 16 KiB x 1000", "1 conn, 16 KiB x 1000", 1, "16K", requests=1000, warmup=0),

@@ -1,4 +1,4 @@
-"""The numbers of one run, their medians over the passes, and the targets of issue #3."""
+"""The numbers of one run, their medians over the passes, and the targets of issues #3 and #18."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def figures(run: dict, server: Server) -> dict[str, float | None]:
     for k in LATENCY_KEYS + ("p95",):
         f[f"lat_{k}_us"] = lat.get(k)
     f["cpu_ns_per_msg"] = srv.get("cpu_ns_per_msg") if srv else None
+    # Per MB (10^6 bytes) echoed: the unit of the streaming targets.
+    f["cpu_us_per_mb"] = srv["cpu_s"] * 1e12 / c["bytes"] if srv and srv.get("cpu_s") is not None and c.get("bytes") else None
     f["rss_kib"] = srv.get("rss_kib") if srv else None
     f["peak_rss_kib"] = srv.get("peak_rss_kib") if srv else None
     before = run.get("rss_before_kib")
@@ -103,7 +105,7 @@ def spread(ratios: list[float]) -> str:
 
 
 # --------------------------------------------------------------------------
-# Targets of issue #3
+# Targets of issues #3 and #18
 
 
 @dataclass
@@ -163,6 +165,15 @@ def evaluate_targets(summary: dict, ceilings: dict, syscalls: dict, runs: list[d
         lambda r: r < 2.0,
         lambda r: f"{r:.2f} KiB/connection",
     ))
+    for server, path, cpu_max, mb_min in ((f"{es}-copy", "the copy path (--no-splice)", 1.0, 1.0), (es, "the default (zero-copy) path", 0.6, 1.2)):
+        noise = spread(pass_ratios(per_pass(runs, "stream", server, "cpu_us_per_mb"), per_pass(runs, "stream", tc, "cpu_us_per_mb")))
+        targets.append(judge(
+            f"stream (a writer and a reader thread, nothing bounding the bytes in flight), {path}: "
+            f"server CPU per MB at most {cpu_max:.1f}x tokio current_thread, MB/s at least {mb_min:.1f}x (issue #18)",
+            [get("stream", server, "cpu_us_per_mb"), get("stream", tc, "cpu_us_per_mb"), get("stream", server, "mb_per_s"), get("stream", tc, "mb_per_s")],
+            lambda c, ct, m, mt, cpu_max=cpu_max, mb_min=mb_min: c <= cpu_max * ct and m >= mb_min * mt,
+            lambda c, ct, m, mt, noise=noise: f"CPU {c:.0f} vs {ct:.0f} us/MB ({c / ct:.2f}x{noise}); {m:,.0f} vs {mt:,.0f} MB/s ({m / mt:.2f}x)",
+        ))
     scale_noise = spread(pass_ratios(per_pass(runs, "c10000", es, "cpu_ns_per_msg"), per_pass(runs, "msg50", es, "cpu_ns_per_msg")))
     targets.append(judge(
         "server CPU per message at 10,000 connections: within 1.25x of that at 50",

@@ -33,7 +33,10 @@ def describe_run(run: dict, scenario: Scenario) -> str:
             perf += " (a receive queue collapsed)"
     else:
         perf = f"{fmt(f['msgs_per_s'])} msgs/s, p50 {fmt(f['lat_p50_us'], 1)} us, p99 {fmt(f['lat_p99_us'], 1)} us"
-    extra = f"CPU {fmt(f['cpu_ns_per_msg'])} ns/msg, peak RSS {fmt(f['peak_rss_kib'])} KiB"
+    extra = f"CPU {fmt(f['cpu_ns_per_msg'])} ns/msg"
+    if scenario.bulk:
+        extra += f" ({fmt(f['cpu_us_per_mb'])} us/MB)"
+    extra += f", peak RSS {fmt(f['peak_rss_kib'])} KiB"
     warn = ""
     conns = run["client"].get("connections")
     if f["connected"] is not None and conns and f["connected"] < conns:
@@ -45,7 +48,7 @@ def describe_run(run: dict, scenario: Scenario) -> str:
 
 
 def print_targets(targets: list[Target], tiny: bool) -> None:
-    print("\n== Targets (issue #3)" + (" -- tiny run: the figures mean nothing" if tiny else ""))
+    print("\n== Targets (issues #3 and #18)" + (" -- tiny run: the figures mean nothing" if tiny else ""))
     for t in targets:
         print(f"   {t.status:<12} {t.text}\n                {t.figures}")
 
@@ -125,7 +128,7 @@ def markdown_block(opts: Options, results: dict) -> str:
         if scenario.name in s:
             out += scenario_section(scenario, s[scenario.name], results, opts)
     out += seed_section(s.get("seed", {}), opts)
-    out += ["## Targets (issue #3)", "", "| target | figures | status |", "| --- | --- | --- |"]
+    out += ["## Targets (issues #3 and #18)", "", "| target | figures | status |", "| --- | --- | --- |"]
     out += [f"| {t['text']} | {t['figures']} | **{t['status']}** |" for t in results["targets"]]
     out += ["", "## Graphs", "", "![Latency percentiles per server](bench/graphs/latency.svg)", "",
             "![Throughput per scenario and server](bench/graphs/throughput.svg)", ""]
@@ -179,14 +182,15 @@ def scenario_section(scenario: Scenario, rows: dict, results: dict, opts: Option
     out = [f"## {scenario.name}: {scenario.title}", ""]
     if scenario.bulk:
         iperf = results["ceilings"].get("iperf3_mb_per_s")
-        out += ["| server | MB/s | x tokio current_thread | x iperf3 | server CPU ns/64 KiB msg | peak RSS KiB | kernel retransmits per run | runs with a collapsed receive queue |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        out += ["| server | MB/s | x tokio current_thread | x iperf3 | server CPU ns/64 KiB msg | server CPU us/MB | x CPU/MB | peak RSS KiB | kernel retransmits per run | runs with a collapsed receive queue |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name, f in rows.items():
             collapsed = f.get("rcv_collapsed_runs")
             collapsed_text = "n/a" if collapsed is None else f"{collapsed:.0f} of {f['passes']:.0f}"
             out.append(
                 f"| {SERVERS_BY_NAME[name].label} | {fmt(f['mb_per_s'], 1)} | {fmt(ratio(f['mb_per_s'], base.get('mb_per_s')), 2)} "
-                f"| {fmt(ratio(f['mb_per_s'], iperf), 2)} | {fmt(f['cpu_ns_per_msg'])} | {fmt(f['peak_rss_kib'])} "
+                f"| {fmt(ratio(f['mb_per_s'], iperf), 2)} | {fmt(f['cpu_ns_per_msg'])} | {fmt(f.get('cpu_us_per_mb'))} "
+                f"| {fmt(ratio(f.get('cpu_us_per_mb'), base.get('cpu_us_per_mb')), 2)} | {fmt(f['peak_rss_kib'])} "
                 f"| {fmt(f.get('retrans_segs'))} | {collapsed_text} |"
             )
         if scenario.name != "bulk":

@@ -9,7 +9,7 @@ and the client run against each in short interleaved slices. Also
 measures the ceilings (iperf3 over loopback, the one-thread syscall floor)
 and the syscalls per echoed message (strace -c).
 Reports the median of the passes, ratios against tokio current_thread,
-and whether each target of issue #3 is met.
+and whether each target of issues #3 and #18 is met.
 
     python3 bench/run.py                  # full run: BENCHMARKS.md, graphs, results
     python3 bench/run.py --tiny           # CI: tiny sizes, output in a temp dir

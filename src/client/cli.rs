@@ -168,8 +168,11 @@ pub struct BenchArgs {
     /// echoed: BYTES (K and M suffixes, at most 1024M), or auto, which
     /// follows the socket's send buffer as the kernel sizes it from the
     /// path (at least 1M, at most a quarter of tcp_rmem's maximum). Raise
-    /// it on a path whose bandwidth × RTT is larger.
-    #[arg(long, default_value = "auto", value_name = "BYTES|auto", value_parser = in_flight, requires = "bulk", allow_negative_numbers = true)]
+    /// it on a path whose bandwidth × RTT is larger. unbounded: per
+    /// connection, one thread writes as fast as the kernel takes the bytes
+    /// and another reads and checks the echo, as `nc host port < file`
+    /// or socat load a server.
+    #[arg(long, default_value = "auto", value_name = "BYTES|auto|unbounded", value_parser = in_flight, requires = "bulk", allow_negative_numbers = true)]
     pub in_flight: InFlight,
 
     /// Longest wait, in seconds, for a connection, and for the last echoes
@@ -235,9 +238,12 @@ fn in_flight(text: &str) -> Result<InFlight, String> {
     if text.trim().eq_ignore_ascii_case("auto") {
         return Ok(InFlight::Auto);
     }
+    if text.trim().eq_ignore_ascii_case("unbounded") {
+        return Ok(InFlight::Unbounded);
+    }
     sized(text, 1 << 30, "1024M")
         .map(|n| InFlight::Bytes(n as u64))
-        .map_err(|e| format!("{e} (or auto)"))
+        .map_err(|e| format!("{e} (or auto, or unbounded)"))
 }
 
 /// The slowest `--rate`: one message a year, the longest any duration
@@ -297,6 +303,18 @@ mod tests {
             panic!("not bench")
         };
         assert_eq!(bench.in_flight, InFlight::Bytes(4 << 20));
+        let cli = ClientCli::try_parse_from([
+            "echo-client",
+            "bench",
+            "--bulk",
+            "--in-flight",
+            "Unbounded",
+        ])
+        .unwrap();
+        let Some(Mode::Bench(bench)) = cli.mode else {
+            panic!("not bench")
+        };
+        assert_eq!(bench.in_flight, InFlight::Unbounded);
         let cli = ClientCli::try_parse_from(["echo-client", "bench", "-n", "10"]).unwrap();
         let Some(Mode::Bench(bench)) = cli.mode else {
             panic!("not bench")
@@ -339,6 +357,7 @@ mod tests {
             &["echo-client", "bench", "--duration", "1", "--requests", "5"],
             &["echo-client", "bench", "--connections", "0"],
             &["echo-client", "bench", "--in-flight", "1M"],
+            &["echo-client", "bench", "--in-flight", "unbounded"],
             &["echo-client", "bench", "--bulk", "--in-flight", "0"],
             &["echo-client", "bench", "--bulk", "--in-flight", "2048M"],
             &["echo-client", "bench", "--bulk", "--in-flight", "lots"],

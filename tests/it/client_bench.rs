@@ -10,7 +10,7 @@ use crate::support::client::{client, json_of, num, Fault, FaultyServer};
 use crate::support::{closed_port, one_at_a_time, raise_nofile, skip, Server};
 
 /// The server's summary line, after a clean stop, for its byte counters.
-fn server_bytes_in(mut server: Server) -> u64 {
+pub(crate) fn server_bytes_in(mut server: Server) -> u64 {
     let exit = server.stop("INT", Duration::from_secs(10));
     let summary = exit
         .stdout

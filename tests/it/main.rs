@@ -13,6 +13,7 @@ mod busy_poll;
 mod churn;
 mod client_bench;
 mod client_bench_faults;
+mod client_bench_stream;
 mod client_memory;
 mod client_output;
 mod client_ping;

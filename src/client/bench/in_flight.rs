@@ -59,6 +59,9 @@ pub enum InFlight {
     Auto,
     /// At most this many bytes.
     Bytes(u64),
+    /// No bound: a writer thread and a reader thread per connection, as
+    /// `nc` or socat load a server (the `stream` engine, not this one).
+    Unbounded,
 }
 
 /// One connection's bound, as it stands.
@@ -78,6 +81,7 @@ impl InFlightLimit {
         let limit = match choice {
             InFlight::Auto => AUTO_FLOOR,
             InFlight::Bytes(n) => n,
+            InFlight::Unbounded => u64::MAX,
         };
         Self {
             choice,

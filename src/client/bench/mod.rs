@@ -19,6 +19,10 @@
 //! each may send now), `transfer` (a connection's turn: read, check, write),
 //! `bulk` (the pipes), `window` (the measured window), `progress` (the live
 //! line), `end` (stopping, draining, the report's figures).
+//!
+//! `--bulk --in-flight unbounded` runs another engine, `stream`: a writer
+//! and a reader thread per connection on blocking sockets, the shape of
+//! `nc` or socat, with the same report.
 
 mod bulk;
 mod config;
@@ -31,6 +35,7 @@ mod issue;
 mod progress;
 pub(crate) mod report;
 pub(crate) mod schedule;
+mod stream;
 mod transfer;
 mod wake;
 mod window;
@@ -141,6 +146,9 @@ struct Engine<'a> {
 /// only when nothing could be measured (no connection at all, Ctrl+C twice,
 /// or local setup errors); per-connection failures are counted instead.
 pub fn run(config: &BenchConfig, addr: SocketAddr) -> Result<BenchReport, ClientError> {
+    if config.bulk && config.in_flight == in_flight::InFlight::Unbounded {
+        return stream::run(config, addr);
+    }
     let mut engine = Engine::new(config, addr)?;
     let driven = engine.drive();
     // Splicing left SIGPIPE blocked; the caller prints next.

@@ -106,6 +106,9 @@ pub enum Fault {
     /// Echoes exactly but keeps the connection open (up to 10 s) after the
     /// client has finished sending.
     KeepOpen,
+    /// Echoes the first this-many bytes, then reads and drops the rest,
+    /// keeping the connection open as [`Fault::KeepOpen`] does.
+    EchoFirst(u64),
     /// The connection accepted `n`-th (from 0) closes after this many
     /// bytes; every other one flips the byte at the second offset.
     CloseNthFlipOthers(usize, u64, u64),
@@ -203,7 +206,7 @@ fn serve(
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         let n = match stream.read(&mut buf) {
             Ok(0) => {
-                if let Fault::KeepOpen = fault {
+                if let Fault::KeepOpen | Fault::EchoFirst(_) = fault {
                     thread::sleep(Duration::from_secs(10));
                 }
                 return;
@@ -235,6 +238,7 @@ fn serve(
                 }
                 return;
             }
+            Fault::EchoFirst(limit) => out.truncate(limit.saturating_sub(start) as usize),
             Fault::ExtraByte if first => out.push(b'!'),
             Fault::LateExtraByte(after) if first => {
                 if stream.write_all(&out).is_err() {

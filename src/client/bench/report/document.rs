@@ -21,6 +21,7 @@ impl BenchReport {
             bulk: self.bulk,
             in_flight: self.in_flight.map(|(choice, largest)| InFlightJson {
                 auto: choice == InFlight::Auto,
+                unbounded: choice == InFlight::Unbounded,
                 largest_bytes: largest,
             }),
             rate: self.rate,
@@ -89,6 +90,7 @@ struct BenchDocument<'a> {
 #[derive(Serialize)]
 struct InFlightJson {
     auto: bool,
+    unbounded: bool,
     largest_bytes: u64,
 }
 

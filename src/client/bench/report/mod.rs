@@ -108,7 +108,8 @@ pub struct BenchReport {
     /// Bulk streaming instead of messages.
     pub bulk: bool,
     /// Bulk: the bound on unechoed bytes asked for, and the largest any
-    /// connection had (auto follows the send buffer).
+    /// connection had (auto follows the send buffer; unbounded: the most
+    /// any connection had written and not yet seen echoed).
     pub in_flight: Option<(InFlight, u64)>,
     /// Fixed request rate, if any.
     pub rate: Option<f64>,
@@ -217,6 +218,11 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = if self.bulk {
             let limit = match self.in_flight {
+                Some((InFlight::Unbounded, largest)) => format!(
+                    ", unbounded in flight (a writer and a reader thread per connection; \
+                     at most {} B were written and not yet echoed)",
+                    thousands(largest)
+                ),
                 Some((choice, largest)) => format!(
                     ", at most {} B in flight{}",
                     thousands(largest),
