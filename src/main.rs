@@ -5,17 +5,17 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use log::{info, warn};
 
-use echo_server::config::cli::Cli;
+use echo_server::config::sources::{self, Startup};
 use echo_server::os::limits::{raise_open_file_limit, FileLimit};
 use echo_server::os::signal::{self, StopSignals};
 use echo_server::os::{listener, log_writer};
 use echo_server::server::{logging, reserved_fds};
 use echo_server::{Config, Server, Stop};
 
-/// Exit code for "could not start" (2 is clap's, for a bad command line).
+/// Exit code for "could not start" (2 is clap's, for a bad command line,
+/// variable or --config file).
 const EXIT_CANNOT_START: u8 = 1;
 /// Exit code after a second stop signal is 128 + its number, as shells
 /// report a death by that signal: 130 for SIGINT, 143 for SIGTERM.
@@ -28,7 +28,19 @@ const METRICS_BACKLOG: u32 = 128;
 
 fn main() -> ExitCode {
     signal::restore_default_sigpipe();
-    let config = Cli::parse().into_config();
+    let config = match sources::load(std::env::args_os()) {
+        Ok(Startup::Run(config)) => config,
+        Ok(Startup::Print(text)) => {
+            let mut out = std::io::stdout().lock();
+            return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(EXIT_CANNOT_START),
+            };
+        }
+        // A bad flag, variable or --config file: clap's message, exit 2
+        // (help and --version: exit 0).
+        Err(e) => e.exit(),
+    };
     match run(config) {
         Ok(code) => code,
         Err(e) => {

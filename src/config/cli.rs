@@ -6,8 +6,10 @@
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::Parser;
 use log::LevelFilter;
 
@@ -16,6 +18,12 @@ use crate::config::{Config, DEFAULT_METRICS};
 use crate::logic::busy_poll::BusyPollSetting;
 use crate::os::listener::{parse_listen_ip, ListenIp};
 use crate::server::logging::LogFormat;
+
+/// The end of `--help`: where settings come from besides flags.
+const SOURCES_HELP: &str = "Every option can also be set by the environment variable shown \
+with it ([env: ECHO_SERVER_...]) or in the --config file under its long name; flags win over \
+variables, variables over the file, the file over the defaults. Boolean variables take \
+true/false, 1/0, yes/no or on/off; ECHO_SERVER_METRICS_ALLOW_HOST takes a comma-separated list.";
 
 /// Smallest and largest accepted `--buffer-size`.
 const BUFFER_SIZES: RangeInclusive<usize> = 1..=16 << 20;
@@ -30,30 +38,48 @@ const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
 /// back, in order, on one event-loop thread.
 ///
 /// Try it with `nc 127.0.0.1 7878` or `telnet 127.0.0.1 7878`.
-/// Exit codes: 0 stopped cleanly, 1 could not start, 2 bad command line,
-/// 130 stopped at once by a second Ctrl+C.
+/// Exit codes: 0 stopped cleanly, 1 could not start, 2 bad command line
+/// or configuration (a flag, an ECHO_SERVER_* variable or the --config
+/// file), 130 stopped at once by a second Ctrl+C.
 #[derive(Debug, Parser)]
-#[command(name = "echo-server", version, about, long_about = None)]
+#[command(name = "echo-server", version, about, long_about = None, after_help = SOURCES_HELP)]
 pub struct Cli {
+    /// Read settings from this TOML file: keys are the long option names
+    /// (`port = 7878`, `busy-poll = 0`), values as the flags take them.
+    /// Flags and ECHO_SERVER_* variables override it.
+    #[arg(long, env = "ECHO_SERVER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective settings as TOML, each with where it came from
+    /// (a flag, a variable, the file or the default), and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Port to listen on; 0 lets the kernel pick a free one (the banner shows it).
-    #[arg(short, long, default_value_t = 7878, allow_negative_numbers = true)]
+    #[arg(
+        short,
+        long,
+        env = "ECHO_SERVER_PORT",
+        default_value_t = 7878,
+        allow_negative_numbers = true
+    )]
     pub port: u16,
 
     /// Address to listen on: 0.0.0.0 for all IPv4 interfaces, :: for IPv6
     /// and IPv4, or one address of this host such as 127.0.0.1 or ::1; a
     /// link-local IPv6 address with its interface, as in fe80::1%eth0.
-    #[arg(short, long, default_value = "0.0.0.0", value_name = "ADDR", value_parser = parse_listen_ip)]
+    #[arg(short, long, env = "ECHO_SERVER_BIND", default_value = "0.0.0.0", value_name = "ADDR", value_parser = parse_listen_ip)]
     pub bind: ListenIp,
 
     /// Length of the queue of connections waiting to be accepted (the kernel
     /// caps it at net.core.somaxconn).
-    #[arg(long, default_value_t = 1024, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    #[arg(long, env = "ECHO_SERVER_BACKLOG", default_value_t = 1024, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub backlog: u32,
 
     /// Most bytes held per connection while its client is not reading (the
     /// server then stops reading from it); also the read size. Accepts K and
     /// M suffixes.
-    #[arg(long, default_value = "64K", value_name = "BYTES", allow_negative_numbers = true, value_parser = buffer_size)]
+    #[arg(long, env = "ECHO_SERVER_BUFFER_SIZE", default_value = "64K", value_name = "BYTES", allow_negative_numbers = true, value_parser = buffer_size)]
     pub buffer_size: usize,
 
     /// Copy every byte through the server's memory. By default a connection
@@ -61,7 +87,7 @@ pub struct Cli {
     /// wait to be read) switches to splice(2) through a kernel pipe, which
     /// echoes the same bytes with less than half the CPU; this turns that
     /// off, for comparison or on kernels where it misbehaves.
-    #[arg(long)]
+    #[arg(long, env = "ECHO_SERVER_NO_SPLICE", value_parser = BoolishValueParser::new())]
     pub no_splice: bool,
 
     /// How many bytes must wait to be read before a streaming connection
@@ -72,12 +98,12 @@ pub struct Cli {
     // or splice: by how much is in flight"): a queue that deep only forms
     // when the client keeps that much in flight, so the bytes waiting tell
     // the two kinds of stream apart.
-    #[arg(long, default_value = "512K", value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_size)]
+    #[arg(long, env = "ECHO_SERVER_SPLICE_BACKLOG", default_value = "512K", value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_size)]
     pub splice_backlog: usize,
 
     /// Close a connection after this many seconds without a byte in either
     /// direction; 0 never does. Decimals allowed.
-    #[arg(long, default_value = "300", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
+    #[arg(long, env = "ECHO_SERVER_IDLE_TIMEOUT", default_value = "300", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
     pub idle_timeout: Duration,
 
     /// Before sleeping for events, keep polling for up to this many
@@ -88,48 +114,50 @@ pub struct Cli {
     /// traffic is dense; 0 turns it off. auto: 100, but off where spinning
     /// would take CPU from real work (one usable CPU, or a cgroup CPU quota
     /// of at most one CPU, as a Kubernetes CPU limit sets); the log says so.
-    #[arg(long, default_value = "auto", value_name = "USECS|auto", allow_negative_numbers = true, value_parser = busy_poll)]
+    #[arg(long, env = "ECHO_SERVER_BUSY_POLL", default_value = "auto", value_name = "USECS|auto", allow_negative_numbers = true, value_parser = busy_poll)]
     pub busy_poll: BusyPollSetting,
 
     /// Most connections served at once; more are accepted, closed and logged
     /// as REJECT.
-    #[arg(long, default_value_t = 10_000, value_name = "N", allow_negative_numbers = true, value_parser = max_connections)]
+    #[arg(long, env = "ECHO_SERVER_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "N", allow_negative_numbers = true, value_parser = max_connections)]
     pub max_connections: usize,
 
     /// On Ctrl+C or SIGTERM, how many seconds to spend flushing pending echoes
     /// before closing anyway.
-    #[arg(long, default_value = "5", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
+    #[arg(long, env = "ECHO_SERVER_SHUTDOWN_TIMEOUT", default_value = "5", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
 
     /// Log a STATS line every this many seconds; 0 turns it off.
-    #[arg(long, default_value = "60", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
+    #[arg(long, env = "ECHO_SERVER_STATS_INTERVAL", default_value = "60", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
     pub stats_interval: Duration,
 
     /// Also log a DATA line for every burst of bytes received and echoed.
-    #[arg(short, long, conflicts_with = "quiet")]
+    #[arg(short, long, env = "ECHO_SERVER_VERBOSE", value_parser = BoolishValueParser::new())]
     pub verbose: bool,
 
     /// Log errors only (the banner and the final summary are still printed).
-    #[arg(short, long)]
+    // Not `conflicts_with = "verbose"`: clap would count ECHO_SERVER_QUIET=false
+    // as given. config/sources.rs refuses both on from one source.
+    #[arg(short, long, env = "ECHO_SERVER_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 
     /// Log format: `text` lines, or `json` (one object per line, for log
     /// pipelines).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    #[arg(long, env = "ECHO_SERVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
 
     /// Serve a live dashboard (/), Prometheus metrics (/metrics),
     /// /stats.json and /healthz over HTTP on ADDR (IP:PORT, IP or PORT).
     /// Without ADDR: 127.0.0.1:9187. It lists client addresses: keep it on
     /// loopback or a trusted network.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9187", value_parser = metrics_addr)]
+    #[arg(long, env = "ECHO_SERVER_METRICS", value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9187", value_parser = metrics_addr)]
     pub metrics: Option<SocketAddr>,
 
     /// Also answer endpoint requests for this host name (repeatable). By
     /// default only requests for an IP address or localhost are answered
     /// and others get 421, so that a web page cannot read the endpoint by
     /// DNS rebinding; give the DNS name a public --metrics bind is reached by.
-    #[arg(long, value_name = "NAME", value_parser = allow_host_name)]
+    #[arg(long, env = "ECHO_SERVER_METRICS_ALLOW_HOST", value_name = "NAME", value_delimiter = ',', value_parser = allow_host_name)]
     pub metrics_allow_host: Vec<String>,
 }
 
@@ -432,6 +460,28 @@ mod tests {
         assert_eq!(config.stats_interval, Some(Duration::from_nanos(1)));
     }
 
+    // Every setting reads ECHO_SERVER_ and its long name in upper snake
+    // case (what README and --help promise), and nothing else reads one
+    // but --config.
+    #[test]
+    fn every_option_has_its_environment_variable() {
+        let cmd = Cli::command();
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            match (id, arg.get_long()) {
+                ("print_config" | "help" | "version", _) | (_, None) => {
+                    assert_eq!(env, None, "{id}")
+                }
+                (_, Some(long)) => assert_eq!(
+                    env.as_deref(),
+                    Some(format!("ECHO_SERVER_{}", long.to_uppercase().replace('-', "_")).as_str()),
+                    "{id}"
+                ),
+            }
+        }
+    }
+
     // Out-of-range and malformed values are usage errors naming the flag.
     #[test]
     fn bad_values_are_rejected() {
@@ -450,7 +500,6 @@ mod tests {
             &["--max-connections", "0"],
             &["--max-connections", "2000000"],
             &["--stats-interval", "soon"],
-            &["-v", "-q"],
             &["--metrics", "localhost:x"],
             &["--bind", "224.0.0.1"],
             &["--bind", "255.255.255.255"],
@@ -471,10 +520,7 @@ mod tests {
             let error = parse(args).expect_err(&format!("{args:?} accepted"));
             assert_eq!(error.exit_code(), 2, "{args:?}");
             let text = error.to_string();
-            assert!(
-                text.contains(args[0]) || args[0] == "-v",
-                "{args:?}: {text}"
-            );
+            assert!(text.contains(args[0]), "{args:?}: {text}");
         }
     }
 }

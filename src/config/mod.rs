@@ -1,6 +1,8 @@
 //! The server's settings as plain, already validated values.
 
 pub mod cli;
+pub mod file;
+pub mod sources;
 pub mod units;
 
 use std::net::{Ipv4Addr, SocketAddr};

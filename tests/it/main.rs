@@ -21,6 +21,8 @@ mod client_rate;
 mod client_self_connect;
 mod client_send;
 mod client_values;
+mod config_file;
+mod deploy;
 mod echo;
 mod endpoint_load;
 mod endpoint_security;
