@@ -66,7 +66,9 @@ one script: `python3 bench/run.py` (see [bench/README.md](bench/README.md)).
 ## Method
 
 - **Servers.** echo-server at its defaults (`--port P --bind 127.0.0.1`,
-  default log level, log to a file), once more with `--no-splice`
+  default log level, log to a file; `--busy-poll 100` spelled out, the
+  window `auto` picks on this 2-CPU host: pinned to one CPU for the
+  measurement, `auto` would see one usable CPU and not poll), once more with `--no-splice`
   (its zero-copy path for streaming clients off) and once with
   `--busy-poll 0` (sleeping in every wait for events, as the peers do);
   an idiomatic tokio echo server
