@@ -20,14 +20,13 @@ pub struct BusyPoll {
     limit: Duration,
     /// How long the next wait may spin before it sleeps.
     window: Duration,
-    /// Since the last wait, the peers that may answer at once (see
-    /// [`BusyPoll::peer_may_answer_at_once`]).
+    /// Since the last wait, the peers served (see [`BusyPoll::note_served`]).
     prompt: Prompt,
     /// Whether spinning pays for streams.
     probe: SpinProbe,
 }
 
-/// Who, of the peers served since the last wait, may answer at once.
+/// Who was served since the last wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Prompt {
     Nobody,
@@ -55,16 +54,12 @@ impl BusyPoll {
         }
     }
 
-    /// Tells that a peer served since the last wait may send again as
-    /// soon as it reads what it got: a connection whose echo is all out, or
-    /// a new one. Only such a peer is worth spinning for. A stream whose
-    /// reader is the slower side (its echo still waits to be sent when its
-    /// turn ends) is paced by that reader, and the kernel's writable edge
-    /// comes while most of the send buffer is still unread: waking a little
-    /// later costs the stream nothing, spinning for it costs a CPU.
-    /// `stream`: the peer streams (a read filled the buffer), and is spun
-    /// for only where the [`SpinProbe`] finds that it pays.
-    pub fn peer_may_answer_at_once(&mut self, stream: bool) {
+    /// Tells that a peer was served since the last wait (or a new one
+    /// came), so the next wait may spin for it. `stream`: the peer streams,
+    /// and is spun for only where the [`SpinProbe`] finds that it pays: a
+    /// peer whose writer never waits for its echo sets the pace itself,
+    /// and spinning for it only burns a CPU.
+    pub fn note_served(&mut self, stream: bool) {
         let prompt = if stream {
             Prompt::Streams
         } else {
@@ -82,7 +77,7 @@ impl BusyPoll {
 
     /// How long the next wait may spin: the window, but never past the
     /// wait's own timeout (a due timer must not be delayed by spinning),
-    /// and not at all unless a peer may answer at once.
+    /// and not at all without a peer worth it.
     pub fn spin_for(&mut self, timeout: Option<Duration>, now: Instant) -> Duration {
         let worth_it = match self.prompt {
             Prompt::Nobody => false,
@@ -223,7 +218,7 @@ mod tests {
         assert_eq!(poll.window(), LIMIT);
         poll.record(us(1), true);
         assert_eq!(poll.window(), LIMIT, "never past the limit");
-        poll.peer_may_answer_at_once(false);
+        poll.note_served(false);
         assert_eq!(poll.spin_for(None, now()), LIMIT);
     }
 
@@ -255,7 +250,7 @@ mod tests {
         // sleeps until a timer.
         let mut spun = Duration::ZERO;
         for _ in 0..100 {
-            poll.peer_may_answer_at_once(false);
+            poll.note_served(false);
             let spin = poll.spin_for(None, now());
             spun += spin;
             poll.record(Duration::from_millis(100), false);
@@ -280,7 +275,7 @@ mod tests {
         for _ in 0..3 {
             poll.record(us(1), true);
         }
-        poll.peer_may_answer_at_once(false);
+        poll.note_served(false);
         assert_eq!(poll.spin_for(Some(us(7)), now()), us(7));
         assert_eq!(poll.spin_for(Some(Duration::ZERO), now()), Duration::ZERO);
         assert_eq!(poll.spin_for(Some(Duration::from_secs(1)), now()), LIMIT);
@@ -292,15 +287,15 @@ mod tests {
         for _ in 0..10 {
             poll.record(Duration::ZERO, true);
         }
-        poll.peer_may_answer_at_once(false);
+        poll.note_served(false);
         assert_eq!(poll.spin_for(None, now()), Duration::ZERO);
     }
 
-    // A stream whose reader is the slower side is paced by that reader: a
-    // batch in which no peer may answer at once does not spin, however
-    // dense the traffic; the next batch with one does again.
+    // A wait after a batch that served nobody (a timer, the endpoint) does
+    // not spin, however dense the traffic was; the next batch with a peer
+    // does again.
     #[test]
-    fn only_a_peer_that_may_answer_at_once_is_worth_spinning_for() {
+    fn only_a_served_peer_is_worth_spinning_for() {
         let mut poll = BusyPoll::new(LIMIT);
         for _ in 0..3 {
             poll.record(us(5), true);
@@ -311,7 +306,7 @@ mod tests {
             Duration::ZERO,
             "nobody to spin for"
         );
-        poll.peer_may_answer_at_once(false);
+        poll.note_served(false);
         assert_eq!(poll.spin_for(None, now()), LIMIT);
         // Each wait uses up what the batch before it told.
         poll.record(us(5), true);
@@ -338,9 +333,9 @@ mod tests {
             poll.stream_moved(64 * 1024, t);
             t += us(100);
         }
-        poll.peer_may_answer_at_once(true);
+        poll.note_served(true);
         assert_eq!(poll.spin_for(None, t), Duration::ZERO);
-        poll.peer_may_answer_at_once(false);
+        poll.note_served(false);
         assert_eq!(poll.spin_for(None, t), LIMIT);
     }
 

@@ -157,7 +157,7 @@ impl Server {
         entry.insert(conn);
         self.stats.opened();
         // Its first message may well follow at once.
-        self.busy_poll.peer_may_answer_at_once(false);
+        self.busy_poll.note_served(false);
         info!(target: "CONNECT", peer:% = peer; "{peer}");
     }
 

@@ -11,6 +11,7 @@ use mio::Token;
 use rustix::net::{RecvFlags, SendFlags};
 
 use crate::logic::echo::{Echo, Progress, Transport};
+use crate::logic::spin_probe::StreamMemory;
 use crate::logic::stream::Stream;
 use crate::logic::tcp_info::TcpInfo;
 use crate::os::splice::Pipe;
@@ -48,6 +49,8 @@ pub struct Connection {
     pub retrans_counted: u32,
     /// The kernel pipe of the zero-copy path, once the client streams.
     pub pipe: Option<Pipe>,
+    /// Whether it streams, for the loop's busy polling.
+    pub stream_memory: StreamMemory,
 }
 
 impl Connection {
@@ -78,6 +81,7 @@ impl Connection {
             tcp: None,
             retrans_counted: 0,
             pipe: None,
+            stream_memory: StreamMemory::default(),
         }
     }
 

@@ -49,12 +49,18 @@ impl Server {
         }
         // With its echo all out, the peer may send again as soon as it has
         // read it; with echo still waiting, the peer's reading paces it.
-        if progress.streamed {
+        let streams = conn.stream_memory.note_turn(
+            progress.received,
+            progress.streamed,
+            self.config.buffer_size,
+            self.turn_started,
+        );
+        if streams {
             self.busy_poll
                 .stream_moved(progress.received as u64, self.turn_started);
         }
-        if !matches!(progress.next, Next::Close(_)) && conn.echo.pending() == 0 {
-            self.busy_poll.peer_may_answer_at_once(progress.streamed);
+        if !matches!(progress.next, Next::Close(_)) {
+            self.busy_poll.note_served(streams);
         }
         match progress.next {
             Next::Wait => {}

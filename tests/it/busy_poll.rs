@@ -261,7 +261,8 @@ fn a_stream_that_sets_its_own_pace_is_not_spun_for() {
             thread::sleep(Duration::from_millis(4));
         }
     };
-    write_for(Duration::from_millis(500));
+    // A new stream is spun for while it warms up (1 s), then probed (0.8 s).
+    write_for(Duration::from_millis(2000));
     let hz = clock_ticks_per_second();
     let before = srv.cpu_ticks();
     let window = Duration::from_secs(2);
