@@ -30,8 +30,13 @@ const WINS_NEEDED: u32 = EPOCHS / 2 - 1;
 /// and a probe then would stop the spinning a bounded window needs to
 /// reach its pace.
 const WARM_UP: Duration = Duration::from_secs(1);
-/// How long an answer holds before the next probe.
+/// How long a "spinning pays" answer holds before the next probe.
 const HOLD: Duration = Duration::from_secs(4);
+/// How long a first "it does not" holds; each further one in a row holds
+/// twice as long, up to `HOLD * 2`. Short at first because a stream that
+/// starts slowly (its windows still growing, whatever the loop does) looks
+/// the same either way until it has reached its pace.
+const FIRST_NO_HOLD: Duration = Duration::from_secs(1);
 /// How much more the spinning epochs must move in all: a gain of a few
 /// percent is not worth a CPU spinning all the time.
 const MARGIN: f64 = 0.1;
@@ -70,7 +75,13 @@ impl StreamMemory {
     /// Notes a turn that read `received` bytes of a `buffer`-sized buffer
     /// (`filled`: a read filled it, or bytes went through the pipe) and
     /// tells whether the connection streams.
-    pub fn note_turn(&mut self, received: usize, filled: bool, buffer: usize, now: Instant) -> bool {
+    pub fn note_turn(
+        &mut self,
+        received: usize,
+        filled: bool,
+        buffer: usize,
+        now: Instant,
+    ) -> bool {
         if filled || received >= buffer / 2 {
             self.last_stream_turn = Some(now);
         }
@@ -97,6 +108,8 @@ impl Tally {
 #[derive(Debug, Clone)]
 pub struct SpinProbe {
     state: State,
+    /// How long the next "spinning does not pay" answer holds.
+    no_hold: Duration,
     /// The last time a stream moved bytes.
     last_stream: Option<Instant>,
 }
@@ -111,6 +124,7 @@ impl SpinProbe {
     pub fn new() -> Self {
         Self {
             state: State::Idle,
+            no_hold: FIRST_NO_HOLD,
             last_stream: None,
         }
     }
@@ -163,6 +177,7 @@ impl SpinProbe {
         {
             self.state = State::Idle;
             self.last_stream = None;
+            self.no_hold = FIRST_NO_HOLD;
             return;
         }
         match self.state {
@@ -184,9 +199,18 @@ impl SpinProbe {
                     since += EPOCH;
                     if epoch == EPOCHS {
                         let gain = spinning.total as f64 > sleeping.total as f64 * (1.0 + MARGIN);
+                        let spin = gain && wins >= WINS_NEEDED;
+                        let hold = if spin {
+                            self.no_hold = FIRST_NO_HOLD;
+                            HOLD
+                        } else {
+                            let hold = self.no_hold;
+                            self.no_hold = (hold * 2).min(HOLD * 2);
+                            hold
+                        };
                         self.state = State::Holding {
-                            spin: gain && wins >= WINS_NEEDED,
-                            until: now + HOLD,
+                            spin,
+                            until: now + hold,
                         };
                         return;
                     }
@@ -244,9 +268,15 @@ mod tests {
         let first = WARM_UP + EPOCH * EPOCHS;
         let share = run(&mut probe, start, first, (64_000, 64_000));
         assert!(share > 0.7, "a new stream is spun for while it warms up");
-        let share = run(&mut probe, start + first, Duration::from_secs(10), (64_000, 64_000));
-        assert!(share < 0.1, "spun {share:.2} of the time");
-        assert!(!probe.spin(start + first + Duration::from_secs(10)));
+        // Answers in a row hold 1, 2, 4, then 8 s: over a minute the probes
+        // spin for a few percent of the time.
+        let share = run(
+            &mut probe,
+            start + first,
+            Duration::from_secs(60),
+            (64_000, 64_000),
+        );
+        assert!(share < 0.06, "spun {share:.2} of the time");
     }
 
     // A peer that waits for its echo moves more while the loop spins:
@@ -265,7 +295,12 @@ mod tests {
     fn a_gain_within_the_margin_does_not_count() {
         let mut probe = SpinProbe::new();
         let start = Instant::now();
-        run(&mut probe, start, WARM_UP + EPOCH * EPOCHS + STEP, (64_000, 62_000));
+        run(
+            &mut probe,
+            start,
+            WARM_UP + EPOCH * EPOCHS + STEP,
+            (64_000, 62_000),
+        );
         assert!(!probe.spin(start + WARM_UP + EPOCH * EPOCHS + STEP * 2));
     }
 
@@ -281,6 +316,26 @@ mod tests {
         let next = HOLD + EPOCH * EPOCHS;
         run(&mut probe, start + first, next, (64_000, 32_000));
         assert!(probe.spin(start + first + next));
+    }
+
+    // A stream that starts slowly whatever the loop does, and only then
+    // gains from spinning: the first answer holds only a second, so the
+    // spinning it needs comes back soon.
+    #[test]
+    fn a_slow_start_does_not_stop_the_spinning_for_long() {
+        let mut probe = SpinProbe::new();
+        let start = Instant::now();
+        let first = WARM_UP + EPOCH * EPOCHS;
+        run(&mut probe, start, first, (20_000, 20_000));
+        assert!(!probe.spin(start + first));
+        let share = run(
+            &mut probe,
+            start + first,
+            Duration::from_secs(5),
+            (64_000, 32_000),
+        );
+        assert!(probe.spin(start + first + Duration::from_secs(5)));
+        assert!(share > 0.6, "{share:.2}");
     }
 
     // A pause longer than an epoch forgets the stream: the next one is
@@ -322,10 +377,23 @@ mod tests {
     // loopback, BENCHMARKS.md) is found through it.
     #[test]
     fn noise_is_not_a_gain_and_a_real_gain_shows_through_it() {
-        let share = run_noisy(&mut SpinProbe::new(), Duration::from_secs(20), (64_000, 64_000), 0.15);
+        let share = run_noisy(
+            &mut SpinProbe::new(),
+            Duration::from_secs(20),
+            (64_000, 64_000),
+            0.15,
+        );
         assert!(share < 0.2, "spun {share:.2} of the time for nothing");
-        let share = run_noisy(&mut SpinProbe::new(), Duration::from_secs(20), (64_000, 53_000), 0.15);
-        assert!(share > 0.8, "spun only {share:.2} of the time for a 20% gain");
+        let share = run_noisy(
+            &mut SpinProbe::new(),
+            Duration::from_secs(20),
+            (64_000, 53_000),
+            0.15,
+        );
+        assert!(
+            share > 0.8,
+            "spun only {share:.2} of the time for a 20% gain"
+        );
     }
 
     // A stream stays one through turns that caught only part of a write,
