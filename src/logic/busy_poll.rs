@@ -327,9 +327,10 @@ mod tests {
             poll.record(us(5), true);
         }
         let start = now();
-        // A stream that moves as much whether the loop spins or not.
+        // A stream that moves as much whether the loop spins or not, past
+        // its warm-up and first probe.
         let mut t = start;
-        while t < start + Duration::from_millis(300) {
+        while t < start + Duration::from_secs(2) {
             poll.stream_moved(64 * 1024, t);
             t += us(100);
         }
