@@ -47,8 +47,8 @@ impl Server {
                 conn.peer, progress.received, progress.echoed
             );
         }
-        // With its echo all out, the peer may send again as soon as it has
-        // read it; with echo still waiting, the peer's reading paces it.
+        // The next wait may spin for this peer: for a stream, only where
+        // the probe finds that spinning moves more bytes.
         let streams = conn.stream_memory.note_turn(
             progress.received,
             progress.streamed,
