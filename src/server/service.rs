@@ -53,7 +53,7 @@ impl Server {
             progress.received,
             progress.streamed,
             self.config.buffer_size,
-            self.turn_started,
+            &self.turn_started,
         );
         if streams {
             self.busy_poll
