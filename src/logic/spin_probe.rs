@@ -70,7 +70,13 @@ impl StreamMemory {
     /// Notes a turn that read `received` bytes of a `buffer`-sized buffer
     /// (`filled`: a read filled it, or bytes went through the pipe) and
     /// tells whether the connection streams.
-    pub fn note_turn(&mut self, received: usize, filled: bool, buffer: usize, now: Instant) -> bool {
+    pub fn note_turn(
+        &mut self,
+        received: usize,
+        filled: bool,
+        buffer: usize,
+        now: Instant,
+    ) -> bool {
         if filled || received >= buffer / 2 {
             self.last_stream_turn = Some(now);
         }
@@ -244,7 +250,12 @@ mod tests {
         let first = WARM_UP + EPOCH * EPOCHS;
         let share = run(&mut probe, start, first, (64_000, 64_000));
         assert!(share > 0.7, "a new stream is spun for while it warms up");
-        let share = run(&mut probe, start + first, Duration::from_secs(10), (64_000, 64_000));
+        let share = run(
+            &mut probe,
+            start + first,
+            Duration::from_secs(10),
+            (64_000, 64_000),
+        );
         assert!(share < 0.1, "spun {share:.2} of the time");
         assert!(!probe.spin(start + first + Duration::from_secs(10)));
     }
@@ -265,7 +276,12 @@ mod tests {
     fn a_gain_within_the_margin_does_not_count() {
         let mut probe = SpinProbe::new();
         let start = Instant::now();
-        run(&mut probe, start, WARM_UP + EPOCH * EPOCHS + STEP, (64_000, 62_000));
+        run(
+            &mut probe,
+            start,
+            WARM_UP + EPOCH * EPOCHS + STEP,
+            (64_000, 62_000),
+        );
         assert!(!probe.spin(start + WARM_UP + EPOCH * EPOCHS + STEP * 2));
     }
 
@@ -322,10 +338,23 @@ mod tests {
     // loopback, BENCHMARKS.md) is found through it.
     #[test]
     fn noise_is_not_a_gain_and_a_real_gain_shows_through_it() {
-        let share = run_noisy(&mut SpinProbe::new(), Duration::from_secs(20), (64_000, 64_000), 0.15);
+        let share = run_noisy(
+            &mut SpinProbe::new(),
+            Duration::from_secs(20),
+            (64_000, 64_000),
+            0.15,
+        );
         assert!(share < 0.2, "spun {share:.2} of the time for nothing");
-        let share = run_noisy(&mut SpinProbe::new(), Duration::from_secs(20), (64_000, 53_000), 0.15);
-        assert!(share > 0.8, "spun only {share:.2} of the time for a 20% gain");
+        let share = run_noisy(
+            &mut SpinProbe::new(),
+            Duration::from_secs(20),
+            (64_000, 53_000),
+            0.15,
+        );
+        assert!(
+            share > 0.8,
+            "spun only {share:.2} of the time for a 20% gain"
+        );
     }
 
     // A stream stays one through turns that caught only part of a write,
