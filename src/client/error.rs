@@ -98,6 +98,14 @@ pub enum ClientError {
         /// The timeout.
         after: Duration,
     },
+    /// In a `bench --mode` run, nothing moved for `after`: the server took
+    /// no byte (discard), sent none (chargen) or answered no frame.
+    Silent {
+        /// The mode.
+        mode: &'static str,
+        /// How long nothing moved.
+        after: Duration,
+    },
     /// After the client's FIN, the server's did not come within the
     /// timeout (discard answers FIN with FIN).
     NoFin {
@@ -257,7 +265,8 @@ impl ClientError {
             | Self::EchoTimeout { .. }
             | Self::DrainTimeout { .. }
             | Self::Stalled { .. }
-            | Self::NoFin { .. } => exit::TIMEOUT,
+            | Self::NoFin { .. }
+            | Self::Silent { .. } => exit::TIMEOUT,
             Self::ClosedEarly { .. } | Self::ServiceClosed { .. } => exit::CLOSED,
             Self::Mismatch(_) | Self::Reply(_) => exit::MISMATCH,
             Self::Interrupted | Self::Unanswered { .. } => exit::INTERRUPTED,
@@ -275,7 +284,8 @@ impl ClientError {
             Self::EchoTimeout { .. }
             | Self::DrainTimeout { .. }
             | Self::Stalled { .. }
-            | Self::NoFin { .. } => "timeout",
+            | Self::NoFin { .. }
+            | Self::Silent { .. } => "timeout",
             Self::ClosedEarly { reset: false, .. } | Self::ServiceClosed { reset: false, .. } => {
                 "closed"
             }
@@ -367,6 +377,16 @@ impl fmt::Display for ClientError {
                 f,
                 "server {} a connection while the {mode} run still needed it",
                 if *reset { "reset" } else { "closed" }
+            ),
+            Self::Silent { mode, after } => write!(
+                f,
+                "nothing moved for {} of the {mode} run: the server {}",
+                seconds(*after),
+                match *mode {
+                    "discard" => "took no byte",
+                    "chargen" => "sent no byte",
+                    _ => "answered nothing",
+                }
             ),
             Self::NoFin { connections, after } => write!(
                 f,

@@ -82,9 +82,8 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
         if moved != last_progress.1 {
             last_progress = (now, moved);
         } else if now >= last_progress.0 + cfg.timeout {
-            error = Some(ClientError::Stalled {
-                connections: conns.len(),
-                bytes: 0,
+            error = Some(ClientError::Silent {
+                mode: cfg.mode.name(),
                 after: cfg.timeout,
             });
             break;
@@ -131,6 +130,21 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
     }
     let last = mark(cfg, &counters);
     counters.measuring = false;
+    // A window shorter than the timeout can pass with nothing moved: that
+    // is no throughput to report.
+    if let (None, false, Some(f)) = (&error, interrupted, &first) {
+        let moved = match cfg.mode {
+            ServiceMode::Chargen => last.down - f.down,
+            ServiceMode::Framed => last.replies - f.replies,
+            _ => last.up - f.up,
+        };
+        if moved == 0 {
+            error = Some(ClientError::Silent {
+                mode: cfg.mode.name(),
+                after: last.at - f.at,
+            });
+        }
+    }
     if error.is_none() && !interrupted {
         match finish(
             cfg,
