@@ -19,7 +19,7 @@ use super::error::{exit, ClientError};
 use super::modes::{framed, ByteMap, ServiceMode};
 use super::output::{errln, outln};
 use super::rtt::millis;
-use super::session::{Chunk, Feed, Progress, Session, CLOSE_GRACE};
+use super::session::{Chunk, Connected, Feed, Progress, Session, CLOSE_GRACE};
 use super::target::Target;
 use crate::logic::json;
 
@@ -73,17 +73,7 @@ fn send(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
         other => return Err(other.unsupported("send", "echo, upper, framed")),
     };
     let payload = load(args)?;
-    out.say(format!("Connecting to {} ...", args.address));
-    let addrs = args.address.resolve()?;
-    let mut session = Session::new()?;
-    let mut connected = session.connect_any(&addrs, args.timeout)?;
-    out.doc.address = Some(connected.addr);
-    out.doc.connect_ms = Some(round(millis(connected.connect_time)));
-    out.say(format!(
-        "Connected to {} in {:.3} ms",
-        connected.addr,
-        millis(connected.connect_time)
-    ));
+    let (mut session, mut connected) = connect(args, out)?;
     let (mut feed, shown, name): (Box<dyn Feed>, Option<String>, Option<String>) = match payload {
         Payload::Message(bytes) => {
             let shown = show(&bytes);
@@ -167,17 +157,7 @@ fn send_frame(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> 
         ));
     }
     let (request, reply) = framed::request(args.message.as_bytes())?;
-    out.say(format!("Connecting to {} ...", args.address));
-    let addrs = args.address.resolve()?;
-    let mut session = Session::new()?;
-    let mut connected = session.connect_any(&addrs, args.timeout)?;
-    out.doc.address = Some(connected.addr);
-    out.doc.connect_ms = Some(round(millis(connected.connect_time)));
-    out.say(format!(
-        "Connected to {} in {:.3} ms",
-        connected.addr,
-        millis(connected.connect_time)
-    ));
+    let (mut session, mut connected) = connect(args, out)?;
     let stream = &mut connected.stream;
     let handshake = framed::HANDSHAKE;
     framed::exchange(
@@ -223,6 +203,22 @@ fn send_frame(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> 
     out.say(format!("Received reply: {}", show(&reply)));
     out.say(format!("RTT: {:.3} ms", millis(rtt)));
     Ok(())
+}
+
+/// Connects, saying so as it goes.
+fn connect(args: &SendArgs, out: &mut Output<'_>) -> Result<(Session, Connected), ClientError> {
+    out.say(format!("Connecting to {} ...", args.address));
+    let addrs = args.address.resolve()?;
+    let mut session = Session::new()?;
+    let connected = session.connect_any(&addrs, args.timeout)?;
+    out.doc.address = Some(connected.addr);
+    out.doc.connect_ms = Some(round(millis(connected.connect_time)));
+    out.say(format!(
+        "Connected to {} in {:.3} ms",
+        connected.addr,
+        millis(connected.connect_time)
+    ));
+    Ok((session, connected))
 }
 
 fn load(args: &SendArgs) -> Result<Payload, ClientError> {

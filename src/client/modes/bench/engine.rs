@@ -350,42 +350,28 @@ fn finish(
     counters: &mut Counters,
     scratch: &mut [u8],
 ) -> Result<(), ClientError> {
-    let mut again: Vec<usize> = (0..conns.len()).collect();
-    let deadline = Instant::now() + cfg.timeout;
-    while conns.iter().any(|c| c.driver.awaiting() && !c.closed) {
-        let now = Instant::now();
-        if now >= deadline {
-            let waiting = conns.iter().filter(|c| c.driver.awaiting()).count();
-            return Err(ClientError::DrainTimeout {
-                connections: waiting,
-                bytes: 0,
-                after: cfg.timeout,
-            });
-        }
-        let wait = if again.is_empty() {
-            deadline - now
-        } else {
-            Duration::ZERO
-        };
-        if let Pass::Interrupted = turn_all(
-            poll,
-            events,
-            signals,
-            conns,
-            &mut again,
-            Some(wait),
-            false,
-            counters,
-            scratch,
-        )? {
-            return Err(ClientError::Interrupted);
-        }
+    let mut l = Looper {
+        poll,
+        events,
+        signals,
+        counters,
+        scratch,
+    };
+    let drained = l.turn_until(conns, cfg.timeout, |conns| {
         if conns.iter().any(|c| c.closed && c.driver.awaiting()) {
             return Err(ClientError::ServiceClosed {
                 mode: cfg.mode.name(),
                 reset: false,
             });
         }
+        Ok(!conns.iter().any(|c| c.driver.awaiting() && !c.closed))
+    })?;
+    if !drained {
+        return Err(ClientError::DrainTimeout {
+            connections: conns.iter().filter(|c| c.driver.awaiting()).count(),
+            bytes: 0,
+            after: cfg.timeout,
+        });
     }
     for c in conns.iter_mut() {
         // A server that closed first makes this fail; nothing is lost.
@@ -394,34 +380,61 @@ fn finish(
     if cfg.mode != ServiceMode::Discard {
         return Ok(());
     }
-    let deadline = Instant::now() + cfg.timeout;
-    let mut again: Vec<usize> = (0..conns.len()).collect();
-    while conns.iter().any(|c| !c.closed) {
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(ClientError::NoFin {
-                connections: conns.iter().filter(|c| !c.closed).count(),
-                after: cfg.timeout,
-            });
-        }
-        let wait = if again.is_empty() {
-            deadline - now
-        } else {
-            Duration::ZERO
-        };
-        if let Pass::Interrupted = turn_all(
-            poll,
-            events,
-            signals,
-            conns,
-            &mut again,
-            Some(wait),
-            false,
-            counters,
-            scratch,
-        )? {
-            return Err(ClientError::Interrupted);
-        }
+    if !l.turn_until(conns, cfg.timeout, |conns| {
+        Ok(conns.iter().all(|c| c.closed))
+    })? {
+        return Err(ClientError::NoFin {
+            connections: conns.iter().filter(|c| !c.closed).count(),
+            after: cfg.timeout,
+        });
     }
     Ok(())
+}
+
+/// The loop's parts, for the end's waits.
+struct Looper<'a> {
+    poll: &'a mut Poll,
+    events: &'a mut Events,
+    signals: &'a mut StopSignals,
+    counters: &'a mut Counters,
+    scratch: &'a mut [u8],
+}
+
+impl Looper<'_> {
+    /// Turns the connections (sending over) until `done` says so, or
+    /// `timeout` passes (`Ok(false)`).
+    fn turn_until(
+        &mut self,
+        conns: &mut [Conn],
+        timeout: Duration,
+        done: impl Fn(&[Conn]) -> Result<bool, ClientError>,
+    ) -> Result<bool, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut again: Vec<usize> = (0..conns.len()).collect();
+        while !done(conns)? {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let wait = if again.is_empty() {
+                deadline - now
+            } else {
+                Duration::ZERO
+            };
+            if let Pass::Interrupted = turn_all(
+                self.poll,
+                self.events,
+                self.signals,
+                conns,
+                &mut again,
+                Some(wait),
+                false,
+                self.counters,
+                self.scratch,
+            )? {
+                return Err(ClientError::Interrupted);
+            }
+        }
+        Ok(true)
+    }
 }
