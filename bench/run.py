@@ -650,6 +650,10 @@ def run_passes(env: Env, opts: Options) -> tuple[list[dict], list[dict]]:
 
 
 def main(argv: list[str]) -> int:
+    import modes  # the service modes' scenarios have their own servers and tables
+
+    if modes.is_mode_run(argv):
+        return modes.main(argv)
     opts = parse_options(argv)
     tools, missing = find_tools()
     if missing:

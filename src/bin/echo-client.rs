@@ -8,6 +8,8 @@ use clap::Parser;
 use echo_server::client::bench::{self, BenchConfig, StopAfter};
 use echo_server::client::cli::{BenchArgs, ClientCli, Mode};
 use echo_server::client::error::ClientError;
+use echo_server::client::modes::bench::ModeBench;
+use echo_server::client::modes::{self, ServiceMode};
 use echo_server::client::output;
 use echo_server::client::session::Session;
 use echo_server::client::{ping, send};
@@ -46,6 +48,9 @@ fn run_bench(args: &BenchArgs) -> u8 {
 }
 
 fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
+    let mode = (args.mode != ServiceMode::Echo)
+        .then(|| ModeBench::from_args(args))
+        .transpose()?;
     let connections = args.connections as usize;
     let limit = raise_open_file_limit().after;
     if let Some(limit) = limit {
@@ -68,6 +73,18 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     // registered with signal-hook, whose handler would otherwise write to a
     // closed pipe on Ctrl+C and raise SIGPIPE.
     let (addr, _probe_session) = reachable_address(args)?;
+    if let Some(mode) = mode {
+        let report = modes::bench::run(&mode, addr)?;
+        if args.json {
+            output::line(format_args!("{}", report.to_json()));
+        } else {
+            output::text(format_args!("{report}"));
+        }
+        if let Some(e) = &report.error {
+            output::err_line(format_args!("echo-client: {e}"));
+        }
+        return Ok(report.exit_code());
+    }
     let config = BenchConfig {
         target: args.address.to_string(),
         connections,

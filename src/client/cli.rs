@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use super::bench::in_flight::InFlight;
 use super::error::EXIT_CODES_HELP;
+use super::modes::ServiceMode;
 use super::target::{parse_target, Target};
 use crate::config::units::{parse_seconds, parse_size, MAX_SECONDS};
 
@@ -73,6 +74,14 @@ pub struct SendArgs {
     #[arg(short = 'W', long, default_value = "5", value_name = "SECS", value_parser = positive_seconds, allow_negative_numbers = true)]
     pub timeout: Duration,
 
+    /// What the server does with the bytes (echo-server --mode): the reply
+    /// is checked against what that mode answers. upper: letters come back
+    /// uppercased. framed: MESSAGE goes as one frame `^MESSAGE$` after the
+    /// server's `*`, and must come back each byte + 1 and a newline, or,
+    /// for P and digits (P1000000007), as prime or composite.
+    #[arg(long, value_enum, default_value_t = ServiceMode::Echo, value_name = "MODE")]
+    pub mode: ServiceMode,
+
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -114,6 +123,13 @@ pub struct PingArgs {
     /// probes.
     #[arg(short, long)]
     pub reconnect: bool,
+
+    /// What the server does with the bytes (echo-server --mode): echo,
+    /// upper (each probe's letters must come back uppercased) or framed
+    /// (each probe is a frame `^…$` of --size bytes, answered each byte
+    /// + 1 and a newline, after the server's `*` on connect).
+    #[arg(long, value_enum, default_value_t = ServiceMode::Echo, value_name = "MODE")]
+    pub mode: ServiceMode,
 
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
@@ -185,6 +201,16 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PID", allow_negative_numbers = true)]
     pub server_pid: Option<u32>,
 
+    /// What the server does with the bytes (echo-server --mode): echo;
+    /// discard (measures upload MB/s: each connection writes --size
+    /// blocks, default 64K, and nothing may come back; at the end each FIN
+    /// must be answered with a FIN); chargen (download MB/s, every byte
+    /// checked against the RFC 864 pattern); framed (echo frames per
+    /// second and their latency: --size-byte frames, --depth in flight,
+    /// every reply checked). Not with --bulk, --rate or --requests.
+    #[arg(long, value_enum, default_value_t = ServiceMode::Echo, value_name = "MODE")]
+    pub mode: ServiceMode,
+
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -197,7 +223,8 @@ pub struct BenchArgs {
 impl BenchArgs {
     /// The message or write size, with the mode's default.
     pub fn size(&self) -> usize {
-        self.size.unwrap_or(if self.bulk { 64 * 1024 } else { 64 })
+        let streams = self.bulk || matches!(self.mode, ServiceMode::Discard | ServiceMode::Chargen);
+        self.size.unwrap_or(if streams { 64 * 1024 } else { 64 })
     }
 
     /// The warm-up, with the default that suits the stop condition.

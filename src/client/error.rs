@@ -41,7 +41,8 @@ pub mod exit {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0    every echo came back byte for byte
-  1    an echo differed from what was sent (the offset is printed)
+  1    an echo differed from what was sent, or a --mode reply from what
+       that mode answers (the offset is printed)
   2    bad command line
   3    connection refused: nothing is listening there
   4    host name could not be resolved
@@ -97,6 +98,30 @@ pub enum ClientError {
         /// The timeout.
         after: Duration,
     },
+    /// In a `bench --mode` run, nothing moved for `after`: the server took
+    /// no byte (discard), sent none (chargen) or answered no frame.
+    Silent {
+        /// The mode.
+        mode: &'static str,
+        /// How long nothing moved.
+        after: Duration,
+    },
+    /// After the client's FIN, the server's did not come within the
+    /// timeout (discard answers FIN with FIN).
+    NoFin {
+        /// Connections still open from the server's side.
+        connections: usize,
+        /// The timeout.
+        after: Duration,
+    },
+    /// In a `bench --mode` run, the server closed or reset a connection
+    /// while the run still needed it.
+    ServiceClosed {
+        /// The mode.
+        mode: &'static str,
+        /// Whether with an RST.
+        reset: bool,
+    },
     /// The server closed (`reset` = with an RST) before echoing everything.
     ClosedEarly {
         /// Bytes echoed before the close.
@@ -108,6 +133,9 @@ pub enum ClientError {
     },
     /// The echo differs from what was sent.
     Mismatch(Mismatch),
+    /// A reply of a `--mode` other than echo differs from what that mode
+    /// answers (`upper`, `framed`, `chargen`, `discard`).
+    Reply(ReplyMismatch),
     /// Ctrl+C before a result.
     Interrupted,
     /// A ping probe still unanswered when Ctrl+C stopped the wait.
@@ -157,6 +185,68 @@ impl fmt::Display for Mismatch {
     }
 }
 
+/// Where a mode's reply first differs from what the mode answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyMismatch {
+    /// The mode (`upper`, `framed`, …).
+    pub mode: &'static str,
+    /// Offset in the bytes the server sent on the connection.
+    pub offset: u64,
+    /// The byte the mode answers there (`None`: nothing was due, the
+    /// server sent more than the mode answers).
+    pub expected: Option<u8>,
+    /// The byte that came instead (`None` when only known to be extra).
+    pub received: Option<u8>,
+    /// Where in the exchange, e.g. "in the reply to frame 3".
+    pub context: String,
+}
+
+impl ReplyMismatch {
+    /// A [`Mismatch`] found by comparing with what `mode` answers (its
+    /// `sent` being the expected byte), `base` bytes into the replies.
+    pub fn from_mismatch(mode: &'static str, m: Mismatch, base: u64, context: String) -> Self {
+        Self {
+            mode,
+            offset: base + m.offset,
+            expected: m.received.map(|_| m.sent),
+            received: m.received,
+            context,
+        }
+    }
+}
+
+impl fmt::Display for ReplyMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let context = if self.context.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.context)
+        };
+        match (self.expected, self.received) {
+            (Some(expected), Some(received)) => write!(
+                f,
+                "{} reply differs from what that mode answers at byte offset {}{context}: expected {}, received {}",
+                self.mode,
+                self.offset,
+                show_byte(expected),
+                show_byte(received)
+            ),
+            (_, Some(received)) => write!(
+                f,
+                "{}: the server sent a byte where that mode sends none, at offset {}{context}: {}",
+                self.mode,
+                self.offset,
+                show_byte(received)
+            ),
+            (_, None) => write!(
+                f,
+                "{}: the server sent more than that mode answers: an extra byte at offset {}{context}",
+                self.mode, self.offset
+            ),
+        }
+    }
+}
+
 fn show_byte(byte: u8) -> String {
     if byte.is_ascii_graphic() || byte == b' ' {
         format!("0x{byte:02x} '{}'", byte as char)
@@ -174,9 +264,11 @@ impl ClientError {
             Self::ConnectTimeout(..)
             | Self::EchoTimeout { .. }
             | Self::DrainTimeout { .. }
-            | Self::Stalled { .. } => exit::TIMEOUT,
-            Self::ClosedEarly { .. } => exit::CLOSED,
-            Self::Mismatch(_) => exit::MISMATCH,
+            | Self::Stalled { .. }
+            | Self::NoFin { .. }
+            | Self::Silent { .. } => exit::TIMEOUT,
+            Self::ClosedEarly { .. } | Self::ServiceClosed { .. } => exit::CLOSED,
+            Self::Mismatch(_) | Self::Reply(_) => exit::MISMATCH,
             Self::Interrupted | Self::Unanswered { .. } => exit::INTERRUPTED,
             Self::Usage(_) => exit::USAGE,
             Self::Connect(..) | Self::Other(_) => exit::OTHER,
@@ -189,12 +281,18 @@ impl ClientError {
             Self::Refused(_) => "refused",
             Self::Resolve { .. } => "resolve",
             Self::ConnectTimeout(..) => "connect_timeout",
-            Self::EchoTimeout { .. } | Self::DrainTimeout { .. } | Self::Stalled { .. } => {
-                "timeout"
+            Self::EchoTimeout { .. }
+            | Self::DrainTimeout { .. }
+            | Self::Stalled { .. }
+            | Self::NoFin { .. }
+            | Self::Silent { .. } => "timeout",
+            Self::ClosedEarly { reset: false, .. } | Self::ServiceClosed { reset: false, .. } => {
+                "closed"
             }
-            Self::ClosedEarly { reset: false, .. } => "closed",
-            Self::ClosedEarly { reset: true, .. } => "reset",
-            Self::Mismatch(_) => "mismatch",
+            Self::ClosedEarly { reset: true, .. } | Self::ServiceClosed { reset: true, .. } => {
+                "reset"
+            }
+            Self::Mismatch(_) | Self::Reply(_) => "mismatch",
             Self::Interrupted => "interrupted",
             Self::Unanswered { .. } => "unanswered",
             Self::Connect(..) => "connect",
@@ -275,6 +373,27 @@ impl fmt::Display for ClientError {
                 seconds(*after),
                 connections_text(*connections)
             ),
+            Self::ServiceClosed { mode, reset } => write!(
+                f,
+                "server {} a connection while the {mode} run still needed it",
+                if *reset { "reset" } else { "closed" }
+            ),
+            Self::Silent { mode, after } => write!(
+                f,
+                "nothing moved for {} of the {mode} run: the server {}",
+                seconds(*after),
+                match *mode {
+                    "discard" => "took no byte",
+                    "chargen" => "sent no byte",
+                    _ => "answered nothing",
+                }
+            ),
+            Self::NoFin { connections, after } => write!(
+                f,
+                "the server did not close {} within {} of the client's FIN",
+                connections_text(*connections),
+                seconds(*after)
+            ),
             Self::ClosedEarly {
                 received,
                 expected,
@@ -294,6 +413,7 @@ impl fmt::Display for ClientError {
                 if *reset { "reset" } else { "closed" }
             ),
             Self::Mismatch(mismatch) => mismatch.fmt(f),
+            Self::Reply(mismatch) => mismatch.fmt(f),
             Self::Interrupted => f.write_str("interrupted"),
             Self::Unanswered { waited, connecting } => write!(
                 f,

@@ -12,6 +12,7 @@
 pub mod bench;
 pub mod cli;
 pub mod error;
+pub mod modes;
 pub mod output;
 pub(crate) mod pattern;
 pub mod ping;

@@ -16,9 +16,10 @@ use serde::Serialize;
 
 use super::cli::SendArgs;
 use super::error::{exit, ClientError};
+use super::modes::{framed, ByteMap, ServiceMode};
 use super::output::{errln, outln};
 use super::rtt::millis;
-use super::session::{Chunk, Feed, Progress, Session, CLOSE_GRACE};
+use super::session::{Chunk, Connected, Feed, Progress, Session, CLOSE_GRACE};
 use super::target::Target;
 use crate::logic::json;
 
@@ -65,18 +66,14 @@ pub fn run(args: &SendArgs) -> u8 {
 }
 
 fn send(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
+    let map = match args.mode {
+        ServiceMode::Echo => ByteMap::Same,
+        ServiceMode::Upper => ByteMap::Upper,
+        ServiceMode::Framed => return send_frame(args, out),
+        other => return Err(other.unsupported("send", "echo, upper, framed")),
+    };
     let payload = load(args)?;
-    out.say(format!("Connecting to {} ...", args.address));
-    let addrs = args.address.resolve()?;
-    let mut session = Session::new()?;
-    let mut connected = session.connect_any(&addrs, args.timeout)?;
-    out.doc.address = Some(connected.addr);
-    out.doc.connect_ms = Some(round(millis(connected.connect_time)));
-    out.say(format!(
-        "Connected to {} in {:.3} ms",
-        connected.addr,
-        millis(connected.connect_time)
-    ));
+    let (mut session, mut connected) = connect(args, out)?;
     let (mut feed, shown, name): (Box<dyn Feed>, Option<String>, Option<String>) = match payload {
         Payload::Message(bytes) => {
             let shown = show(&bytes);
@@ -92,13 +89,16 @@ fn send(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
         }
     };
     let mut progress = Progress::default();
-    let result = session.transfer(
-        &mut connected.stream,
-        feed.as_mut(),
-        WINDOW,
-        args.timeout,
-        &mut progress,
-    );
+    let result = session
+        .transfer(
+            &mut connected.stream,
+            feed.as_mut(),
+            WINDOW,
+            args.timeout,
+            &mut progress,
+            map,
+        )
+        .map_err(|e| map.relabel(e));
     let rtt = progress.started.map_or(Duration::ZERO, |s| s.elapsed());
     let sent = progress.sent;
     out.doc.bytes_sent = Some(sent);
@@ -124,9 +124,16 @@ fn send(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
     }
     session.close(connected.stream);
     out.doc.rtt_ms = Some(round(millis(rtt)));
-    out.say(match (&name, &shown) {
-        (Some(_), _) => format!("Received echo: {sent} bytes, identical"),
-        (None, shown) => format!("Received echo: {}", shown.as_deref().unwrap_or("")),
+    out.say(match (&name, &shown, map) {
+        (Some(_), _, ByteMap::Same) => format!("Received echo: {sent} bytes, identical"),
+        (Some(_), _, _) => format!("Received reply: {sent} bytes, uppercased as upper answers"),
+        (None, shown, ByteMap::Same) => {
+            format!("Received echo: {}", shown.as_deref().unwrap_or(""))
+        }
+        (None, _, _) => format!(
+            "Received reply: {}",
+            show(&args.message.to_ascii_uppercase().into_bytes())
+        ),
     });
     out.say(if name.is_some() && !rtt.is_zero() {
         format!(
@@ -138,6 +145,80 @@ fn send(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
         format!("RTT: {:.3} ms", millis(rtt))
     });
     Ok(())
+}
+
+/// `send --mode framed`: the server's `*`, then MESSAGE as one frame and
+/// its reply, computed here (each byte + 1 and `\n`, or the verdict on a
+/// prime).
+fn send_frame(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
+    if args.file.is_some() {
+        return Err(ClientError::Usage(
+            "send --mode framed sends MESSAGE as one frame; --file is for echo and upper".into(),
+        ));
+    }
+    let (request, reply) = framed::request(args.message.as_bytes())?;
+    let (mut session, mut connected) = connect(args, out)?;
+    let stream = &mut connected.stream;
+    let handshake = framed::HANDSHAKE;
+    framed::exchange(
+        &mut session,
+        stream,
+        b"",
+        handshake,
+        args.timeout,
+        0,
+        "the connection (the handshake)",
+    )?;
+    let base = handshake.len() as u64;
+    let rtt = framed::exchange(
+        &mut session,
+        stream,
+        &request,
+        &reply,
+        args.timeout,
+        base,
+        "frame 1",
+    );
+    out.doc.bytes_sent = Some(request.len() as u64);
+    let rtt = rtt?;
+    let received = base + reply.len() as u64;
+    out.doc.bytes_received = Some(received);
+    out.say(format!("Sent frame: {}", show(&request)));
+    match session.finish(stream, received, args.timeout.min(CLOSE_GRACE)) {
+        Ok(()) | Err(ClientError::Interrupted) => {}
+        Err(ClientError::Mismatch(m)) => {
+            return Err(ClientError::Reply(
+                crate::client::error::ReplyMismatch::from_mismatch(
+                    "framed",
+                    m,
+                    0,
+                    "after the reply to frame 1".into(),
+                ),
+            ))
+        }
+        Err(e) => return Err(e),
+    }
+    session.close(connected.stream);
+    out.doc.rtt_ms = Some(round(millis(rtt)));
+    out.say(format!("Received reply: {}", show(&reply)));
+    out.say(format!("RTT: {:.3} ms", millis(rtt)));
+    Ok(())
+}
+
+/// Connects, saying so as it goes.
+fn connect(args: &SendArgs, out: &mut Output<'_>) -> Result<(Session, Connected), ClientError> {
+    out.say(format!("Connecting to {} ...", args.address));
+    let addrs = args.address.resolve()?;
+    let mut session = Session::new()?;
+    let connected = session.connect_any(&addrs, args.timeout)?;
+    out.doc.address = Some(connected.addr);
+    out.doc.connect_ms = Some(round(millis(connected.connect_time)));
+    out.say(format!(
+        "Connected to {} in {:.3} ms",
+        connected.addr,
+        millis(connected.connect_time)
+    ));
+    Ok((session, connected))
 }
 
 fn load(args: &SendArgs) -> Result<Payload, ClientError> {
@@ -319,8 +400,10 @@ impl<'a> Output<'a> {
         }
         let mut doc = self.doc;
         doc.matched = error.is_none();
-        if let Some(ClientError::Mismatch(m)) = &error {
-            doc.mismatch_offset = Some(m.offset);
+        match &error {
+            Some(ClientError::Mismatch(m)) => doc.mismatch_offset = Some(m.offset),
+            Some(ClientError::Reply(m)) => doc.mismatch_offset = Some(m.offset),
+            _ => {}
         }
         doc.error_kind = error.as_ref().map(ClientError::kind);
         doc.error = error;

@@ -15,6 +15,7 @@ mod client_bench;
 mod client_bench_faults;
 mod client_bench_stream;
 mod client_memory;
+mod client_modes;
 mod client_output;
 mod client_ping;
 mod client_rate;

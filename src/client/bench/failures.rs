@@ -42,7 +42,7 @@ impl Failures {
 /// 3: a connection could not be made (or anything else).
 fn class(error: &ClientError) -> usize {
     match error {
-        ClientError::Mismatch(_) => 0,
+        ClientError::Mismatch(_) | ClientError::Reply(_) => 0,
         ClientError::ClosedEarly { .. } => 1,
         ClientError::EchoTimeout { .. }
         | ClientError::DrainTimeout { .. }

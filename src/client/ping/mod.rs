@@ -10,9 +10,12 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use mio::net::TcpStream;
+
 use self::summary::{exit_code, json, print_summary};
 use super::cli::PingArgs;
-use super::error::{seconds, ClientError};
+use super::error::{seconds, ClientError, ReplyMismatch};
+use super::modes::{framed, ByteMap, ServiceMode};
 use super::output::{self, errln, outln};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttStats};
@@ -63,7 +66,7 @@ impl PingRun {
                 self.received += 1;
                 self.rtts.record(*rtt);
             }
-            Err(ClientError::Mismatch(_)) => self.mismatched += 1,
+            Err(ClientError::Mismatch(_) | ClientError::Reply(_)) => self.mismatched += 1,
             Err(e) => self.last_failure = Some(e.exit_code()),
         }
         if self.json {
@@ -85,6 +88,9 @@ impl PingRun {
 
 /// Runs `ping` mode and returns the exit code.
 pub fn run(args: &PingArgs) -> u8 {
+    if matches!(args.mode, ServiceMode::Discard | ServiceMode::Chargen) {
+        return fatal(args, args.mode.unsupported("ping", "echo, upper, framed"));
+    }
     let addrs = match args.address.resolve() {
         Ok(addrs) => addrs,
         Err(e) => return fatal(args, e),
@@ -138,6 +144,7 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
     run.started = Some(started);
     let mut due = started;
     let mut payload = Vec::with_capacity(args.size);
+    let mut reply = Vec::with_capacity(args.size + 1);
     for seq in 1.. {
         if args.count != 0 && seq > args.count {
             break;
@@ -199,8 +206,33 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
         let Some(c) = conn.as_mut() else { continue };
         payload.clear();
         pattern.extend(0, offset, args.size, &mut payload);
-        let result = session.exchange(&mut c.stream, &payload, args.timeout);
-        offset += args.size as u64;
+        let result = if offset == 0 && args.mode == ServiceMode::Framed {
+            // The server's `*` comes first on each connection.
+            framed::exchange(
+                session,
+                &mut c.stream,
+                b"",
+                framed::HANDSHAKE,
+                args.timeout,
+                0,
+                "the connection (the handshake)",
+            )
+            .map(|_| offset = framed::HANDSHAKE.len() as u64)
+        } else {
+            Ok(())
+        };
+        let result = result.and_then(|()| {
+            probe(
+                args,
+                session,
+                &mut c.stream,
+                &mut payload,
+                &mut reply,
+                offset,
+                seq,
+            )
+        });
+        offset += reply.len() as u64;
         let shown_connect = if args.reconnect { connect_time } else { None };
         if let Err(ClientError::Interrupted) = result {
             run.interrupted = true;
@@ -250,6 +282,55 @@ fn finish(
     }
 }
 
+/// One probe: `payload` as the mode sends it, and its reply checked; the
+/// reply is left in `reply`. `received` is where the connection's replies
+/// stand.
+fn probe(
+    args: &PingArgs,
+    session: &mut Session,
+    stream: &mut TcpStream,
+    payload: &mut [u8],
+    reply: &mut Vec<u8>,
+    received: u64,
+    seq: u64,
+) -> Result<Duration, ClientError> {
+    reply.clear();
+    match args.mode {
+        ServiceMode::Framed => {
+            framed::sanitize(payload);
+            framed::extend_plus_one(payload, reply);
+            let request = framed::frame(payload);
+            framed::exchange(
+                session,
+                stream,
+                &request,
+                reply,
+                args.timeout,
+                received,
+                &format!("probe {seq}"),
+            )
+        }
+        ServiceMode::Upper => {
+            reply.extend(payload.iter().map(|&b| ByteMap::Upper.apply(b)));
+            session
+                .exchange(stream, payload, reply, args.timeout)
+                .map_err(|e| match e {
+                    ClientError::Mismatch(m) => ClientError::Reply(ReplyMismatch::from_mismatch(
+                        "upper",
+                        m,
+                        received,
+                        format!("probe {seq}"),
+                    )),
+                    other => other,
+                })
+        }
+        _ => {
+            reply.extend_from_slice(payload);
+            session.exchange(stream, payload, reply, args.timeout)
+        }
+    }
+}
+
 fn close(session: &mut Session, conn: &mut Option<Connected>) {
     if let Some(c) = conn.take() {
         session.close(c.stream);
@@ -264,7 +345,9 @@ fn amend_last(args: &PingArgs, run: &mut PingRun, error: ClientError) {
     };
     if !args.json {
         match &error {
-            ClientError::Mismatch(m) => outln!("seq={} MISMATCH: {m}", probe.seq),
+            ClientError::Mismatch(_) | ClientError::Reply(_) => {
+                outln!("seq={} MISMATCH: {error}", probe.seq)
+            }
             other => outln!("seq={} lost: {other}", probe.seq),
         }
     }
@@ -291,7 +374,9 @@ fn record(
                     millis(*rtt)
                 );
             }
-            Err(ClientError::Mismatch(m)) => outln!("seq={seq} MISMATCH: {m}"),
+            Err(e @ (ClientError::Mismatch(_) | ClientError::Reply(_))) => {
+                outln!("seq={seq} MISMATCH: {e}")
+            }
             Err(e) => outln!("seq={seq} lost: {e}"),
         }
     }

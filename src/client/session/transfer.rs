@@ -9,6 +9,7 @@ use mio::net::TcpStream;
 
 use super::{Session, Wake};
 use crate::client::error::{is_reset, ClientError, Mismatch};
+use crate::client::modes::ByteMap;
 use crate::client::pattern::first_difference;
 
 /// What a [`Feed`] has for [`Session::transfer`].
@@ -41,22 +42,25 @@ pub struct Progress {
 }
 
 impl Session {
-    /// Writes `payload` while reading its echo, checking every byte; returns
-    /// the time from the first write to the last echoed byte. `timeout` is
-    /// the longest wait for progress, so a large file over a slow path does
-    /// not time out while it is still moving.
+    /// Writes `payload` while reading the reply, checking that it is
+    /// exactly `reply` (the payload itself for an echo); returns the time
+    /// from the first write to the last byte back. `timeout` is the
+    /// longest wait for progress, so a large file over a slow path does
+    /// not time out while it is still moving. A mismatch's `sent` is the
+    /// byte of `reply` that was due.
     pub fn exchange(
         &mut self,
         stream: &mut TcpStream,
         payload: &[u8],
+        reply: &[u8],
         timeout: Duration,
     ) -> Result<Duration, ClientError> {
-        let expected = payload.len() as u64;
+        let expected = reply.len() as u64;
         let started = Instant::now();
         let mut written = 0;
         let mut received = 0;
         let mut deadline = started + timeout;
-        while received < payload.len() {
+        while received < reply.len() {
             let mut progressed = false;
             while written < payload.len() {
                 match stream.write(&payload[written..]) {
@@ -80,10 +84,15 @@ impl Session {
                         })
                     }
                     Ok(n) => {
-                        check_echo(&payload[received..], &self.scratch[..n], received as u64)?;
+                        check_echo(
+                            &reply[received..],
+                            &self.scratch[..n],
+                            received as u64,
+                            ByteMap::Same,
+                        )?;
                         received += n;
                         progressed = true;
-                        if received == payload.len() {
+                        if received == reply.len() {
                             break;
                         }
                     }
@@ -92,7 +101,7 @@ impl Session {
                     Err(e) => return Err(stream_error(e, received as u64, expected)),
                 }
             }
-            if received == payload.len() {
+            if received == reply.len() {
                 break;
             }
             let now = Instant::now();
@@ -115,7 +124,8 @@ impl Session {
     /// feed but not yet verified), so an input of any size, even an endless
     /// one, streams in bounded memory. `timeout` is the longest wait for the
     /// next echoed byte while some are awaited; waiting for input has no
-    /// limit. `progress` says how far it got, whatever the outcome.
+    /// limit. `progress` says how far it got, whatever the outcome. Each
+    /// byte comes back as `map` makes it (unchanged for an echo).
     pub fn transfer(
         &mut self,
         stream: &mut TcpStream,
@@ -123,6 +133,7 @@ impl Session {
         window: usize,
         timeout: Duration,
         progress: &mut Progress,
+        map: ByteMap,
     ) -> Result<(), ClientError> {
         let mut held = Held::default();
         let mut ended = false;
@@ -159,7 +170,7 @@ impl Session {
                         })
                     }
                     Ok(n) => {
-                        held.verify(&self.scratch[..n], progress)?;
+                        held.verify(&self.scratch[..n], progress, map)?;
                         progressed = true;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -234,7 +245,12 @@ impl Held {
     /// Checks `echo`, which follows the `progress.verified` bytes already
     /// checked, against what was sent there, and lets go of what it
     /// verifies. Echoed bytes beyond those sent are extra.
-    fn verify(&mut self, echo: &[u8], progress: &mut Progress) -> Result<(), ClientError> {
+    fn verify(
+        &mut self,
+        echo: &[u8],
+        progress: &mut Progress,
+        map: ByteMap,
+    ) -> Result<(), ClientError> {
         let mut echo = echo;
         while !echo.is_empty() {
             let awaited = (progress.sent - progress.verified) as usize;
@@ -248,7 +264,7 @@ impl Held {
                 break;
             }
             let n = echo.len().min(sent_here.len());
-            check_echo(&sent_here[..n], &echo[..n], progress.verified)?;
+            check_echo(&sent_here[..n], &echo[..n], progress.verified, map)?;
             progress.verified += n as u64;
             echo = &echo[n..];
             if front_start + n == front.len() {
@@ -268,12 +284,22 @@ impl Held {
     }
 }
 
-/// Compares a chunk of echo with what was sent at the same place.
-fn check_echo(expected_rest: &[u8], got: &[u8], offset: u64) -> Result<(), ClientError> {
-    if let Some(i) = first_difference(expected_rest, got) {
+/// Compares a chunk of echo with what was sent at the same place, each
+/// sent byte as `map` makes it; a mismatch's `sent` is that mapped byte.
+fn check_echo(
+    expected_rest: &[u8],
+    got: &[u8],
+    offset: u64,
+    map: ByteMap,
+) -> Result<(), ClientError> {
+    let differs = match map {
+        ByteMap::Same => first_difference(expected_rest, got),
+        _ => map.first_difference(expected_rest, got),
+    };
+    if let Some(i) = differs {
         return Err(ClientError::Mismatch(Mismatch {
             offset: offset + i as u64,
-            sent: expected_rest[i],
+            sent: map.apply(expected_rest[i]),
             received: Some(got[i]),
         }));
     }
@@ -305,15 +331,22 @@ mod tests {
 
     #[test]
     fn echo_check_finds_wrong_and_extra_bytes() {
-        assert!(check_echo(b"hello", b"hel", 0).is_ok());
-        match check_echo(b"llo", b"lLo", 2) {
+        assert!(check_echo(b"hello", b"hel", 0, ByteMap::Same).is_ok());
+        match check_echo(b"llo", b"lLo", 2, ByteMap::Same) {
             Err(ClientError::Mismatch(m)) => {
                 assert_eq!((m.offset, m.sent, m.received), (3, b'l', Some(b'L')))
             }
             other => panic!("{other:?}"),
         }
-        match check_echo(b"o", b"o!", 4) {
+        match check_echo(b"o", b"o!", 4, ByteMap::Same) {
             Err(ClientError::Mismatch(m)) => assert_eq!((m.offset, m.received), (5, None)),
+            other => panic!("{other:?}"),
+        }
+        assert!(check_echo(b"a\xe9b\n", b"A\xe9B\n", 0, ByteMap::Upper).is_ok());
+        match check_echo(b"abc", b"AbC", 7, ByteMap::Upper) {
+            Err(ClientError::Mismatch(m)) => {
+                assert_eq!((m.offset, m.sent, m.received), (8, b'B', Some(b'b')))
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod endpoint;
 mod log;
+pub mod peers;
 mod process;
 mod rng;
 mod server;

@@ -53,7 +53,7 @@ impl Latency {
     }
 
     /// To the nanosecond, as `--json` writes it.
-    fn rounded(&self) -> Self {
+    pub(crate) fn rounded(&self) -> Self {
         Self {
             min: round3(self.min),
             mean: round3(self.mean),
