@@ -4,13 +4,17 @@
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::Token;
 use rustix::net::{RecvFlags, SendFlags};
 
+use super::workers::Workers;
 use crate::logic::echo::{Echo, Progress, Transport};
+use crate::logic::service::Service;
 use crate::logic::spin_probe::StreamMemory;
 use crate::logic::stream::Stream;
 use crate::logic::tcp_info::TcpInfo;
@@ -51,21 +55,24 @@ pub struct Connection {
     pub pipe: Option<Pipe>,
     /// Whether it streams, for the loop's busy polling.
     pub stream_memory: StreamMemory,
+    /// Raised when it closes, so that its prime checks stop; made at its
+    /// first check.
+    pub cancel_checks: Option<Arc<AtomicBool>>,
 }
 
 impl Connection {
-    /// A freshly accepted connection that buffers at most `buffer_size`
-    /// bytes, and may switch to the zero-copy path once a backlog of
-    /// `splice` bytes builds up (`None`: never).
+    /// A freshly accepted connection of `service` that buffers at most
+    /// `buffer_size` bytes, and may switch to the zero-copy path once a
+    /// backlog of `splice` bytes builds up (`None`: never; only echo may).
     pub fn new(
         stream: TcpStream,
         peer: SocketAddr,
         token: Token,
-        buffer_size: usize,
+        (buffer_size, service): (usize, Service),
         splice: Option<usize>,
         now: Instant,
     ) -> Self {
-        let echo = Echo::new(buffer_size);
+        let echo = Echo::with_service(buffer_size, service);
         Self {
             stream,
             peer,
@@ -82,17 +89,32 @@ impl Connection {
             retrans_counted: 0,
             pipe: None,
             stream_memory: StreamMemory::default(),
+            cancel_checks: None,
+        }
+    }
+
+    /// Stops its prime checks still queued or running: it is closing.
+    pub fn cancel_checks(&self) {
+        if let Some(flag) = &self.cancel_checks {
+            flag.store(true, Ordering::Relaxed);
         }
     }
 
     /// Moves what bytes can move now; see [`Echo::pump`]. `pipes_left` is
     /// how many more pipes the server can afford (each costs two file
     /// descriptors); taking one decrements it.
-    pub fn pump(&mut self, scratch: &mut [u8], pipes_left: &mut usize) -> Progress {
+    /// `workers` takes its prime checks (framed).
+    pub fn pump(
+        &mut self,
+        scratch: &mut [u8],
+        pipes_left: &mut usize,
+        workers: Option<&Workers>,
+    ) -> Progress {
         let mut socket = Socket {
             stream: &mut self.stream,
             pipe: &mut self.pipe,
             pipes_left,
+            checks: workers.map(|w| (w, self.token, &mut self.cancel_checks)),
         };
         self.echo.pump(&mut socket, scratch, READS_PER_TURN)
     }
@@ -116,6 +138,8 @@ struct Socket<'a> {
     stream: &'a mut TcpStream,
     pipe: &'a mut Option<Pipe>,
     pipes_left: &'a mut usize,
+    /// The workers, the connection's token and its cancel flag.
+    checks: Option<(&'a Workers, Token, &'a mut Option<Arc<AtomicBool>>)>,
 }
 
 impl Socket<'_> {
@@ -166,6 +190,14 @@ impl Transport for Socket<'_> {
         *self.pipe = Some(pipe);
         *self.pipes_left -= 1;
         Ok(capacity)
+    }
+
+    fn submit_check(&mut self, number: u64) -> bool {
+        let Some((workers, token, cancel)) = &mut self.checks else {
+            return false;
+        };
+        let flag = cancel.get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
+        workers.submit(*token, number, flag)
     }
 
     fn queued_in(&mut self) -> io::Result<usize> {
