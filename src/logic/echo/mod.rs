@@ -216,7 +216,8 @@ impl Echo {
     /// True when no read can be taken until some bytes are written.
     fn is_full<const ECHO: bool>(&self) -> bool {
         if !ECHO {
-            return self.pending.is_full() || self.service.input_room(self.pending.free()) == 0;
+            // Chargen and discard read (and drop) whatever the buffer holds.
+            return self.service.input_room(self.pending.free()) == 0;
         }
         match self.splice {
             // Stepping over an urgent mark can leave bytes buffered beside
