@@ -110,13 +110,24 @@ impl Connection {
         pipes_left: &mut usize,
         workers: Option<&Workers>,
     ) -> Progress {
-        let mut socket = Socket {
+        let socket = Socket {
             stream: &mut self.stream,
             pipe: &mut self.pipe,
             pipes_left,
-            checks: workers.map(|w| (w, self.token, &mut self.cancel_checks)),
         };
-        self.echo.pump(&mut socket, scratch, READS_PER_TURN)
+        match workers {
+            // Echo's turn: the socket as it always was.
+            None => self.echo.pump(&mut { socket }, scratch, READS_PER_TURN),
+            Some(workers) => {
+                let mut checking = Checking {
+                    socket,
+                    workers,
+                    token: self.token,
+                    cancel: &mut self.cancel_checks,
+                };
+                self.echo.pump(&mut checking, scratch, READS_PER_TURN)
+            }
+        }
     }
 
     /// Reads TCP_INFO into [`tcp`](Self::tcp) and returns the retransmits
@@ -138,8 +149,49 @@ struct Socket<'a> {
     stream: &'a mut TcpStream,
     pipe: &'a mut Option<Pipe>,
     pipes_left: &'a mut usize,
-    /// The workers, the connection's token and its cancel flag.
-    checks: Option<(&'a Workers, Token, &'a mut Option<Arc<AtomicBool>>)>,
+}
+
+/// The socket of a connection whose service submits prime checks: checks
+/// go to the workers with its token and its cancel flag.
+struct Checking<'a> {
+    socket: Socket<'a>,
+    workers: &'a Workers,
+    token: Token,
+    cancel: &'a mut Option<Arc<AtomicBool>>,
+}
+
+impl Read for Checking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.read(buf)
+    }
+}
+
+impl Write for Checking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// No pipe: only echo splices.
+impl Transport for Checking<'_> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        Transport::shutdown_write(&mut self.socket)
+    }
+
+    fn queued_in(&mut self) -> io::Result<usize> {
+        self.socket.queued_in()
+    }
+
+    fn submit_check(&mut self, number: u64) -> bool {
+        let flag = self
+            .cancel
+            .get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
+        self.workers.submit(self.token, number, flag)
+    }
 }
 
 impl Socket<'_> {
@@ -190,14 +242,6 @@ impl Transport for Socket<'_> {
         *self.pipe = Some(pipe);
         *self.pipes_left -= 1;
         Ok(capacity)
-    }
-
-    fn submit_check(&mut self, number: u64) -> bool {
-        let Some((workers, token, cancel)) = &mut self.checks else {
-            return false;
-        };
-        let flag = cancel.get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
-        workers.submit(*token, number, flag)
     }
 
     fn queued_in(&mut self) -> io::Result<usize> {

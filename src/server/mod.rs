@@ -313,10 +313,6 @@ impl Server {
             self.accept(Listener::Metrics);
             return None;
         }
-        if token == WORKERS {
-            self.deliver_checks();
-            return None;
-        }
         if token::is_http(token) {
             self.service_http(token);
             return None;

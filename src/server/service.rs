@@ -7,6 +7,7 @@ use std::time::Instant;
 use log::{debug, info};
 use mio::Token;
 
+use super::token::WORKERS;
 use super::{cancel_timer, live, token, Server};
 use crate::logic::echo::{CloseReason, Next};
 use crate::logic::timer::Expiry;
@@ -16,8 +17,13 @@ impl Server {
     pub(super) fn service(&mut self, token: Token, hangup: bool, urgent: bool) {
         let key = token::key(token);
         let Some(conn) = live(&mut self.connections, token) else {
-            // Spurious, or for a connection already closed (its key maybe
-            // reused): nothing to do.
+            // The workers' waker: its token's key is beyond any slab key,
+            // so it is looked for only here, off the path of every event.
+            if token == WORKERS {
+                self.deliver_checks();
+            }
+            // Else spurious, or for a connection already closed (its key
+            // maybe reused): nothing to do.
             return;
         };
         if hangup {

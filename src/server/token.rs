@@ -81,6 +81,9 @@ mod tests {
         assert!(http_highest.0 < METRICS.0 && METRICS.0 < SIGNALS.0 - 2);
         assert!(is_http(http_highest) && !is_http(highest) && !is_http(METRICS));
         assert!(http_highest.0 < WORKERS.0 && !is_http(WORKERS));
+        // The loop looks for the workers' token where no connection is
+        // found: its key must be beyond any slab key.
+        assert!(key(WORKERS) > 1_000_000);
         assert_eq!(key(http(7, 3)), 7);
         assert_ne!(http(7, 3), connection(7, 3));
     }

@@ -208,9 +208,14 @@ impl Echo {
         self.pending.len() + self.in_pipe
     }
 
-    /// Bytes that may be written now: all but the held ones.
-    fn flushable(&self) -> usize {
-        self.pending.len() - self.held + self.in_pipe
+    /// Bytes that may be written now: all but the held ones (echo holds
+    /// none).
+    fn flushable<const ECHO: bool>(&self) -> usize {
+        if ECHO {
+            self.pending()
+        } else {
+            self.pending.len() - self.held + self.in_pipe
+        }
     }
 
     /// True when no read can be taken until some bytes are written.

@@ -106,14 +106,14 @@ impl Echo {
         let mut turn = Turn::default();
         loop {
             // Waiting bytes go first: echo order is the contract.
-            if !turn.write_blocked && self.flushable() > 0 {
+            if !turn.write_blocked && self.flushable::<ECHO>() > 0 {
                 match self.flush(stream, progress, &mut turn) {
                     Flow::Again => continue,
                     Flow::Proceed => {}
                     Flow::Stop(next) => return next,
                 }
             }
-            if self.flushable() == 0 {
+            if self.flushable::<ECHO>() == 0 {
                 if let Some(next) = self.end_phase::<T, ECHO>(stream, &turn) {
                     return next;
                 }
