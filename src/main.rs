@@ -85,6 +85,7 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
     // them (a paused terminal, a full disk).
     logging::print_line(&format!("Echo Server v{}", env!("CARGO_PKG_VERSION")));
     logging::print_line(&format!("Listening on {}", server.local_addr()));
+    logging::print_line(&mode_line(&server));
     if let Some(addr) = metrics_addr {
         logging::print_line(&format!(
             "Metrics on http://{addr}/ (dashboard /, /metrics, /stats.json, /healthz)"
@@ -118,6 +119,23 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
     Ok(abandoned.map_or(ExitCode::SUCCESS, |by| {
         ExitCode::from(u8::try_from(EXIT_SIGNAL_BASE + by.number).unwrap_or(u8::MAX))
     }))
+}
+
+/// The banner's line for `--mode`: the mode, and what shapes it.
+fn mode_line(server: &Server) -> String {
+    let config = server.config();
+    let mut line = format!("Mode: {}", config.mode.name());
+    if let Some(max) = config.max_line {
+        line.push_str(&format!(" (lines of at most {max} bytes)"));
+    }
+    if let Some(workers) = server.prime_workers() {
+        line.push_str(&format!(
+            " ({workers} prime-check worker{}, {})",
+            if workers == 1 { "" } else { "s" },
+            config.prime_test.name()
+        ));
+    }
+    line
 }
 
 /// Logs the open-file limit, and warns when it leaves fewer descriptors

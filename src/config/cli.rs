@@ -16,6 +16,7 @@ use log::LevelFilter;
 use crate::config::units::{parse_seconds, parse_size};
 use crate::config::{Config, DEFAULT_METRICS};
 use crate::logic::busy_poll::BusyPollSetting;
+use crate::logic::service::{Mode, PrimeTest, FRAMED_HEADROOM, LINES_HEADROOM};
 use crate::os::listener::{parse_listen_ip, ListenIp};
 use crate::server::logging::LogFormat;
 
@@ -33,6 +34,11 @@ const BUSY_POLL_USECS: RangeInclusive<u64> = 0..=100_000;
 /// Accepted `--max-connections`: connection tokens hold the slab key in 32
 /// bits, and a million is far beyond any descriptor limit in practice.
 const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
+/// Accepted `--max-line`: a line is held in the connection's buffer, which
+/// is at most 16 MiB.
+const MAX_LINE: RangeInclusive<usize> = 1..=16 << 20;
+/// Accepted `--workers`: threads for prime checks.
+const WORKERS: RangeInclusive<usize> = 1..=1024;
 
 /// TCP echo server for network diagnostics: every byte a client sends comes
 /// back, in order, on one event-loop thread.
@@ -159,6 +165,75 @@ pub struct Cli {
     /// DNS rebinding; give the DNS name a public --metrics bind is reached by.
     #[arg(long, env = "ECHO_SERVER_METRICS_ALLOW_HOST", value_name = "NAME", value_delimiter = ',', value_parser = allow_host_name)]
     pub metrics_allow_host: Vec<String>,
+
+    /// What to do with the bytes: echo (back as sent), upper (ASCII letters
+    /// uppercased), discard (RFC 863: read, count, send nothing), chargen
+    /// (RFC 864: send 72-character lines of printable ASCII as fast as the
+    /// client reads), framed (`*` on connect; `^abc$` → `bcd\n`; `^P7$` →
+    /// `prime\n` or `composite\n`, checked on worker threads).
+    #[arg(long, env = "ECHO_SERVER_MODE", default_value = "echo", value_name = "MODE", value_parser = mode)]
+    pub mode: Mode,
+
+    /// echo and upper: lines longer than N bytes before their newline are
+    /// answered `error: line too long (max N)` and dropped up to their
+    /// newline. Needs a --buffer-size at least N + 64.
+    #[arg(long, env = "ECHO_SERVER_MAX_LINE", value_name = "N", allow_negative_numbers = true, value_parser = max_line)]
+    pub max_line: Option<usize>,
+
+    /// framed: threads that run the prime checks; auto: the CPUs this
+    /// process may use, minus one (the event loop's), at least one.
+    #[arg(long, env = "ECHO_SERVER_WORKERS", default_value = "auto", value_name = "N|auto", allow_negative_numbers = true, value_parser = workers)]
+    pub workers: Workers,
+
+    /// framed: how `^P<n>$` is checked: trial-division (up to √n, as the
+    /// protocol's origin does: seconds for a large prime) or miller-rabin
+    /// (exact for every 64-bit number, in microseconds).
+    #[arg(long, env = "ECHO_SERVER_PRIME_TEST", default_value = "trial-division", value_name = "TEST", value_parser = prime_test)]
+    pub prime_test: PrimeTest,
+}
+
+/// `--workers`: a count, or one less than the usable CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// The CPUs the process may use, minus one, at least one.
+    Auto,
+    /// This many.
+    Count(usize),
+}
+
+impl Workers {
+    /// How many threads, given the CPUs the process may use.
+    pub fn resolve(self, cpus: usize) -> usize {
+        match self {
+            Workers::Auto => cpus.saturating_sub(1).max(1),
+            Workers::Count(n) => n,
+        }
+    }
+}
+
+fn mode(text: &str) -> Result<Mode, String> {
+    Mode::from_name(text.trim()).ok_or_else(|| {
+        let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
+fn max_line(text: &str) -> Result<usize, String> {
+    whole_number_in(text, &MAX_LINE, "of bytes such as 20", " bytes")
+}
+
+fn workers(text: &str) -> Result<Workers, String> {
+    if text.trim() == "auto" {
+        return Ok(Workers::Auto);
+    }
+    whole_number_in(text, &WORKERS, "such as 3, or auto", "").map(Workers::Count)
+}
+
+fn prime_test(text: &str) -> Result<PrimeTest, String> {
+    [PrimeTest::TrialDivision, PrimeTest::MillerRabin]
+        .into_iter()
+        .find(|t| t.name() == text.trim())
+        .ok_or_else(|| "expected trial-division or miller-rabin".to_string())
 }
 
 /// A DNS name for `--metrics-allow-host`: letters, digits, `-` and `_` in
@@ -271,6 +346,34 @@ fn nonzero(duration: Duration) -> Option<Duration> {
 }
 
 impl Cli {
+    /// Settings that do not go together, as the error to stop with.
+    pub fn conflicts(&self) -> Option<String> {
+        let buffer = self.buffer_size;
+        if let Some(max) = self.max_line {
+            if !self.mode.takes_lines() {
+                return Some(format!(
+                    "--max-line applies to --mode echo and upper, not {}",
+                    self.mode.name()
+                ));
+            }
+            if max.saturating_add(LINES_HEADROOM) > buffer {
+                return Some(format!(
+                    "--max-line {max} needs a --buffer-size of at least {} (the line is held \
+                     in the connection's buffer, with room for the error)",
+                    max + LINES_HEADROOM
+                ));
+            }
+        }
+        if self.mode == Mode::Framed && buffer < 2 * FRAMED_HEADROOM {
+            return Some(format!(
+                "--mode framed needs a --buffer-size of at least {} (a frame is held in the \
+                 connection's buffer, with room kept for replies)",
+                2 * FRAMED_HEADROOM
+            ));
+        }
+        None
+    }
+
     /// The checked settings these arguments ask for.
     pub fn into_config(self) -> Config {
         let log_level = if self.quiet {
@@ -295,6 +398,10 @@ impl Cli {
             log_format: self.log_format,
             metrics: self.metrics,
             metrics_allow_hosts: self.metrics_allow_host,
+            mode: self.mode,
+            max_line: self.max_line,
+            workers: self.workers,
+            prime_test: self.prime_test,
         }
     }
 }
@@ -335,6 +442,10 @@ mod tests {
             log_format: LogFormat::Text,
             metrics: None,
             metrics_allow_hosts: Vec::new(),
+            mode: Mode::Echo,
+            max_line: None,
+            workers: Workers::Auto,
+            prime_test: PrimeTest::TrialDivision,
         };
         assert_eq!(parse(&[]).unwrap(), documented);
     }
@@ -402,6 +513,24 @@ mod tests {
             parse(&["--log-format", "json"]).unwrap().log_format,
             LogFormat::Json
         );
+        let modes = parse(&[
+            "--mode",
+            "upper",
+            "--max-line",
+            "20",
+            "--workers",
+            "3",
+            "--prime-test",
+            "miller-rabin",
+        ])
+        .unwrap();
+        assert_eq!(modes.mode, Mode::Upper);
+        assert_eq!(modes.max_line, Some(20));
+        assert_eq!(modes.workers, Workers::Count(3));
+        assert_eq!(modes.prime_test, PrimeTest::MillerRabin);
+        assert_eq!(Workers::Auto.resolve(1), 1);
+        assert_eq!(Workers::Auto.resolve(8), 7);
+        assert_eq!(Workers::Count(2).resolve(8), 2);
     }
 
     // --metrics-allow-host repeats, and is kept lower-case without the
@@ -516,6 +645,13 @@ mod tests {
             &["--shutdown-timeout", "1e20"],
             &["--shutdown-timeout", "31536000.5"],
             &["--log-format", "xml"],
+            &["--mode", "Echo"],
+            &["--mode", "daytime"],
+            &["--max-line", "0"],
+            &["--max-line", "-3"],
+            &["--workers", "0"],
+            &["--workers", "many"],
+            &["--prime-test", "fermat"],
         ] {
             let error = parse(args).expect_err(&format!("{args:?} accepted"));
             assert_eq!(error.exit_code(), 2, "{args:?}");

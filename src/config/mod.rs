@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
+use crate::config::cli::Workers;
 use crate::logic::busy_poll::{self, BusyPollSetting};
+use crate::logic::service::{Mode, PrimeTest};
 use crate::os::cpu_budget;
 use crate::server::logging::LogFormat;
 
@@ -65,6 +67,14 @@ pub struct Config {
     /// Host names the endpoint answers besides IP addresses and localhost
     /// (requests for any other `Host` get `421`).
     pub metrics_allow_hosts: Vec<String>,
+    /// What connections do with their bytes (`--mode`).
+    pub mode: Mode,
+    /// echo and upper: the longest line answered (`--max-line`).
+    pub max_line: Option<usize>,
+    /// framed: threads for prime checks.
+    pub workers: Workers,
+    /// framed: how primes are checked.
+    pub prime_test: PrimeTest,
 }
 
 impl Config {

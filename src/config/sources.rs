@@ -92,6 +92,9 @@ where
             cli.quiet = false;
         }
     }
+    if let Some(message) = cli.conflicts() {
+        return Err(cmd.clone().error(ErrorKind::ArgumentConflict, message));
+    }
     if cli.print_config {
         return Ok(Startup::Print(print(
             &cmd,
@@ -219,7 +222,9 @@ mod tests {
     use log::LevelFilter;
 
     use super::*;
+    use crate::config::cli::Workers;
     use crate::logic::busy_poll::BusyPollSetting;
+    use crate::logic::service::{Mode, PrimeTest};
     use crate::server::logging::LogFormat;
 
     /// Writes `text` to a file of its own and loads `args` with
@@ -270,6 +275,10 @@ mod tests {
             log-format = "json"
             metrics = "9000"
             metrics-allow-host = ["Metrics.Example.org.", "box-1.lan"]
+            mode = "upper"
+            max-line = 20
+            workers = 2
+            prime-test = "miller-rabin"
         "#;
         let expected = Config {
             listen: "[::1]:0".parse().unwrap(),
@@ -286,12 +295,45 @@ mod tests {
             log_format: LogFormat::Json,
             metrics: Some(SocketAddr::from(([127, 0, 0, 1], 9000))),
             metrics_allow_hosts: vec!["metrics.example.org".into(), "box-1.lan".into()],
+            mode: Mode::Upper,
+            max_line: Some(20),
+            workers: Workers::Count(2),
+            prime_test: PrimeTest::MillerRabin,
         };
         assert_eq!(config(with_file(file, &[])), expected);
         // `metrics = true` is `--metrics` without a value; `false` is off.
         let on = config(with_file("metrics = true", &[])).metrics;
         assert_eq!(on, Some(crate::config::DEFAULT_METRICS));
         assert_eq!(config(with_file("metrics = false", &[])).metrics, None);
+    }
+
+    // Settings that do not go together stop the start with exit code 2 and
+    // say why, from whichever source they came.
+    #[test]
+    fn mode_settings_that_conflict_are_refused() {
+        for (args, says) in [
+            (
+                &["--mode", "framed", "--buffer-size", "511"][..],
+                "at least 512",
+            ),
+            (&["--mode", "chargen", "--max-line", "20"], "not chargen"),
+            (
+                &["--max-line", "100", "--buffer-size", "163"],
+                "at least 164",
+            ),
+        ] {
+            let argv = std::iter::once("echo-server").chain(args.iter().copied());
+            let error = load(argv).expect_err(&format!("{args:?}"));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            assert!(error.to_string().contains(says), "{args:?}: {error}");
+        }
+        let error = with_file("mode = \"discard\"\nmax-line = 5\n", &[]).expect_err("file");
+        assert!(
+            error.to_string().contains("--max-line applies to"),
+            "{error}"
+        );
+        let ok = ["echo-server", "--max-line", "100", "--buffer-size", "164"];
+        assert!(load(ok).is_ok());
     }
 
     // A flag wins over the file, key by key; the other keys stay the file's.

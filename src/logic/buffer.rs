@@ -152,6 +152,20 @@ impl PendingBuffer {
         copied
     }
 
+    /// Drops the newest `n` waiting bytes (an unfinished line or frame a
+    /// service held back and then refused). Releases the storage when the
+    /// buffer becomes empty.
+    ///
+    /// # Panics
+    /// If `n` exceeds [`len`](Self::len).
+    pub fn truncate_back(&mut self, n: usize) {
+        assert!(n <= self.len, "truncated {n} of {} pending bytes", self.len);
+        self.len -= n;
+        if self.len == 0 {
+            self.release();
+        }
+    }
+
     fn release(&mut self) {
         self.storage = None;
         self.head = 0;
@@ -240,6 +254,23 @@ mod tests {
         let mut buffer = PendingBuffer::new(6);
         let _ = buffer.writable();
         buffer.commit(0);
+        assert!(!buffer.is_allocated());
+    }
+
+    // Dropping the newest bytes keeps the oldest, in order, across the
+    // wrap, and frees the storage when nothing is left.
+    #[test]
+    fn truncate_back_drops_the_newest() {
+        let mut buffer = PendingBuffer::new(5);
+        buffer.push(b"abcd");
+        buffer.consume(3);
+        buffer.push(b"efgh");
+        buffer.truncate_back(3);
+        assert_eq!(buffer.len(), 2);
+        buffer.push(b"xyz");
+        assert_eq!(drain(&mut buffer), b"dexyz");
+        buffer.push(b"ab");
+        buffer.truncate_back(2);
         assert!(!buffer.is_allocated());
     }
 

@@ -8,6 +8,7 @@ pub mod echo;
 pub mod http;
 pub mod json;
 pub mod metrics;
+pub mod service;
 pub mod spin_probe;
 pub mod stats;
 pub mod stream;

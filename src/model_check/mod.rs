@@ -20,6 +20,8 @@
 //! - [`timer::check_timer`]: idle timers armed, touched, cancelled and
 //!   expired the way the server's loop does it, against a list of deadlines.
 //! - [`parsers::check_parsers`]: sizes, seconds and whole command lines.
+//! - [`services::check_services`]: the framed protocol and the line
+//!   limiter, in arbitrary splits, against one whole write.
 //! - [`http::check_http`]: the metrics endpoint's HTTP connection, chunked,
 //!   pipelined, blocked and reset, against parsing the whole stream at once.
 
@@ -29,6 +31,7 @@ use std::fmt;
 pub mod echo;
 pub mod http;
 pub mod parsers;
+pub mod services;
 pub(crate) mod stream;
 pub mod timer;
 

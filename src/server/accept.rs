@@ -12,6 +12,7 @@ use rustix::io::Errno;
 
 use super::connection::Connection;
 use super::{token, Server};
+use crate::logic::service::Service;
 
 /// How long to wait before retrying `accept` after it failed for lack of
 /// descriptors or memory: short enough to pick up a freed descriptor
@@ -141,11 +142,16 @@ impl Server {
             return;
         }
         let now = Instant::now();
+        let service = Service::new(
+            self.config.mode,
+            self.config.max_line,
+            self.config.buffer_size,
+        );
         let mut conn = Connection::new(
             stream,
             peer,
             token,
-            self.config.buffer_size,
+            (self.config.buffer_size, service),
             self.config.splice.then_some(self.config.splice_backlog),
             now,
         );
@@ -158,7 +164,8 @@ impl Server {
         self.stats.opened();
         // Its first message may well follow at once.
         self.busy_poll.note_served(false);
-        info!(target: "CONNECT", peer:% = peer; "{peer}");
+        let mode = self.config.mode.name();
+        info!(target: "CONNECT", peer:% = peer, mode = mode; "{peer} (mode {mode})");
     }
 
     /// Counts a connection over the limit (already closed by the caller

@@ -4,13 +4,17 @@
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::Token;
 use rustix::net::{RecvFlags, SendFlags};
 
+use super::workers::Workers;
 use crate::logic::echo::{Echo, Progress, Transport};
+use crate::logic::service::Service;
 use crate::logic::spin_probe::StreamMemory;
 use crate::logic::stream::Stream;
 use crate::logic::tcp_info::TcpInfo;
@@ -51,21 +55,24 @@ pub struct Connection {
     pub pipe: Option<Pipe>,
     /// Whether it streams, for the loop's busy polling.
     pub stream_memory: StreamMemory,
+    /// Raised when it closes, so that its prime checks stop; made at its
+    /// first check.
+    pub cancel_checks: Option<Arc<AtomicBool>>,
 }
 
 impl Connection {
-    /// A freshly accepted connection that buffers at most `buffer_size`
-    /// bytes, and may switch to the zero-copy path once a backlog of
-    /// `splice` bytes builds up (`None`: never).
+    /// A freshly accepted connection of `service` that buffers at most
+    /// `buffer_size` bytes, and may switch to the zero-copy path once a
+    /// backlog of `splice` bytes builds up (`None`: never; only echo may).
     pub fn new(
         stream: TcpStream,
         peer: SocketAddr,
         token: Token,
-        buffer_size: usize,
+        (buffer_size, service): (usize, Service),
         splice: Option<usize>,
         now: Instant,
     ) -> Self {
-        let echo = Echo::new(buffer_size);
+        let echo = Echo::with_service(buffer_size, service);
         Self {
             stream,
             peer,
@@ -82,19 +89,45 @@ impl Connection {
             retrans_counted: 0,
             pipe: None,
             stream_memory: StreamMemory::default(),
+            cancel_checks: None,
+        }
+    }
+
+    /// Stops its prime checks still queued or running: it is closing.
+    pub fn cancel_checks(&self) {
+        if let Some(flag) = &self.cancel_checks {
+            flag.store(true, Ordering::Relaxed);
         }
     }
 
     /// Moves what bytes can move now; see [`Echo::pump`]. `pipes_left` is
     /// how many more pipes the server can afford (each costs two file
     /// descriptors); taking one decrements it.
-    pub fn pump(&mut self, scratch: &mut [u8], pipes_left: &mut usize) -> Progress {
-        let mut socket = Socket {
+    /// `workers` takes its prime checks (framed).
+    pub fn pump(
+        &mut self,
+        scratch: &mut [u8],
+        pipes_left: &mut usize,
+        workers: Option<&Workers>,
+    ) -> Progress {
+        let socket = Socket {
             stream: &mut self.stream,
             pipe: &mut self.pipe,
             pipes_left,
         };
-        self.echo.pump(&mut socket, scratch, READS_PER_TURN)
+        match workers {
+            // Echo's turn: the socket as it always was.
+            None => self.echo.pump(&mut { socket }, scratch, READS_PER_TURN),
+            Some(workers) => {
+                let mut checking = Checking {
+                    socket,
+                    workers,
+                    token: self.token,
+                    cancel: &mut self.cancel_checks,
+                };
+                self.echo.pump(&mut checking, scratch, READS_PER_TURN)
+            }
+        }
     }
 
     /// Reads TCP_INFO into [`tcp`](Self::tcp) and returns the retransmits
@@ -116,6 +149,49 @@ struct Socket<'a> {
     stream: &'a mut TcpStream,
     pipe: &'a mut Option<Pipe>,
     pipes_left: &'a mut usize,
+}
+
+/// The socket of a connection whose service submits prime checks: checks
+/// go to the workers with its token and its cancel flag.
+struct Checking<'a> {
+    socket: Socket<'a>,
+    workers: &'a Workers,
+    token: Token,
+    cancel: &'a mut Option<Arc<AtomicBool>>,
+}
+
+impl Read for Checking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.read(buf)
+    }
+}
+
+impl Write for Checking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// No pipe: only echo splices.
+impl Transport for Checking<'_> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        Transport::shutdown_write(&mut self.socket)
+    }
+
+    fn queued_in(&mut self) -> io::Result<usize> {
+        self.socket.queued_in()
+    }
+
+    fn submit_check(&mut self, number: u64) -> bool {
+        let flag = self
+            .cancel
+            .get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
+        self.workers.submit(self.token, number, flag)
+    }
 }
 
 impl Socket<'_> {

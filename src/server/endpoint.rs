@@ -133,6 +133,7 @@ impl Server {
             stats: &self.stats,
             pass: self.turn_started,
             http_active: endpoint.serving(),
+            mode: self.config.mode.name(),
         };
         let hosts = AllowedHosts::new(&self.config.metrics_allow_hosts);
         if let Some((peer, reason)) = endpoint.serve(token, hosts, source, &mut self.resume) {

@@ -7,6 +7,7 @@
 //! - `resume`: connections owed another turn;
 //! - `shutdown`: signals, draining, and the log's last lines;
 //! - `wait`: waiting for readiness (busy-poll, then sleep);
+//! - `workers`: the prime checks of `--mode framed`, on their own threads;
 //! - `endpoint`, `endpoint_client`, `pages`: the metrics endpoint;
 //! - `token`: which socket an event is for.
 //!
@@ -34,6 +35,7 @@ use slab::Slab;
 
 use crate::config::Config;
 use crate::logic::busy_poll::BusyPoll;
+use crate::logic::service::Mode;
 use crate::logic::stats::Totals;
 use crate::logic::timer::{TickClock, TimerWheel};
 use crate::os::limits;
@@ -42,7 +44,8 @@ use accept::{Listener, REJECT_REPORT_INTERVAL};
 use connection::Connection;
 use endpoint::{Endpoint, MAX_HTTP_REFUSING};
 use resume::ResumeQueue;
-use token::{LISTENER, METRICS, SIGNALS};
+use token::{LISTENER, METRICS, SIGNALS, WORKERS};
+use workers::{Done, Workers};
 
 mod accept;
 mod connection;
@@ -55,6 +58,7 @@ mod service;
 mod shutdown;
 mod token;
 mod wait;
+mod workers;
 
 pub use endpoint::MAX_HTTP_CONNECTIONS;
 
@@ -121,6 +125,10 @@ pub struct Server {
     stop_deadline: Option<Instant>,
     /// The metrics endpoint, when `--metrics` is on.
     endpoint: Option<Endpoint>,
+    /// The prime-check workers, in `--mode framed`.
+    workers: Option<Workers>,
+    /// Reused list of the workers' answers.
+    done: Vec<Done>,
 }
 
 impl Server {
@@ -137,6 +145,19 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         signals.register(poll.registry(), SIGNALS)?;
+        let workers = match config.mode {
+            Mode::Framed => {
+                let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+                let threads = config.workers.resolve(cpus);
+                Some(Workers::start(
+                    threads,
+                    config.prime_test,
+                    poll.registry(),
+                    WORKERS,
+                )?)
+            }
+            _ => None,
+        };
         let now = Instant::now();
         Ok(Self {
             poll,
@@ -161,8 +182,20 @@ impl Server {
             next_stats: config.stats_interval.map(|every| now + every),
             stop_deadline: None,
             endpoint: None,
+            workers,
+            done: Vec::new(),
             config,
         })
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// How many threads run prime checks (framed), if any.
+    pub fn prime_workers(&self) -> Option<usize> {
+        self.workers.as_ref().map(Workers::threads)
     }
 
     /// The address actually bound (with the real port when 0 was asked).
@@ -352,6 +385,7 @@ fn cancel_timer(wheel: &mut TimerWheel<Token>, timer: Option<u64>, token: Token)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logic::service::Service;
     use mio::net::TcpStream;
 
     fn loopback_stream() -> (TcpStream, std::net::TcpStream) {
@@ -373,14 +407,28 @@ mod tests {
         let (old_stream, _old_client) = loopback_stream();
         let key = slab.vacant_entry().key();
         let old = token::connection(key, 1);
-        slab.insert(Connection::new(old_stream, peer, old, 64, None, now));
+        slab.insert(Connection::new(
+            old_stream,
+            peer,
+            old,
+            (64, Service::Echo),
+            None,
+            now,
+        ));
         slab.remove(key);
 
         let (new_stream, _new_client) = loopback_stream();
         let reused = slab.vacant_entry().key();
         assert_eq!(reused, key, "slab reuses the freed key first");
         let new = token::connection(reused, 2);
-        slab.insert(Connection::new(new_stream, peer, new, 64, None, now));
+        slab.insert(Connection::new(
+            new_stream,
+            peer,
+            new,
+            (64, Service::Echo),
+            None,
+            now,
+        ));
 
         assert!(
             live(&mut slab, old).is_none(),

@@ -31,6 +31,8 @@ pub(super) struct Source<'a> {
     pub pass: Instant,
     /// Endpoint clients being served.
     pub http_active: usize,
+    /// The server's `--mode`.
+    pub mode: &'static str,
 }
 
 /// What the endpoint reports beside the loop's state, and what it keeps
@@ -161,6 +163,7 @@ impl Figures {
             observed: &self.observed,
             buffered,
             http_active: source.http_active,
+            mode: source.mode,
             connections: listed,
             log_lines_dropped: crate::os::log_writer::dropped(),
             process,

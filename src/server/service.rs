@@ -7,6 +7,7 @@ use std::time::Instant;
 use log::{debug, info};
 use mio::Token;
 
+use super::token::WORKERS;
 use super::{cancel_timer, live, token, Server};
 use crate::logic::echo::{CloseReason, Next};
 use crate::logic::timer::Expiry;
@@ -16,8 +17,13 @@ impl Server {
     pub(super) fn service(&mut self, token: Token, hangup: bool, urgent: bool) {
         let key = token::key(token);
         let Some(conn) = live(&mut self.connections, token) else {
-            // Spurious, or for a connection already closed (its key maybe
-            // reused): nothing to do.
+            // The workers' waker: its token's key is beyond any slab key,
+            // so it is looked for only here, off the path of every event.
+            if token == WORKERS {
+                self.deliver_checks();
+            }
+            // Else spurious, or for a connection already closed (its key
+            // maybe reused): nothing to do.
             return;
         };
         if hangup {
@@ -26,7 +32,11 @@ impl Server {
         if urgent {
             conn.echo.note_urgent();
         }
-        let progress = conn.pump(&mut self.scratch, &mut self.pipes_left);
+        let progress = conn.pump(
+            &mut self.scratch,
+            &mut self.pipes_left,
+            self.workers.as_ref(),
+        );
         if progress.began_splicing {
             self.stats.spliced += 1;
             debug!(
@@ -67,6 +77,25 @@ impl Server {
             Next::Resume => self.resume.push(token, &mut conn.queued),
             Next::Close(reason) => self.close(key, reason),
         }
+    }
+
+    /// Hands the workers' answers to their connections, each followed by a
+    /// turn to send it; an answer for a connection that closed meanwhile
+    /// (its token no longer live) is dropped.
+    pub(super) fn deliver_checks(&mut self) {
+        let Some(workers) = &self.workers else {
+            return;
+        };
+        let mut done = std::mem::take(&mut self.done);
+        workers.take_done(&mut done);
+        for answer in done.drain(..) {
+            let Some(conn) = live(&mut self.connections, answer.token) else {
+                continue;
+            };
+            conn.echo.deliver(answer.prime);
+            self.service(answer.token, false, false);
+        }
+        self.done = done;
     }
 
     /// Fires due idle timers: a timer whose connection moved bytes since it
@@ -114,6 +143,7 @@ impl Server {
     /// the socket (which also removes it from the poll).
     pub(super) fn close(&mut self, key: usize, reason: CloseReason) {
         let mut conn = self.connections.remove(key);
+        conn.cancel_checks();
         if conn.pipe.is_some() {
             self.pipes_left += 1;
         }

@@ -18,6 +18,8 @@ pub const SIGNALS: Token = Token(usize::MAX - 1);
 pub const LOG_DRAINED: Token = Token(usize::MAX - 7);
 /// The metrics endpoint's listening socket.
 pub const METRICS: Token = Token(usize::MAX - 8);
+/// The prime-check workers' waker: answers are ready.
+pub const WORKERS: Token = Token(usize::MAX - 9);
 
 const KEY_BITS: u32 = 32;
 /// Set in the key half of an HTTP connection's token: HTTP connections
@@ -51,7 +53,7 @@ pub fn http(key: usize, generation: u32) -> Token {
 
 /// True for the token of an HTTP connection.
 pub fn is_http(token: Token) -> bool {
-    token.0 & HTTP_FLAG != 0 && token.0 < METRICS.0
+    token.0 & HTTP_FLAG != 0 && token.0 < WORKERS.0
 }
 
 #[cfg(test)]
@@ -78,6 +80,10 @@ mod tests {
         let http_highest = http(1_000_000, u32::MAX);
         assert!(http_highest.0 < METRICS.0 && METRICS.0 < SIGNALS.0 - 2);
         assert!(is_http(http_highest) && !is_http(highest) && !is_http(METRICS));
+        assert!(http_highest.0 < WORKERS.0 && !is_http(WORKERS));
+        // The loop looks for the workers' token where no connection is
+        // found: its key must be beyond any slab key.
+        assert!(key(WORKERS) > 1_000_000);
         assert_eq!(key(http(7, 3)), 7);
         assert_ne!(http(7, 3), connection(7, 3));
     }

@@ -187,6 +187,27 @@ const CASCADE: &[(&str, &str, &str, &str, [&str; 4])] = &[
         "d.lan",
         ["[]", "[\"a.lan\"]", "[\"b.lan\", \"c.lan\"]", "[\"d.lan\"]"],
     ),
+    (
+        "mode",
+        "\"upper\"",
+        "discard",
+        "chargen",
+        ["\"echo\"", "\"upper\"", "\"discard\"", "\"chargen\""],
+    ),
+    ("max-line", "20", "30", "40", ["off", "20", "30", "40"]),
+    ("workers", "2", "3", "4", ["\"auto\"", "2", "3", "4"]),
+    (
+        "prime-test",
+        "\"miller-rabin\"",
+        "trial-division",
+        "miller-rabin",
+        [
+            "\"trial-division\"",
+            "\"miller-rabin\"",
+            "\"trial-division\"",
+            "\"miller-rabin\"",
+        ],
+    ),
 ];
 
 /// One run of the cascade: arguments, variables, the source expected.

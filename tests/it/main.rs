@@ -33,6 +33,8 @@ mod limits;
 mod listen;
 mod log_never_blocks;
 mod logging;
+mod modes_framed;
+mod modes_text;
 mod observability;
 mod other_protocols;
 mod scale;

@@ -44,6 +44,17 @@
 //! with an empty pipe counts as drained. The switch happens only with
 //! nothing buffered, so buffered bytes always precede piped ones.
 //!
+//! Services (`--mode`): the same machine drives every mode. What it read
+//! goes to its [`Service`], which writes its answer into the same bounded
+//! buffer (reads are sized so the answer fits); plain echo alone skips
+//! that and writes the bytes straight back, and alone may splice. The turn
+//! is compiled once for echo and once for the other services (a const
+//! generic), so echo's turn carries none of their steps. A service may hold
+//! the newest bytes of the buffer (an unfinished line or frame): they are
+//! not sent until it releases them. A service that answers later (prime
+//! checks) gets its answers through [`Echo::deliver`], and the server gives
+//! the connection a turn to send them.
+//!
 //! This file holds the connection's state and what the server asks of it;
 //! `turn.rs` the turn and its copying steps, `pipe.rs` the zero-copy steps,
 //! `transport.rs` the stream it drives, `close.rs` its phases and close
@@ -58,6 +69,7 @@ pub use close::{CloseReason, Phase};
 pub use transport::Transport;
 
 use crate::logic::buffer::PendingBuffer;
+use crate::logic::service::{Output, Service};
 use pipe::Splice;
 
 /// What the caller should do after a pump.
@@ -97,8 +109,9 @@ impl Progress {
 
 /// The echo state of one connection: its pending bytes, phase and counters.
 ///
-/// Invariant: `received == echoed + pending.len() + in_pipe`, so the bytes
-/// written back are always a prefix of the bytes read.
+/// Invariant, for plain echo: `received == echoed + pending.len() +
+/// in_pipe`, so the bytes written back are always a prefix of the bytes
+/// read. Every service: at most the buffer's capacity is held.
 #[derive(Debug)]
 pub struct Echo {
     pending: PendingBuffer,
@@ -113,12 +126,23 @@ pub struct Echo {
     splice: Splice,
     /// Bytes in the transport's pipe, read and not yet echoed.
     in_pipe: usize,
+    /// What the connection does with what it reads.
+    service: Service,
+    /// The newest bytes of `pending` that the service holds back.
+    held: usize,
 }
 
 impl Echo {
-    /// A new connection that buffers at most `capacity` unechoed bytes.
+    /// A new echo connection that buffers at most `capacity` unechoed
+    /// bytes (the tests' and checks' shorthand).
+    #[cfg(any(test, feature = "model-check"))]
     pub fn new(capacity: usize) -> Self {
-        Self {
+        Self::with_service(capacity, Service::Echo)
+    }
+
+    /// A new connection of `service`, its greeting (if any) queued.
+    pub fn with_service(capacity: usize, service: Service) -> Self {
+        let mut echo = Self {
             pending: PendingBuffer::new(capacity),
             phase: Phase::Echoing,
             received: 0,
@@ -128,14 +152,29 @@ impl Echo {
             urgent: false,
             splice: Splice::Off,
             in_pipe: 0,
-        }
+            service,
+            held: 0,
+        };
+        let greeting = echo.service.greeting();
+        echo.pending.push(greeting);
+        echo
+    }
+
+    /// A prime check this connection submitted has its answer; the caller
+    /// must pump soon after, since no event will announce it.
+    pub fn deliver(&mut self, prime: bool) {
+        let mut out = Output::new(&mut self.pending, &mut self.held);
+        self.service.deliver(prime, &mut out);
     }
 
     /// Lets the connection switch to the transport's pipe once the peer
     /// streams with at least `backlog` bytes waiting to be read (see the
     /// module docs; the server passes `--splice-backlog`).
     pub fn allow_splice(mut self, backlog: usize) -> Self {
-        self.splice = Splice::Allowed { backlog };
+        // Every other service must see the bytes.
+        if self.service.is_echo() {
+            self.splice = Splice::Allowed { backlog };
+        }
         self
     }
 
@@ -154,7 +193,7 @@ impl Echo {
         self.received
     }
 
-    /// Total bytes written back to the peer.
+    /// Total bytes written to the peer.
     pub fn echoed(&self) -> u64 {
         self.echoed
     }
@@ -164,13 +203,27 @@ impl Echo {
         self.discarded
     }
 
-    /// Bytes read but not yet written back (in our buffer or the pipe).
+    /// Bytes waiting to be written (in our buffer, held or not, or the pipe).
     pub fn pending(&self) -> usize {
         self.pending.len() + self.in_pipe
     }
 
-    /// True when no read can be taken until some bytes are echoed.
-    fn is_full(&self) -> bool {
+    /// Bytes that may be written now: all but the held ones (echo holds
+    /// none).
+    fn flushable<const ECHO: bool>(&self) -> usize {
+        if ECHO {
+            self.pending()
+        } else {
+            self.pending.len() - self.held + self.in_pipe
+        }
+    }
+
+    /// True when no read can be taken until some bytes are written.
+    fn is_full<const ECHO: bool>(&self) -> bool {
+        if !ECHO {
+            // Chargen and discard read (and drop) whatever the buffer holds.
+            return self.service.input_room(self.pending.free()) == 0;
+        }
         match self.splice {
             // Stepping over an urgent mark can leave bytes buffered beside
             // the pipe; together they stay within the bound.

@@ -30,6 +30,14 @@ pub trait Transport: Read + Write {
         Err(ErrorKind::Unsupported.into())
     }
 
+    /// Hands `number` to the prime-check workers for this connection;
+    /// false if they cannot take it now (the answer is then `busy`). The
+    /// answer comes back through [`Echo::deliver`](super::Echo::deliver).
+    fn submit_check(&mut self, number: u64) -> bool {
+        let _ = number;
+        false
+    }
+
     /// Moves up to `max` bytes from the pipe back to the peer.
     fn splice_out(&mut self, max: usize) -> io::Result<usize> {
         let _ = max;

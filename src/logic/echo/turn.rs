@@ -1,11 +1,13 @@
 //! One turn of a connection ([`Echo::pump`]): flush what waits, then read
-//! and echo until the stream would block, the read budget runs out or the
-//! connection ends; the copying steps and the end of a connection.
+//! and echo (or answer, for another service) until the stream would
+//! block, the read budget runs out or the connection ends; the copying
+//! steps and the end of a connection.
 
 use std::io::{self, ErrorKind};
 
 use super::pipe::Splice;
 use super::{CloseReason, Echo, Next, Phase, Progress, Transport};
+use crate::logic::service::Output;
 
 /// What is left of one turn's loop besides the counters in [`Progress`].
 #[derive(Default)]
@@ -75,18 +77,26 @@ impl Echo {
             began_splicing: false,
             streamed: false,
         };
-        progress.next = self.exchange(stream, scratch, max_reads, &mut progress);
-        debug_assert_eq!(
-            self.received,
-            self.echoed + self.pending() as u64,
-            "echo accounting broken"
-        );
+        if self.service.is_echo() {
+            progress.next = self.exchange::<T, true>(stream, scratch, max_reads, &mut progress);
+            debug_assert_eq!(
+                self.received,
+                self.echoed + self.pending() as u64,
+                "echo accounting broken"
+            );
+        } else {
+            progress.next = self.exchange::<T, false>(stream, scratch, max_reads, &mut progress);
+        }
+        debug_assert!(self.pending() <= self.pending.capacity() && self.held <= self.pending.len());
         progress
     }
 
     /// The turn: flush what waits, then read (or splice) and echo, until
     /// the stream would block, the budget runs out or the connection ends.
-    fn exchange<T: Transport>(
+    /// `ECHO`: the service is plain echo (the fast path, the pipe); else
+    /// the bytes go through the service, and a generating one (chargen)
+    /// writes a chunk whenever nothing waits.
+    fn exchange<T: Transport, const ECHO: bool>(
         &mut self,
         stream: &mut T,
         scratch: &mut [u8],
@@ -96,22 +106,29 @@ impl Echo {
         let mut turn = Turn::default();
         loop {
             // Waiting bytes go first: echo order is the contract.
-            if !turn.write_blocked && self.pending() > 0 {
+            if !turn.write_blocked && self.flushable::<ECHO>() > 0 {
                 match self.flush(stream, progress, &mut turn) {
                     Flow::Again => continue,
                     Flow::Proceed => {}
                     Flow::Stop(next) => return next,
                 }
             }
-            if self.pending() == 0 {
-                if let Some(next) = self.end_phase(stream, &turn) {
+            if self.flushable::<ECHO>() == 0 {
+                if let Some(next) = self.end_phase::<T, ECHO>(stream, &turn) {
                     return next;
                 }
             }
             if self.phase == Phase::Lingering {
                 return self.discard(stream, scratch, max_reads - turn.reads.min(max_reads));
             }
-            if self.phase == Phase::PeerDone || turn.drained || self.is_full() {
+            if !ECHO && !turn.write_blocked && self.pending.is_empty() {
+                match self.generate(stream, scratch, max_reads, progress, &mut turn) {
+                    Flow::Again => continue,
+                    Flow::Proceed => {}
+                    Flow::Stop(next) => return next,
+                }
+            }
+            if self.phase == Phase::PeerDone || turn.drained || self.is_full::<ECHO>() {
                 return Next::Wait;
             }
             if turn.reads == max_reads {
@@ -119,7 +136,10 @@ impl Echo {
             }
             turn.reads += 1;
 
-            if self.splice == Splice::Due && self.pending.is_empty() && self.phase == Phase::Echoing
+            if ECHO
+                && self.splice == Splice::Due
+                && self.pending.is_empty()
+                && self.phase == Phase::Echoing
             {
                 self.switch_to_pipe(stream, progress);
             }
@@ -130,7 +150,12 @@ impl Echo {
                     Flow::Stop(next) => return next,
                 }
             }
-            if let Err(reason) = self.read_in(stream, scratch, progress, &mut turn) {
+            let read = if ECHO {
+                self.read_in(stream, scratch, progress, &mut turn)
+            } else {
+                self.read_for_service(stream, scratch, progress, &mut turn)
+            };
+            if let Err(reason) = read {
                 return Next::Close(reason);
             }
         }
@@ -151,6 +176,8 @@ impl Echo {
             (in_pipe, retry_interrupted(|| stream.splice_out(in_pipe)))
         } else {
             let chunk = self.pending.readable();
+            // Held bytes (an unfinished reply) stay.
+            let chunk = &chunk[..chunk.len().min(self.pending.len() - self.held)];
             (chunk.len(), retry_interrupted(|| stream.write(chunk)))
         };
         match outcome {
@@ -179,10 +206,28 @@ impl Echo {
 
     /// With the whole echo out: a peer that is done is closed, and a
     /// draining connection whose peer has nothing more queued sends FIN
-    /// and lingers.
-    fn end_phase<T: Transport>(&mut self, stream: &mut T, turn: &Turn) -> Option<Next> {
+    /// and lingers. Answers still owed (prime checks) are waited for; a
+    /// generating service goes on after the peer's FIN (it only said it
+    /// sends no more).
+    fn end_phase<T: Transport, const ECHO: bool>(
+        &mut self,
+        stream: &mut T,
+        turn: &Turn,
+    ) -> Option<Next> {
+        if !ECHO
+            && (self.service.outstanding() > 0
+                || (self.phase == Phase::PeerDone && self.service.generator().is_some()))
+        {
+            return None;
+        }
         match self.phase {
             Phase::PeerDone => Some(Next::Close(Self::end_of_stream(stream))),
+            Phase::Draining if turn.drained && self.held > 0 => {
+                // What the peer sent is all read: its unfinished line is
+                // answered as at EOF, then the FIN.
+                self.finish_input();
+                None
+            }
             Phase::Draining if turn.drained => {
                 if let Err(e) = stream.shutdown_write() {
                     return Some(Next::Close(CloseReason::from_io(&e)));
@@ -245,6 +290,78 @@ impl Echo {
         Ok(())
     }
 
+    /// One plain read for a service other than echo: at most what its
+    /// answer has room for, answered into the buffer at once.
+    fn read_for_service<T: Transport>(
+        &mut self,
+        stream: &mut T,
+        scratch: &mut [u8],
+        progress: &mut Progress,
+        turn: &mut Turn,
+    ) -> Result<(), CloseReason> {
+        let room = self.service.input_room(self.pending.free());
+        let want = scratch.len().min(room);
+        match retry_interrupted(|| stream.read(&mut scratch[..want])) {
+            Attempt::Moved(0) => {
+                self.phase = Phase::PeerDone;
+                self.finish_input();
+            }
+            Attempt::Moved(n) => {
+                self.received += n as u64;
+                progress.received += n;
+                turn.drained = n < want && !self.peer_hung_up && !self.urgent;
+                progress.streamed |= n == want;
+                let mut out = Output::new(&mut self.pending, &mut self.held);
+                self.service
+                    .feed(&mut scratch[..n], &mut out, &mut |number| {
+                        stream.submit_check(number)
+                    });
+            }
+            Attempt::WouldBlock => {
+                turn.drained = true;
+                self.urgent = false;
+            }
+            Attempt::Failed(e) => return Err(CloseReason::from_io(&e)),
+        }
+        Ok(())
+    }
+
+    /// The peer sent all it will: the service answers what it held.
+    fn finish_input(&mut self) {
+        let mut out = Output::new(&mut self.pending, &mut self.held);
+        self.service.finish(&mut out);
+    }
+
+    /// A generating service (chargen) with nothing waiting writes its next
+    /// chunk, at most a buffer's worth, straight from `scratch`; what the
+    /// socket does not take waits in the buffer. Until the connection
+    /// drains or lingers, whether or not the peer still sends.
+    fn generate<T: Transport>(
+        &mut self,
+        stream: &mut T,
+        scratch: &mut [u8],
+        max_reads: usize,
+        progress: &mut Progress,
+        turn: &mut Turn,
+    ) -> Flow {
+        if !matches!(self.phase, Phase::Echoing | Phase::PeerDone) {
+            return Flow::Proceed;
+        }
+        let want = scratch.len().min(self.pending.capacity());
+        let Some(generator) = self.service.generator() else {
+            return Flow::Proceed;
+        };
+        if turn.reads == max_reads {
+            return Flow::Stop(Next::Resume);
+        }
+        turn.reads += 1;
+        generator.generate(&mut scratch[..want]);
+        match self.echo_from_scratch(stream, &scratch[..want], progress, &mut turn.write_blocked) {
+            Ok(()) => Flow::Again,
+            Err(reason) => Flow::Stop(Next::Close(reason)),
+        }
+    }
+
     /// Why a connection whose peer's EOF was read, and whose echo is all
     /// out, closes: `peer closed`, unless bytes still wait in the receive
     /// queue, which the close turns into a reset of the peer; the log must
@@ -259,8 +376,9 @@ impl Echo {
         }
     }
 
-    /// Writes freshly read bytes straight back; whatever the socket does not
-    /// take waits in the pending buffer (it fits: it is at most one read).
+    /// Writes freshly read (or generated) bytes straight out; whatever the
+    /// socket does not take waits in the pending buffer (it fits: it is at
+    /// most one read).
     fn echo_from_scratch<T: Transport>(
         &mut self,
         stream: &mut T,

@@ -185,6 +185,8 @@ pub struct Snapshot<'a> {
     pub buffered: u64,
     /// HTTP connections open now.
     pub http_active: usize,
+    /// What the server does with the bytes (`--mode`).
+    pub mode: &'static str,
     /// Active connections listed (at most a bounded number).
     pub connections: Vec<ConnView>,
     /// Process figures, when readable.
@@ -208,6 +210,7 @@ mod tests {
             observed,
             buffered: 5,
             http_active: 1,
+            mode: "framed",
             connections: vec![ConnView {
                 peer: "127.0.0.1:4000".parse().unwrap(),
                 age: Duration::from_millis(1500),

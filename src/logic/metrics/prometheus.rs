@@ -73,6 +73,12 @@ fn limit(rejected: u64) -> Option<Value<'static>> {
 /// out where `/proc` cannot be read, except the start time, which is ours.
 const FAMILIES: &[Family] = &[
     Family {
+        name: "echo_server_mode",
+        help: "What the server does with the bytes (--mode), as its label; always 1.",
+        kind: GAUGE,
+        value: |s| Some(Value::Labelled("mode", vec![(s.mode.to_string(), 1)])),
+    },
+    Family {
         name: "echo_connections_accepted_total",
         help: "Echo connections accepted and served.",
         kind: COUNTER,
@@ -280,5 +286,6 @@ mod tests {
         assert!(text.contains("echo_http_requests_total{code=\"421\"} 0\n"));
         assert!(text.contains("echo_http_connections_rejected_total{reason=\"limit\"} 0\n"));
         assert!(text.contains("\necho_log_lines_dropped_total 3\n"));
+        assert!(text.contains("\necho_server_mode{mode=\"framed\"} 1\n"));
     }
 }

@@ -21,6 +21,8 @@ pub fn render_json(snap: &Snapshot<'_>) -> String {
 #[derive(Serialize)]
 struct StatsDocument {
     version: &'static str,
+    /// `--mode`: echo, upper, discard, chargen or framed.
+    mode: &'static str,
     time_s: f64,
     uptime_s: f64,
     connections: ConnectionTotals,
@@ -108,6 +110,7 @@ impl StatsDocument {
         let srtt_samples = o.srtt.count();
         Self {
             version: env!("CARGO_PKG_VERSION"),
+            mode: snap.mode,
             time_s: round3(unix_seconds(now)),
             uptime_s: round3(
                 now.duration_since(o.started)
@@ -210,5 +213,6 @@ mod tests {
             "{doc}"
         );
         assert!(doc.contains(r#""active_listed":1"#));
+        assert!(doc.contains(r#""mode":"framed""#), "{doc}");
     }
 }
