@@ -123,8 +123,11 @@ impl Echo {
             }
             if !ECHO && !turn.write_blocked && self.pending.is_empty() {
                 match self.generate(stream, scratch, max_reads, progress, &mut turn) {
-                    Flow::Again => continue,
-                    Flow::Proceed => {}
+                    // A peer that reads as fast as bytes are generated never
+                    // blocks a write: unless its input is known drained,
+                    // read it between chunks, or it is never counted.
+                    Flow::Again if turn.drained || self.phase == Phase::PeerDone => continue,
+                    Flow::Again | Flow::Proceed => {}
                     Flow::Stop(next) => return next,
                 }
             }
