@@ -18,7 +18,7 @@ use super::cli::SendArgs;
 use super::error::{exit, ClientError};
 use super::output::{errln, outln};
 use super::rtt::millis;
-use super::session::{Chunk, Feed, Progress, Session, CLOSE_GRACE};
+use super::session::{Chunk, Feed, Progress, Session, CLOSE_GRACE, MAX_DATAGRAM};
 use super::target::Target;
 use crate::logic::json;
 
@@ -65,6 +65,9 @@ pub fn run(args: &SendArgs) -> u8 {
 }
 
 fn send(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
+    if args.udp {
+        return send_datagram(args, out);
+    }
     let payload = load(args)?;
     out.say(format!("Connecting to {} ...", args.address));
     let addrs = args.address.resolve()?;
@@ -137,6 +140,31 @@ fn send(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
     } else {
         format!("RTT: {:.3} ms", millis(rtt))
     });
+    Ok(())
+}
+
+/// `send --udp`: the message as one datagram, and the datagram that echoes it.
+fn send_datagram(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
+    let message = args.message.as_bytes();
+    if message.len() > MAX_DATAGRAM {
+        return Err(ClientError::Usage(format!(
+            "a UDP message is at most {MAX_DATAGRAM} bytes; this one is {}",
+            message.len()
+        )));
+    }
+    let addrs = args.address.resolve()?;
+    let mut session = Session::new()?;
+    let (mut socket, addr) = session.udp_connect(&addrs)?;
+    out.doc.address = Some(addr);
+    out.doc.bytes_sent = Some(message.len() as u64);
+    let shown = show(message);
+    out.say(format!("Sending a UDP datagram to {addr} ..."));
+    let rtt = session.exchange_datagram(&mut socket, addr, message, args.timeout, &|_| false)?;
+    out.doc.bytes_received = Some(message.len() as u64);
+    out.doc.rtt_ms = Some(round(millis(rtt)));
+    out.say(format!("Sent {} bytes: {shown}", message.len()));
+    out.say(format!("Received echo: {shown}"));
+    out.say(format!("RTT: {:.3} ms", millis(rtt)));
     Ok(())
 }
 
