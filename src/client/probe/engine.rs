@@ -58,16 +58,18 @@ pub(super) fn run(
     let mut signals = StopSignals::install().map_err(setup)?;
     signals.register(poll.registry(), SIGNALS).map_err(setup)?;
     let mut events = Events::with_capacity(256);
-    let mut outcomes = vec![Outcome::NotProbed; addrs.len()];
-    let mut slots: Vec<Option<Active>> = (0..concurrency).map(|_| None).collect();
-    let mut active = 0;
+    let mut flight = Flight {
+        slots: (0..concurrency).map(|_| None).collect(),
+        outcomes: vec![Outcome::NotProbed; addrs.len()],
+        active: 0,
+    };
     let mut next = 0;
     let end = Instant::now() + max_time;
     let mut interrupted = false;
     loop {
         let now = Instant::now();
         while next < addrs.len() && now < end {
-            let Some(slot) = slots.iter().position(Option::is_none) else {
+            let Some(slot) = flight.slots.iter().position(Option::is_none) else {
                 break;
             };
             let index = next;
@@ -79,23 +81,24 @@ pub(super) fn run(
                         Token(slot),
                         Interest::READABLE | Interest::WRITABLE,
                     ) {
-                        outcomes[index] = Outcome::Error(format!("cannot register: {e}"));
+                        flight.outcomes[index] = Outcome::Error(format!("cannot register: {e}"));
                         continue;
                     }
-                    slots[slot] = Some(Active {
+                    flight.slots[slot] = Some(Active {
                         index,
                         probe,
                         deadline,
                     });
-                    active += 1;
+                    flight.active += 1;
                 }
-                Err(outcome) => outcomes[index] = outcome,
+                Err(outcome) => flight.outcomes[index] = outcome,
             }
         }
-        if active == 0 && (next == addrs.len() || now >= end) {
+        if flight.active == 0 && (next == addrs.len() || now >= end) {
             break;
         }
-        let earliest = slots
+        let earliest = flight
+            .slots
             .iter()
             .flatten()
             .map(|a| a.deadline)
@@ -113,61 +116,50 @@ pub(super) fn run(
                 continue;
             }
             let slot = event.token().0;
-            let Some(a) = slots.get_mut(slot).and_then(Option::as_mut) else {
+            let Some(a) = flight.slots.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
             let step = a.probe.ready(now);
-            settle(
-                &mut poll,
-                &mut slots,
-                slot,
-                step,
-                &mut outcomes,
-                &mut active,
-            );
+            flight.settle(&poll, slot, step);
         }
         if interrupted {
             break;
         }
-        for slot in 0..slots.len() {
-            let step = match slots[slot].as_mut() {
+        for slot in 0..flight.slots.len() {
+            let step = match flight.slots[slot].as_mut() {
                 Some(a) if a.deadline <= now => a.probe.expired(now),
                 _ => continue,
             };
-            settle(
-                &mut poll,
-                &mut slots,
-                slot,
-                step,
-                &mut outcomes,
-                &mut active,
-            );
+            flight.settle(&poll, slot, step);
         }
     }
-    Ok((outcomes, interrupted))
+    Ok((flight.outcomes, interrupted))
 }
 
-fn settle(
-    poll: &mut Poll,
-    slots: &mut [Option<Active>],
-    slot: usize,
-    step: Step,
-    outcomes: &mut [Outcome],
-    active: &mut usize,
-) {
-    match step {
-        Step::Wait(deadline) => {
-            if let Some(a) = slots[slot].as_mut() {
-                a.deadline = deadline;
+/// The probes in flight and the answers so far.
+struct Flight {
+    slots: Vec<Option<Active>>,
+    outcomes: Vec<Outcome>,
+    active: usize,
+}
+
+impl Flight {
+    /// Applies a probe's step: a new deadline, or its answer and its end.
+    fn settle(&mut self, poll: &Poll, slot: usize, step: Step) {
+        match step {
+            Step::Wait(deadline) => {
+                if let Some(a) = self.slots[slot].as_mut() {
+                    a.deadline = deadline;
+                }
             }
-        }
-        Step::Done(outcome) => {
-            if let Some(mut a) = slots[slot].take() {
-                // Closing the descriptor would remove it from epoll too; a
-                // failed deregister changes nothing for the run.
-                let _ = poll.registry().deregister(a.probe.source());
-                outcomes[a.index] = outcome;
-                *active -= 1;
+            Step::Done(outcome) => {
+                if let Some(mut a) = self.slots[slot].take() {
+                    // Closing the descriptor would remove it from epoll
+                    // too; a failed deregister changes nothing for the run.
+                    let _ = poll.registry().deregister(a.probe.source());
+                    self.outcomes[a.index] = outcome;
+                    self.active -= 1;
+                }
             }
         }
     }
