@@ -12,7 +12,7 @@ use echo_server::client::modes::bench::ModeBench;
 use echo_server::client::modes::{self, ServiceMode};
 use echo_server::client::output;
 use echo_server::client::session::Session;
-use echo_server::client::{ping, send};
+use echo_server::client::{ping, probe, send};
 use echo_server::os::limits::raise_open_file_limit;
 use echo_server::os::procstat;
 use echo_server::os::signal;
@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Some(Mode::Send(args)) => send::run(&args),
         Some(Mode::Ping(args)) => ping::run(&args),
         Some(Mode::Bench(args)) => run_bench(&args),
+        Some(Mode::Probe(args)) => probe::run(&args),
     };
     ExitCode::from(output::exit_code(code))
 }

@@ -32,6 +32,9 @@ pub mod exit {
     /// Any other network or local error (unreachable, file unreadable, …),
     /// or stdout could not be written by a run that otherwise passed.
     pub const OTHER: u8 = 7;
+    /// `probe`: some port did not answer with its echo (refused, filtered,
+    /// reset, closed, no answer, or not probed in time).
+    pub const NOT_ALL_OPEN: u8 = 8;
     /// Stopped by Ctrl+C before any result, or while a ping probe was
     /// still waiting for its answer (128 + SIGINT).
     pub const INTERRUPTED: u8 = 130;
@@ -50,6 +53,8 @@ Exit codes:
   6    the server closed or reset the connection before echoing everything
   7    other network or local error, or the output could not be
        written (stdout full or not writable) by a run that passed
+  8    probe: some port did not answer with its echo (the table says
+       how: refused, filtered, reset, closed, no answer, not probed)
   130  interrupted by Ctrl+C before any result, or while a ping probe
        was still waiting for its answer (counted as lost), or during a
        send (the bytes verified so far are reported)
@@ -136,6 +141,15 @@ pub enum ClientError {
     /// A reply of a `--mode` other than echo differs from what that mode
     /// answers (`upper`, `framed`, `chargen`, `discard`).
     Reply(ReplyMismatch),
+    /// UDP: no datagram came back within the timeout.
+    NoDatagram(Duration),
+    /// UDP: the datagram that came back is shorter or longer than the one sent.
+    DatagramSize {
+        /// Bytes sent.
+        sent: usize,
+        /// Bytes that came back.
+        received: usize,
+    },
     /// Ctrl+C before a result.
     Interrupted,
     /// A ping probe still unanswered when Ctrl+C stopped the wait.
@@ -266,9 +280,10 @@ impl ClientError {
             | Self::DrainTimeout { .. }
             | Self::Stalled { .. }
             | Self::NoFin { .. }
-            | Self::Silent { .. } => exit::TIMEOUT,
+            | Self::Silent { .. }
+            | Self::NoDatagram(_) => exit::TIMEOUT,
             Self::ClosedEarly { .. } | Self::ServiceClosed { .. } => exit::CLOSED,
-            Self::Mismatch(_) | Self::Reply(_) => exit::MISMATCH,
+            Self::Mismatch(_) | Self::Reply(_) | Self::DatagramSize { .. } => exit::MISMATCH,
             Self::Interrupted | Self::Unanswered { .. } => exit::INTERRUPTED,
             Self::Usage(_) => exit::USAGE,
             Self::Connect(..) | Self::Other(_) => exit::OTHER,
@@ -285,14 +300,15 @@ impl ClientError {
             | Self::DrainTimeout { .. }
             | Self::Stalled { .. }
             | Self::NoFin { .. }
-            | Self::Silent { .. } => "timeout",
+            | Self::Silent { .. }
+            | Self::NoDatagram(_) => "timeout",
             Self::ClosedEarly { reset: false, .. } | Self::ServiceClosed { reset: false, .. } => {
                 "closed"
             }
             Self::ClosedEarly { reset: true, .. } | Self::ServiceClosed { reset: true, .. } => {
                 "reset"
             }
-            Self::Mismatch(_) | Self::Reply(_) => "mismatch",
+            Self::Mismatch(_) | Self::Reply(_) | Self::DatagramSize { .. } => "mismatch",
             Self::Interrupted => "interrupted",
             Self::Unanswered { .. } => "unanswered",
             Self::Connect(..) => "connect",
@@ -414,6 +430,15 @@ impl fmt::Display for ClientError {
             ),
             Self::Mismatch(mismatch) => mismatch.fmt(f),
             Self::Reply(mismatch) => mismatch.fmt(f),
+            Self::NoDatagram(after) => write!(
+                f,
+                "no datagram came back within {} (lost, dropped by a firewall, or no UDP echo there)",
+                seconds(*after)
+            ),
+            Self::DatagramSize { sent, received } => write!(
+                f,
+                "the echoed datagram is {received} bytes, but {sent} bytes were sent"
+            ),
             Self::Interrupted => f.write_str("interrupted"),
             Self::Unanswered { waited, connecting } => write!(
                 f,

@@ -1,7 +1,7 @@
 //! `echo-client`: the diagnostics client, as library code the binary calls.
 //!
-//! - [`cli`]: the command line (`send`, `ping`, `bench`).
-//! - [`send`], [`ping`], [`bench`]: the three modes.
+//! - [`cli`]: the command line (`send`, `ping`, `bench`, `probe`).
+//! - [`send`], [`ping`], [`bench`], [`probe`]: the four modes.
 //! - [`session`]: one connection on its own `Poll` (send and ping).
 //! - [`target`]: parsing and resolving `HOST:PORT`.
 //! - [`pattern`]: the bytes sent and the check of their echo.
@@ -16,6 +16,7 @@ pub mod modes;
 pub mod output;
 pub(crate) mod pattern;
 pub mod ping;
+pub mod probe;
 pub(crate) mod rtt;
 pub mod send;
 pub mod session;

@@ -19,7 +19,7 @@ use super::error::{exit, ClientError};
 use super::modes::{framed, ByteMap, ServiceMode};
 use super::output::{errln, outln};
 use super::rtt::millis;
-use super::session::{Chunk, Connected, Feed, Progress, Session, CLOSE_GRACE};
+use super::session::{Chunk, Connected, Feed, Progress, Session, CLOSE_GRACE, MAX_DATAGRAM};
 use super::target::Target;
 use crate::logic::json;
 
@@ -66,6 +66,14 @@ pub fn run(args: &SendArgs) -> u8 {
 }
 
 fn send(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
+    if args.udp {
+        if args.mode != ServiceMode::Echo {
+            return Err(ClientError::Usage(
+                "--udp sends to a UDP echo; --mode is for TCP".into(),
+            ));
+        }
+        return send_datagram(args, out);
+    }
     let map = match args.mode {
         ServiceMode::Echo => ByteMap::Same,
         ServiceMode::Upper => ByteMap::Upper,
@@ -201,6 +209,30 @@ fn send_frame(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> 
     session.close(connected.stream);
     out.doc.rtt_ms = Some(round(millis(rtt)));
     out.say(format!("Received reply: {}", show(&reply)));
+    Ok(())
+}
+
+/// `send --udp`: the message as one datagram, and the datagram that echoes it.
+fn send_datagram(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
+    let message = args.message.as_bytes();
+    if message.len() > MAX_DATAGRAM {
+        return Err(ClientError::Usage(format!(
+            "a UDP message is at most {MAX_DATAGRAM} bytes; this one is {}",
+            message.len()
+        )));
+    }
+    let addrs = args.address.resolve()?;
+    let mut session = Session::new()?;
+    let (mut socket, addr) = session.udp_connect(&addrs)?;
+    out.doc.address = Some(addr);
+    out.doc.bytes_sent = Some(message.len() as u64);
+    let shown = show(message);
+    out.say(format!("Sending a UDP datagram to {addr} ..."));
+    let rtt = session.exchange_datagram(&mut socket, addr, message, args.timeout, &|_| false)?;
+    out.doc.bytes_received = Some(message.len() as u64);
+    out.doc.rtt_ms = Some(round(millis(rtt)));
+    out.say(format!("Sent {} bytes: {shown}", message.len()));
+    out.say(format!("Received echo: {shown}"));
     out.say(format!("RTT: {:.3} ms", millis(rtt)));
     Ok(())
 }

@@ -24,6 +24,9 @@
 //!   limiter, in arbitrary splits, against one whole write.
 //! - [`http::check_http`]: the metrics endpoint's HTTP connection, chunked,
 //!   pipelined, blocked and reset, against parsing the whole stream at once.
+//! - [`proxy_protocol::check_proxy`]: PROXY protocol headers in arbitrary
+//!   splits, against feeding them at once.
+//! - [`port_cidr::check_port_cidr`]: port lists, `--listen` and networks.
 
 use std::error::Error;
 use std::fmt;
@@ -31,6 +34,8 @@ use std::fmt;
 pub mod echo;
 pub mod http;
 pub mod parsers;
+pub mod port_cidr;
+pub mod proxy_protocol;
 pub mod services;
 pub(crate) mod stream;
 pub mod timer;
@@ -227,6 +232,29 @@ mod tests {
                 "no seed answered {code}"
             );
         }
+    }
+
+    // The PROXY corpus passes and reaches every kind of answer.
+    #[test]
+    fn proxy_protocol_corpus_replays() {
+        use crate::logic::proxy_protocol::Parsed;
+        let runs = replay("proxy_protocol", proxy_protocol::check_proxy);
+        assert!(runs.iter().any(|r| matches!(r.parsed, Parsed::Done { .. })));
+        assert!(runs
+            .iter()
+            .any(|r| matches!(r.parsed, Parsed::Local { .. })));
+        assert!(runs.iter().any(|r| matches!(r.parsed, Parsed::Invalid(_))));
+        assert!(runs.iter().any(|r| r.parsed == Parsed::NeedMore));
+    }
+
+    // The port and network corpus passes, with accepted and refused text.
+    #[test]
+    fn port_cidr_corpus_replays() {
+        let runs = replay("port_cidr", port_cidr::check_port_cidr);
+        assert!(runs.iter().any(|r| r.ports_accepted));
+        assert!(runs.iter().any(|r| r.listen_accepted));
+        assert!(runs.iter().any(|r| r.cidr_accepted));
+        assert!(runs.iter().any(|r| !r.ports_accepted && !r.cidr_accepted));
     }
 
     // Missing input reads as zeros, and `below` stays in range.

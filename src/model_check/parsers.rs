@@ -116,6 +116,11 @@ fn derive_client(cli: &ClientCli) {
         Some(Mode::Ping(ping)) => {
             let _ = now + ping.interval + ping.timeout;
         }
+        Some(Mode::Probe(probe)) => {
+            // The last probe starts at the time limit and may resend
+            // every retry's timeout.
+            let _ = now + probe.max_time + probe.timeout * (probe.retries + 1) * 2;
+        }
         Some(Mode::Bench(bench)) => {
             let window_start = now + bench.warmup();
             let _ = window_start + bench.duration + bench.timeout;

@@ -400,6 +400,14 @@ fn modes_without_a_check_are_usage_errors() {
             &["bench", "--mode", "chargen", "-n", "5"][..],
             "--requests is for echo",
         ),
+        (
+            &["send", "--udp", "--mode", "upper", "hi"][..],
+            "--mode is for TCP",
+        ),
+        (
+            &["ping", "--udp", "--mode", "framed", "-c", "1"][..],
+            "--mode is for TCP",
+        ),
     ] {
         let mut argv = args.to_vec();
         let addr = peer.addr();

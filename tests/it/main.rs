@@ -18,6 +18,7 @@ mod client_memory;
 mod client_modes;
 mod client_output;
 mod client_ping;
+mod client_probe;
 mod client_rate;
 mod client_self_connect;
 mod client_send;

@@ -5,6 +5,7 @@
 //! This file runs the probes; `summary` prints what they found.
 
 mod summary;
+mod udp;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use super::modes::{framed, ByteMap, ServiceMode};
 use super::output::{self, errln, outln};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttStats};
-use super::session::{Connected, Session, CLOSE_GRACE};
+use super::session::{Connected, Session, CLOSE_GRACE, MAX_DATAGRAM};
 
 /// One probe's outcome.
 #[derive(Debug)]
@@ -91,6 +92,12 @@ pub fn run(args: &PingArgs) -> u8 {
     if matches!(args.mode, ServiceMode::Discard | ServiceMode::Chargen) {
         return fatal(args, args.mode.unsupported("ping", "echo, upper, framed"));
     }
+    if args.udp && args.mode != ServiceMode::Echo {
+        return fatal(
+            args,
+            ClientError::Usage("--udp probes a UDP echo; --mode is for TCP".into()),
+        );
+    }
     let addrs = match args.address.resolve() {
         Ok(addrs) => addrs,
         Err(e) => return fatal(args, e),
@@ -99,12 +106,18 @@ pub fn run(args: &PingArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fatal(args, e),
     };
+    if args.udp && args.size > MAX_DATAGRAM {
+        let e = ClientError::Usage(format!("--size with --udp is at most {MAX_DATAGRAM} bytes"));
+        return fatal(args, e);
+    }
     if !args.json {
         outln!(
             "ECHO PING {}: {}-byte probes {}, every {}, timeout {}",
             args.address,
             args.size,
-            if args.reconnect {
+            if args.udp {
+                "as UDP datagrams"
+            } else if args.reconnect {
                 "on a new connection each"
             } else {
                 "over one connection"
@@ -113,7 +126,14 @@ pub fn run(args: &PingArgs) -> u8 {
             seconds(args.timeout)
         );
     }
-    let run = probe_all(args, &addrs, &mut session);
+    let run = if args.udp {
+        match udp::probe_all(args, &addrs, &mut session) {
+            Ok(run) => run,
+            Err(e) => return fatal(args, e),
+        }
+    } else {
+        probe_all(args, &addrs, &mut session)
+    };
     if args.json {
         outln!("{}", json(args, &run));
     } else {

@@ -7,10 +7,12 @@
 
 mod connect;
 mod transfer;
+mod udp;
 
 pub use self::connect::Connected;
 pub(crate) use self::connect::{connect_error, connect_outcome};
 pub use self::transfer::{Chunk, Feed, Progress};
+pub use self::udp::MAX_DATAGRAM;
 
 use std::io::{self, ErrorKind, Read};
 use std::net::Shutdown;
