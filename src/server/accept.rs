@@ -12,7 +12,7 @@ use rustix::io::Errno;
 
 use super::connection::Connection;
 use super::{token, Server};
-use crate::logic::service::Service;
+use crate::logic::service::{Mode, Service};
 
 /// How long to wait before retrying `accept` after it failed for lack of
 /// descriptors or memory: short enough to pick up a freed descriptor
@@ -164,8 +164,14 @@ impl Server {
         self.stats.opened();
         // Its first message may well follow at once.
         self.busy_poll.note_served(false);
+        // The default mode leaves the line as it always was, for the
+        // scripts that read it; another one says which it is.
         let mode = self.config.mode.name();
-        info!(target: "CONNECT", peer:% = peer, mode = mode; "{peer} (mode {mode})");
+        if self.config.mode == Mode::Echo {
+            info!(target: "CONNECT", peer:% = peer, mode = mode; "{peer}");
+        } else {
+            info!(target: "CONNECT", peer:% = peer, mode = mode; "{peer} (mode {mode})");
+        }
     }
 
     /// Counts a connection over the limit (already closed by the caller

@@ -10,13 +10,14 @@ const EXIT_WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn banner_shows_real_ephemeral_port_and_server_echoes() {
-    // Proves: `--port 0` starts, prints the exact 3-line banner with the real port, and that port echoes.
+    // Proves: `--port 0` starts, prints the exact 4-line banner with the real port and the mode, and that port echoes.
     let srv = Server::start(&[]);
     let lines = srv.lines();
     assert_eq!(lines[0], "Echo Server v0.1.0", "{}", srv.dump());
     assert_eq!(lines[1], format!("Listening on 127.0.0.1:{}", srv.port()));
-    let third = srv.wait_for_line(|l| l == "Press Ctrl+C to stop", Duration::from_secs(5));
-    assert_eq!(srv.lines()[2], third, "banner line 3 out of place");
+    let last = srv.wait_for_line(|l| l == "Press Ctrl+C to stop", Duration::from_secs(5));
+    assert_eq!(srv.lines()[2], "Mode: echo");
+    assert_eq!(srv.lines()[3], last, "banner line 4 out of place");
     let mut c = connect(srv.addr());
     echo_roundtrip(&mut c, b"Hello, World!\n");
 }

@@ -64,10 +64,11 @@ fn every_log_line_has_the_documented_format_and_utc_time() {
     let lines = &exit.stdout;
     assert_eq!(lines[0], "Echo Server v0.1.0");
     assert!(lines[1].starts_with("Listening on 127.0.0.1:"));
-    assert_eq!(lines[2], "Press Ctrl+C to stop");
+    assert_eq!(lines[2], "Mode: echo");
+    assert_eq!(lines[3], "Press Ctrl+C to stop");
     let mut prev_ts = 0;
     let mut seen = Vec::new();
-    for line in &lines[3..] {
+    for line in &lines[4..] {
         if line.is_empty() || line.starts_with("Summary: ") {
             continue;
         }
