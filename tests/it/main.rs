@@ -34,6 +34,7 @@ mod limits;
 mod listen;
 mod log_never_blocks;
 mod logging;
+mod modes_client;
 mod modes_framed;
 mod modes_text;
 mod observability;

@@ -38,7 +38,7 @@ pub(crate) mod schedule;
 mod stream;
 mod transfer;
 mod wake;
-mod window;
+pub(crate) mod window;
 
 pub use self::config::{BenchConfig, StopAfter};
 

@@ -12,7 +12,7 @@ use crate::client::error::ClientError;
 use crate::os::procstat::{self, ProcessSample};
 
 /// Latency histogram range: 1 ns to 1 hour at 3 significant digits.
-const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
+pub(crate) const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 
 /// Counters of the measured window.
 pub(super) struct Window {

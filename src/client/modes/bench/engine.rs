@@ -15,6 +15,7 @@ use super::discard::Discard;
 use super::framed::Framed;
 use super::report::{ModeReport, ServerFigures};
 use super::{Counters, Driver, ModeBench, Step};
+use crate::client::bench::window::MAX_LATENCY_NS;
 use crate::client::error::ClientError;
 use crate::client::modes::ServiceMode;
 use crate::client::pattern::{Pattern, MAX_WINDOW};
@@ -58,7 +59,10 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
         down: 0,
         replies: 0,
         measuring: false,
-        latency: Histogram::new(3).map_err(|e| ClientError::Other(format!("histogram: {e}")))?,
+        // Bounded, as the echo bench's: an auto-resizing histogram would
+        // clamp every `saturating_record` to its initial 2 ns ceiling.
+        latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+            .map_err(|e| ClientError::Other(format!("histogram: {e}")))?,
     };
     let mut scratch = vec![0u8; SCRATCH];
     let started = Instant::now();
