@@ -5,6 +5,7 @@ pub mod cpu_budget;
 pub mod limits;
 pub mod listener;
 pub mod log_writer;
+pub mod priority;
 pub mod procstat;
 pub mod signal;
 pub(crate) mod sigpipe;

@@ -106,6 +106,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A worker: checks until the pool is dropped (its queue disconnects).
 fn work(queue: &Mutex<Receiver<Job>>, done: &Mutex<Vec<Done>>, waker: &Waker, test: PrimeTest) {
+    // A long check must never hold the loop up, also where the two share
+    // a CPU (one usable CPU, a pinned server).
+    crate::os::priority::lower_this_thread();
     loop {
         let next = lock(queue).recv();
         let Ok(job) = next else {

@@ -203,3 +203,49 @@ fn garbage_half_close_and_resets_mid_frame() {
     assert_eq!(String::from_utf8_lossy(&got), "y\nprime\n");
     assert_no_panic(&srv.stderr());
 }
+
+#[test]
+fn prime_workers_yield_to_the_loop() {
+    // Proves: the check threads run at nice 19, so the event loop (nice 0)
+    // preempts a long check as soon as it wakes, even on a shared CPU (a
+    // pinned server; BENCHMARKS.md, framedwait).
+    let srv = Server::start(&["--mode", "framed", "--workers", "2"]);
+    let threads = || {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{}/task", srv.pid())).unwrap() {
+            let path = task.unwrap().path();
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+            // Field 19 is the nice value; the command may hold spaces, so
+            // count from the closing parenthesis.
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let nice: i32 = after.split_whitespace().nth(16).unwrap().parse().unwrap();
+            found.push((name.trim().to_string(), nice));
+        }
+        found
+    };
+    // A thread lowers itself as it starts: give the two a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = threads();
+    while Instant::now() < deadline
+        && seen
+            .iter()
+            .any(|(name, nice)| name.starts_with("prime-") && *nice != 19)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        seen = threads();
+    }
+    let primes = seen.iter().filter(|(n, _)| n.starts_with("prime-")).count();
+    assert_eq!(primes, 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .filter(|(n, _)| n.starts_with("prime-"))
+            .all(|(_, nice)| *nice == 19),
+        "{seen:?}"
+    );
+    let main = seen
+        .iter()
+        .find(|(n, _)| n == "echo-server")
+        .expect("the loop's thread");
+    assert_eq!(main.1, 0, "{seen:?}");
+}
