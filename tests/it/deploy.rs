@@ -37,10 +37,22 @@ struct ReadOnlyDir(PathBuf);
 
 impl ReadOnlyDir {
     fn new(what: &str) -> ReadOnlyDir {
+        Self::holding(what, &[])
+    }
+
+    /// One holding copies of `files`, readable by every user (as an
+    /// install puts them in /etc): the checkout itself may sit in a
+    /// directory only its owner can enter.
+    fn holding(what: &str, files: &[&Path]) -> ReadOnlyDir {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("echo-server-{what}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).unwrap();
+        for file in files {
+            let copy = dir.join(file.file_name().unwrap());
+            std::fs::copy(file, &copy).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o444)).unwrap();
+        }
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
         ReadOnlyDir(dir)
     }
@@ -279,9 +291,10 @@ fn unit_command_line_runs() {
         install.contains(&format!("dist/echo-server.toml {config_path}")),
         "install line"
     );
+    let etc = ReadOnlyDir::holding("unit-etc", &[&repo("dist/echo-server.toml")]);
     for arg in argv.iter_mut() {
         if arg == config_path {
-            *arg = repo("dist/echo-server.toml").display().to_string();
+            *arg = etc.0.join("echo-server.toml").display().to_string();
         }
     }
     let env = settings
