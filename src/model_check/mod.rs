@@ -257,6 +257,13 @@ mod tests {
         assert!(runs.iter().any(|r| !r.ports_accepted && !r.cidr_accepted));
     }
 
+    // The services corpus (framed and --max-line scripts) passes, and so
+    // does every script the fuzzer once broke it with.
+    #[test]
+    fn services_corpus_replays() {
+        replay("services", services::check_services);
+    }
+
     // Missing input reads as zeros, and `below` stays in range.
     #[test]
     fn input_is_total() {
