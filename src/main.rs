@@ -53,6 +53,7 @@ fn main() -> ExitCode {
 }
 
 fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
+    let started = Instant::now();
     logging::init(config.log_level, config.log_format)?;
     let busy_poll_off_because = config.decide_busy_poll();
     let limit = raise_open_file_limit();
@@ -99,7 +100,7 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
 
     let stop = server.run()?;
     let dropped = log_writer::dropped();
-    logging::print_line(&server.stats().summary(dropped).to_string());
+    logging::print_summary(&server.stats().summary(dropped, started.elapsed()));
     // The last lines get what is left of the shutdown timeout; a reader
     // that takes none of them cannot hold the exit past it.
     let ended = Instant::now();

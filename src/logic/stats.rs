@@ -1,6 +1,7 @@
 //! Server-wide counters and the lines that report them.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Totals since the server started: what the STATS line and the Summary
 /// report (and the endpoint, beside its own `EndpointCounters`).
@@ -43,9 +44,14 @@ impl Totals {
     }
 
     /// The one-line summary printed when the server stops, with the log
-    /// lines lost on the way to stdout (said only when there were some).
-    pub fn summary(&self, log_dropped: u64) -> Summary<'_> {
-        Summary(self, log_dropped)
+    /// lines lost on the way to stdout (said only when there were some)
+    /// and how long it ran.
+    pub fn summary(&self, log_dropped: u64, uptime: Duration) -> Summary<'_> {
+        Summary {
+            totals: self,
+            log_dropped,
+            uptime,
+        }
     }
 }
 
@@ -64,21 +70,76 @@ impl fmt::Display for StatsLine<'_> {
     }
 }
 
-/// Displays as the final summary line.
-pub struct Summary<'a>(&'a Totals, u64);
+/// Displays as the final summary line: exact counts, with the byte
+/// counts also in binary units where they are large.
+pub struct Summary<'a> {
+    /// The counters.
+    pub totals: &'a Totals,
+    /// Log lines lost on the way to stdout.
+    pub log_dropped: u64,
+    /// Time since the server started.
+    pub uptime: Duration,
+}
 
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
+        let s = self.totals;
         write!(
             f,
-            "Summary: {} connections served, {} bytes in, {} bytes out, peak {} concurrent, \
+            "Summary: {} connections served, {} bytes in{}, {} bytes out{}, peak {} concurrent, \
              {} rejected, {} timed out",
-            s.served, s.bytes_in, s.bytes_out, s.peak, s.rejected, s.timed_out
+            s.served,
+            s.bytes_in,
+            BinaryUnits(s.bytes_in),
+            s.bytes_out,
+            BinaryUnits(s.bytes_out),
+            s.peak,
+            s.rejected,
+            s.timed_out
         )?;
-        match self.1 {
-            0 => Ok(()),
-            dropped => write!(f, ", {dropped} log lines dropped"),
+        if self.log_dropped > 0 {
+            write!(f, ", {} log lines dropped", self.log_dropped)?;
+        }
+        write!(f, ", up {}", Uptime(self.uptime))
+    }
+}
+
+/// ` (1.5 GiB)` for a count of bytes of at least 1 KiB; nothing below
+/// (the exact count says it).
+struct BinaryUnits(u64);
+
+impl fmt::Display for BinaryUnits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        if self.0 < 1024 {
+            return Ok(());
+        }
+        let mut value = self.0 as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        write!(f, " ({value:.1} {})", UNITS[unit])
+    }
+}
+
+/// `12.3s`, `4m 05s`, `2h 03m 04s` or `3d 02h 01m`: the run's length to
+/// the precision that matters at its scale.
+struct Uptime(Duration);
+
+impl fmt::Display for Uptime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs();
+        let (days, hours, mins, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+        if secs < 60 {
+            write!(f, "{:.1}s", self.0.as_secs_f64())
+        } else if secs < 3600 {
+            write!(f, "{mins}m {s:02}s")
+        } else if secs < 86_400 {
+            write!(f, "{hours}h {mins:02}m {s:02}s")
+        } else {
+            write!(f, "{days}d {hours:02}h {mins:02}m")
         }
     }
 }
@@ -117,13 +178,33 @@ mod tests {
              rejected: 3; timed out: 1"
         );
         assert_eq!(
-            stats.summary(0).to_string(),
-            "Summary: 7 connections served, 1234 bytes in, 1200 bytes out, \
-             peak 5 concurrent, 3 rejected, 1 timed out"
+            stats.summary(0, Duration::from_millis(2500)).to_string(),
+            "Summary: 7 connections served, 1234 bytes in (1.2 KiB), 1200 bytes out (1.2 KiB), \
+             peak 5 concurrent, 3 rejected, 1 timed out, up 2.5s"
         );
         assert!(stats
-            .summary(12)
+            .summary(12, Duration::from_secs(3723))
             .to_string()
-            .ends_with(", 1 timed out, 12 log lines dropped"));
+            .ends_with(", 1 timed out, 12 log lines dropped, up 1h 02m 03s"));
+    }
+
+    // Large counts read at a glance; small ones need no unit.
+    #[test]
+    fn summary_units_scale() {
+        let stats = Totals {
+            bytes_in: 85_342_232_768,
+            bytes_out: 1023,
+            ..Totals::default()
+        };
+        let line = stats
+            .summary(0, Duration::from_secs(2 * 86_400 + 3 * 3600 + 65))
+            .to_string();
+        assert!(
+            line.contains(" 85342232768 bytes in (79.5 GiB), 1023 bytes out, "),
+            "{line}"
+        );
+        assert!(line.ends_with(", up 2d 03h 01m"), "{line}");
+        let line = stats.summary(0, Duration::from_secs(245)).to_string();
+        assert!(line.ends_with(", up 4m 05s"), "{line}");
     }
 }

@@ -59,6 +59,8 @@ pub(crate) struct ScriptedStream {
     pub splices: usize,
     /// Splices that met the urgent mark with the FIN queued (`Ok(0)`).
     pub zeros_at_mark: usize,
+    /// What `unacknowledged` answers (`None`: it fails, as an unknown).
+    pub unacknowledged: Option<usize>,
     /// Ends of the segments queued by `send`, as counts of bytes read.
     segment_ends: VecDeque<usize>,
     /// Bytes read (or spliced in) so far.
@@ -171,6 +173,11 @@ impl Transport for ScriptedStream {
 
     fn queued_in(&mut self) -> io::Result<usize> {
         Ok(self.inbound.len())
+    }
+
+    fn unacknowledged(&mut self) -> io::Result<usize> {
+        self.unacknowledged
+            .ok_or_else(|| ErrorKind::Unsupported.into())
     }
 
     fn attach_pipe(&mut self, capacity: usize) -> io::Result<usize> {

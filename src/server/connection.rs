@@ -18,6 +18,7 @@ use crate::logic::service::Service;
 use crate::logic::spin_probe::StreamMemory;
 use crate::logic::stream::Stream;
 use crate::logic::tcp_info::TcpInfo;
+use crate::os::send_queue;
 use crate::os::splice::Pipe;
 use crate::os::tcp_info;
 
@@ -186,6 +187,10 @@ impl Transport for Checking<'_> {
         self.socket.queued_in()
     }
 
+    fn unacknowledged(&mut self) -> io::Result<usize> {
+        self.socket.unacknowledged()
+    }
+
     fn submit_check(&mut self, number: u64) -> bool {
         let flag = self
             .cancel
@@ -247,6 +252,10 @@ impl Transport for Socket<'_> {
     fn queued_in(&mut self) -> io::Result<usize> {
         let bytes = rustix::io::ioctl_fionread(self.stream.as_fd())?;
         Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
+    }
+
+    fn unacknowledged(&mut self) -> io::Result<usize> {
+        send_queue::unacknowledged(self.stream.as_fd())
     }
 
     fn splice_in(&mut self, max: usize) -> io::Result<usize> {

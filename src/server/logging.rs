@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::Value as JsonValue;
 
 use crate::logic::json;
+use crate::logic::stats::Summary;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -67,7 +68,7 @@ fn lost_lines_note(n: u64) -> String {
         .key_values(&fields)
         .build();
     let now = SystemTime::now();
-    match FORMAT.get().copied().unwrap_or_default() {
+    match format() {
         LogFormat::Text => text_line(now, &record),
         LogFormat::Json => json_line(now, &record),
     }
@@ -109,10 +110,76 @@ impl Log for StdoutLogger {
     fn flush(&self) {}
 }
 
-/// Queues `line` for stdout after the log's lines (the banner and the
-/// Summary, which are not log records); a full queue does not drop it.
+/// Queues a banner line for stdout after the log's lines; a full queue
+/// does not drop it. With `--log-format json` it is an object like every
+/// other line (event `BANNER`), so stdout stays one JSON object per line.
 pub fn print_line(line: &str) {
-    crate::os::log_writer::push_always(line.to_string());
+    crate::os::log_writer::push_always(match format() {
+        LogFormat::Text => line.to_string(),
+        LogFormat::Json => json::to_string(&Event {
+            timestamp: rfc3339_millis(SystemTime::now()),
+            level: "INFO",
+            event: "BANNER",
+            message: line,
+            summary: None,
+        }),
+    });
+}
+
+/// Queues the Summary as [`print_line`] does; in JSON (event `SUMMARY`)
+/// it also carries each count as a field.
+pub fn print_summary(summary: &Summary<'_>) {
+    let text = summary.to_string();
+    crate::os::log_writer::push_always(match format() {
+        LogFormat::Text => text,
+        LogFormat::Json => {
+            let s = summary.totals;
+            json::to_string(&Event {
+                timestamp: rfc3339_millis(SystemTime::now()),
+                level: "INFO",
+                event: "SUMMARY",
+                message: &text,
+                summary: Some(SummaryFields {
+                    served: s.served,
+                    bytes_in: s.bytes_in,
+                    bytes_out: s.bytes_out,
+                    peak: s.peak,
+                    rejected: s.rejected,
+                    timed_out: s.timed_out,
+                    log_lines_dropped: summary.log_dropped,
+                    uptime_s: (summary.uptime.as_secs_f64() * 1e3).round() / 1e3,
+                }),
+            })
+        }
+    });
+}
+
+fn format() -> LogFormat {
+    FORMAT.get().copied().unwrap_or_default()
+}
+
+/// A banner or Summary line in JSON, shaped as the log's lines are.
+#[derive(Serialize)]
+struct Event<'a> {
+    timestamp: String,
+    level: &'static str,
+    event: &'static str,
+    message: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    summary: Option<SummaryFields>,
+}
+
+/// The Summary's counts as JSON fields.
+#[derive(Serialize)]
+struct SummaryFields {
+    served: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    peak: usize,
+    rejected: u64,
+    timed_out: u64,
+    log_lines_dropped: u64,
+    uptime_s: f64,
 }
 
 /// The text line for `record` logged at `now`:

@@ -18,14 +18,9 @@ pub(crate) fn server_bytes_in(mut server: Server) -> u64 {
         .find(|l| l.starts_with("Summary:"))
         .unwrap_or_else(|| panic!("no summary:\n{}", exit.describe()))
         .clone();
-    // "Summary: C connections served, N bytes in, M bytes out, ..."
-    let part = summary
-        .split(", ")
-        .find(|p| p.ends_with(" bytes in"))
-        .unwrap_or_else(|| panic!("no 'bytes in' in {summary}"));
-    part.trim_end_matches(" bytes in")
-        .parse()
-        .expect("bytes in")
+    crate::support::parse_summary(&summary)
+        .unwrap_or_else(|| panic!("malformed summary: {summary}"))
+        .bytes_in
 }
 
 /// `--requests` sends exactly that many messages; every one is echoed,

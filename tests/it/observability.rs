@@ -233,7 +233,7 @@ fn json_logs_carry_the_fields() {
     // timestamp, level, event, peer, bytes, duration and reason; the text
     // format's DISCONNECT line gains srtt and retransmits after its fields;
     // DATA (-v) and STATS lines carry their figures too.
-    let srv = Server::start(&["--log-format", "json", "-v", "--stats-interval", "0.2"]);
+    let mut srv = Server::start(&["--log-format", "json", "-v", "--stats-interval", "0.2"]);
     let mut c = connect(srv.addr());
     let local = c.local_addr().unwrap();
     echo_roundtrip(&mut c, &[7u8; 42]);
@@ -242,12 +242,20 @@ fn json_logs_carry_the_fields() {
         |l| l.contains("\"event\":\"DISCONNECT\"") && l.contains(&local.to_string()),
         LOG_WAIT,
     );
-    let log_lines: Vec<String> = srv
-        .lines()
-        .into_iter()
-        .filter(|l| l.starts_with('{'))
-        .collect();
+    // Every line on stdout is one JSON object, the banner's too.
+    let log_lines: Vec<String> = srv.lines();
     assert!(log_lines.len() >= 3, "{}", srv.dump());
+    let banner: Vec<String> = log_lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .filter(|v| v["event"] == "BANNER")
+        .map(|v| v["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(banner[0].starts_with("Echo Server v"), "{banner:?}");
+    assert!(
+        banner.iter().any(|l| l.starts_with("Listening on ")),
+        "{banner:?}"
+    );
     for l in &log_lines {
         let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
         let ts = v["timestamp"].as_str().unwrap();
@@ -294,6 +302,22 @@ fn json_logs_carry_the_fields() {
         (Some(42), Some(42), Some(0)),
         "{stats}"
     );
+    // The Summary is an object too, its counts as fields.
+    let exit = srv.stop("INT", LOG_WAIT);
+    for l in &exit.stdout {
+        serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+    }
+    let summary: Value = serde_json::from_str(exit.stdout.last().unwrap()).unwrap();
+    assert_eq!(summary["event"], "SUMMARY");
+    assert_eq!(
+        (summary["served"].as_u64(), summary["bytes_in"].as_u64()),
+        (Some(1), Some(42))
+    );
+    assert!(summary["uptime_s"].as_f64().unwrap() > 0.0);
+    assert!(summary["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Summary: 1 connections served"));
 
     // Text format: unchanged fields, then the path's figures.
     let srv = Server::start(&[]);

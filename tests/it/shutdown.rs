@@ -38,10 +38,15 @@ fn refused_after(addr: SocketAddr, limit: Duration) -> (Option<Duration>, u64) {
 #[test]
 fn sigint_stops_cleanly_and_closes_the_listener_at_once() {
     // Proves: Ctrl+C (SIGINT) closes the listener at once (new connects refused while draining), FINs clients, prints the Summary and exits 0 (scenario 7).
-    let mut srv = Server::start(&[]);
+    let mut srv = Server::start(&["--buffer-size", "16K"]);
     let addr = srv.addr();
     let mut a = connect(addr);
     echo_roundtrip(&mut a, b"hi");
+    // `a` writes 2 MiB and reads none of its echo yet: the server has
+    // bytes in flight to it, so it keeps draining after the signal.
+    let mut writer = a.try_clone().unwrap();
+    let sender = thread::spawn(move || writer.write_all(&[b'x'; 2 << 20]));
+    thread::sleep(Duration::from_millis(200));
     srv.signal("INT");
     let line = srv.wait_for("[SHUTDOWN]", LOG_WAIT);
     let log = parse_log(&line).unwrap();
@@ -52,19 +57,17 @@ fn sigint_stops_cleanly_and_closes_the_listener_at_once() {
         "new connections must be refused right after SIGINT\n{}",
         srv.dump()
     );
-    // Client `a` has not closed, so the server is still draining (it waits for `a` up to the
-    // shutdown timeout): the refusal above came from a live server that closed its listener.
+    // The refusal above came from a live server that closed its listener
+    // while it still owes `a` its echo.
     thread::sleep(Duration::from_millis(300));
     assert!(
         srv.is_running(),
-        "server must keep draining while client `a` is still open\n{}",
+        "server must keep draining while client `a` is owed its echo\n{}",
         srv.dump()
     );
-    assert_eq!(
-        expect_closed(&mut a, Duration::from_secs(5)),
-        Closed::Eof,
-        "server sends FIN to its clients"
-    );
+    let echoed = read_to_close(&mut a, Duration::from_secs(10));
+    assert_eq!(echoed, 2 << 20, "every byte echoed, then FIN");
+    sender.join().unwrap().expect("all 2 MiB written");
     drop(a);
     let exit = srv.wait_exit(Duration::from_secs(10));
     assert_eq!(exit.code(), Some(0), "{}", exit.describe());
@@ -74,13 +77,66 @@ fn sigint_stops_cleanly_and_closes_the_listener_at_once() {
         summary_of(&exit),
         Summary {
             served: 1,
-            bytes_in: 2,
-            bytes_out: 2,
+            bytes_in: 2 + (2 << 20),
+            bytes_out: 2 + (2 << 20),
             peak: 1,
             rejected: 0,
             timed_out: 0
         }
     );
+}
+
+/// Bytes read until EOF (a reset or the timeout fails the test).
+fn read_to_close(s: &mut TcpStream, timeout: Duration) -> usize {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return total,
+            Ok(n) => {
+                assert!(buf[..n].iter().all(|&b| b == b'x'), "wrong echo");
+                total += n;
+            }
+            Err(e) => panic!("after {total} bytes: {e}"),
+        }
+    }
+}
+
+#[test]
+fn idle_connections_are_closed_at_once_on_stop() {
+    // Proves: Ctrl+C with idle clients connected (everything echoed and acknowledged, as an
+    // interactive `nc` leaves it) closes them at once with FIN, reason `shutdown` at INFO,
+    // and exits well before --shutdown-timeout, with no WARN.
+    let mut srv = Server::start(&["--shutdown-timeout", "30"]);
+    let mut idle: Vec<TcpStream> = (0..3).map(|_| connect(srv.addr())).collect();
+    for (i, c) in idle.iter_mut().enumerate() {
+        echo_roundtrip(c, format!("idle {i}").as_bytes());
+    }
+    thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    srv.signal("INT");
+    for c in &mut idle {
+        assert_eq!(expect_closed(c, Duration::from_secs(5)), Closed::Eof);
+    }
+    // The clients stay open: the server must not wait for them.
+    let exit = srv.wait_exit(Duration::from_secs(10));
+    let took = started.elapsed();
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let closes = events(&exit.stdout, "DISCONNECT");
+    assert_eq!(closes.len(), 3, "{}", exit.describe());
+    for close in &closes {
+        assert_eq!(close.level, "INFO", "{close:?}");
+        assert!(close.details.contains("shutdown"), "{close:?}");
+    }
+    let warnings: Vec<_> = exit
+        .stdout
+        .iter()
+        .filter(|l| l.contains(" WARN "))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    drop(idle);
 }
 
 #[test]
@@ -349,17 +405,22 @@ fn summary_matches_the_traffic() {
     srv.wait_disconnect(ca, LOG_WAIT);
     let exit = srv.stop("INT", Duration::from_secs(10));
     assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let last = exit.stdout.last().unwrap();
     assert_eq!(
-        exit.stdout.last().unwrap(),
-        &Summary {
+        parse_summary(last),
+        Some(Summary {
             served: 3,
             bytes_in: 6500,
             bytes_out: 6500,
             peak: 2,
             rejected: 0,
             timed_out: 0
-        }
-        .line()
+        }),
+        "{last}"
+    );
+    assert!(
+        last.contains(" 6500 bytes in (6.3 KiB), 6500 bytes out (6.3 KiB), "),
+        "{last}"
     );
 }
 

@@ -30,6 +30,13 @@ pub trait Transport: Read + Write {
         Err(ErrorKind::Unsupported.into())
     }
 
+    /// Bytes written that the peer has not acknowledged yet. Asked only
+    /// when a stop begins; an error means "unknown", and the connection
+    /// lingers for the peer's FIN as it would with bytes in flight.
+    fn unacknowledged(&mut self) -> io::Result<usize> {
+        Err(ErrorKind::Unsupported.into())
+    }
+
     /// Hands `number` to the prime-check workers for this connection;
     /// false if they cannot take it now (the answer is then `busy`). The
     /// answer comes back through [`Echo::deliver`](super::Echo::deliver).

@@ -232,8 +232,16 @@ impl Echo {
                 None
             }
             Phase::Draining if turn.drained => {
+                // Lingering protects echo bytes still in flight from the
+                // reset a close with late input would send; with every
+                // byte acknowledged there are none, and an idle peer
+                // (an interactive `nc`) would hold the stop to its timeout.
+                let nothing_in_flight = stream.unacknowledged().is_ok_and(|n| n == 0);
                 if let Err(e) = stream.shutdown_write() {
                     return Some(Next::Close(CloseReason::from_io(&e)));
+                }
+                if nothing_in_flight {
+                    return Some(Next::Close(CloseReason::Shutdown));
                 }
                 self.phase = Phase::Lingering;
                 None
@@ -537,6 +545,26 @@ mod tests {
         assert_eq!(progress.next, Next::Close(CloseReason::Shutdown));
         assert_eq!(echo.discarded(), 4);
         assert_eq!(echo.received(), 10);
+    }
+
+    // Shutdown with every echoed byte acknowledged: FIN, then close at
+    // once; nothing is in flight for a linger to protect.
+    #[test]
+    fn drain_closes_at_once_with_nothing_in_flight() {
+        let mut echo = Echo::new(64);
+        let mut io = MockStream::new(b"", 100);
+        io.unacknowledged = Some(0);
+        echo.begin_shutdown();
+        let progress = echo.pump(&mut io, &mut [0; 64], 16);
+        assert_eq!(progress.next, Next::Close(CloseReason::Shutdown));
+        assert!(io.fin_sent);
+        // Bytes not yet acknowledged: it lingers for the peer's FIN.
+        let mut echo = Echo::new(64);
+        let mut io = MockStream::new(b"", 100);
+        io.unacknowledged = Some(1);
+        echo.begin_shutdown();
+        assert_eq!(echo.pump(&mut io, &mut [0; 64], 16).next, Next::Wait);
+        assert_eq!(echo.phase(), Phase::Lingering);
     }
 
     // Urgent data (MSG_OOB, telnet's interrupt): a read stops short at the

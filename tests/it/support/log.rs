@@ -137,30 +137,42 @@ pub struct Summary {
     pub timed_out: u64,
 }
 
-impl Summary {
-    pub fn line(&self) -> String {
-        format!(
-            "Summary: {} connections served, {} bytes in, {} bytes out, peak {} concurrent, {} rejected, {} timed out",
-            self.served, self.bytes_in, self.bytes_out, self.peak, self.rejected, self.timed_out
-        )
-    }
-}
-
-/// Parses the plain `Summary: ...` line, checking its exact shape.
+/// Parses the plain `Summary: ...` line, checking its exact shape:
+/// `Summary: S connections served, I bytes in[ (x.y KiB)], O bytes out[ (…)],
+/// peak P concurrent, R rejected, T timed out[, D log lines dropped], up U`.
 pub fn parse_summary(line: &str) -> Option<Summary> {
-    let n = numbers(line);
-    if n.len() != 6 {
+    let rest = line.strip_prefix("Summary: ")?;
+    let (counts, uptime) = rest.rsplit_once(", up ")?;
+    let uptime_ok = uptime.ends_with('s') || uptime.ends_with('m');
+    let parts: Vec<&str> = counts.split(", ").collect();
+    let number = |part: &str, before: &str, after: &str| -> Option<u64> {
+        part.strip_prefix(before)?.strip_suffix(after)?.parse().ok()
+    };
+    // "1234 bytes in (1.2 KiB)": the exact count, then a unit where large.
+    let bytes = |part: &str, dir: &str| -> Option<u64> {
+        let (count, tail) = part.split_once(&format!(" bytes {dir}"))?;
+        let n: u64 = count.parse().ok()?;
+        let unit_ok = if n < 1024 {
+            tail.is_empty()
+        } else {
+            tail.starts_with(" (") && tail.ends_with("iB)")
+        };
+        unit_ok.then_some(n)
+    };
+    if !(6..=7).contains(&parts.len()) || !uptime_ok {
         return None;
     }
-    let s = Summary {
-        served: n[0],
-        bytes_in: n[1],
-        bytes_out: n[2],
-        peak: n[3],
-        rejected: n[4],
-        timed_out: n[5],
-    };
-    (s.line() == line).then_some(s)
+    if parts.len() == 7 {
+        number(parts[6], "", " log lines dropped")?;
+    }
+    Some(Summary {
+        served: number(parts[0], "", " connections served")?,
+        bytes_in: bytes(parts[1], "in")?,
+        bytes_out: bytes(parts[2], "out")?,
+        peak: number(parts[3], "peak ", " concurrent")?,
+        rejected: number(parts[4], "", " rejected")?,
+        timed_out: number(parts[5], "", " timed out")?,
+    })
 }
 
 /// Finds and parses the Summary line in a finished server's stdout.

@@ -69,7 +69,11 @@ impl Server {
             err,
             readers,
         };
-        let banner = srv.wait_for_line(|l| l.starts_with("Listening on "), START_TIMEOUT);
+        let banner = srv.wait_for_line(
+            |l| banner_text(l).starts_with("Listening on "),
+            START_TIMEOUT,
+        );
+        let banner = banner_text(&banner);
         let text = banner.trim_start_matches("Listening on ").trim();
         srv.addr = text
             .parse()
@@ -423,4 +427,17 @@ pub fn rss_kib_of(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A banner line's text: the line itself, or with `--log-format json`
+/// the `message` of its `BANNER` object.
+pub fn banner_text(line: &str) -> String {
+    if line.starts_with('{') {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            if v["event"] == "BANNER" {
+                return v["message"].as_str().unwrap_or_default().to_string();
+            }
+        }
+    }
+    line.to_string()
 }
