@@ -3,16 +3,14 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use echo_server::client::bench::{self, BenchConfig, StopAfter};
-use echo_server::client::cli::{BenchArgs, ClientCli, Mode};
+use echo_server::client::cli::{BenchArgs, Mode};
 use echo_server::client::error::ClientError;
 use echo_server::client::modes::bench::ModeBench;
 use echo_server::client::modes::{self, ServiceMode};
 use echo_server::client::output;
 use echo_server::client::session::Session;
-use echo_server::client::{ping, probe, send};
+use echo_server::client::{ping, probe, send, suggest};
 use echo_server::os::limits::raise_open_file_limit;
 use echo_server::os::procstat;
 use echo_server::os::signal;
@@ -23,7 +21,7 @@ const RESERVED_FDS: u64 = 16;
 
 fn main() -> ExitCode {
     signal::restore_default_sigpipe();
-    let cli = ClientCli::parse();
+    let cli = suggest::parse();
     let code = match cli.mode {
         None => send::run(&cli.send),
         Some(Mode::Send(args)) => send::run(&args),

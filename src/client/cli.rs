@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::bench::in_flight::InFlight;
-use super::error::EXIT_CODES_HELP;
+use super::help;
 use super::modes::ServiceMode;
 use super::target::{parse_target, Target};
 use crate::config::units::{parse_seconds, parse_size, MAX_SECONDS};
@@ -24,7 +24,7 @@ use crate::logic::port_list::{parse_port_list, ALL_PORTS};
     // The summary comes from the doc comment above; a bare `about` would
     // take the crate's description, which describes the server.
     long_about = None,
-    after_help = EXIT_CODES_HELP,
+    after_help = help::with_exit_codes(help::MAIN_EXAMPLES),
     args_conflicts_with_subcommands = true
 )]
 pub struct ClientCli {
@@ -41,22 +41,22 @@ pub struct ClientCli {
 #[derive(Debug, Subcommand)]
 pub enum Mode {
     /// Send one message (or a file) and check the echo (the default mode).
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = help::with_exit_codes(help::SEND_EXAMPLES))]
     Send(SendArgs),
     /// Probe the path repeatedly, like ping or tcping: RTT per probe, loss,
     /// percentiles, and the TCP connect time.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = help::with_exit_codes(help::PING_EXAMPLES))]
     Ping(PingArgs),
     /// Load a server with many connections and report messages/s, MB/s and
     /// latency percentiles.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = help::with_exit_codes(help::BENCH_EXAMPLES))]
     Bench(BenchArgs),
     /// Check which of a host's ports answer, TCP or UDP: per port the
     /// connect time and one verified echo, or refused, filtered, reset,
     /// closed without echo, wrong echo; a table sorted by port and a
     /// summary. Exit 0 only when every port echoed, 1 when one echoed
     /// wrong bytes, 8 when some did not answer.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = help::with_exit_codes(help::PROBE_EXAMPLES))]
     Probe(ProbeArgs),
 }
 

@@ -14,6 +14,7 @@ mod churn;
 mod client_bench;
 mod client_bench_faults;
 mod client_bench_stream;
+mod client_help;
 mod client_memory;
 mod client_modes;
 mod client_output;
