@@ -151,6 +151,11 @@ pub struct PingArgs {
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Every probe must come back: exit with the last lost probe's code
+    /// (see below) instead of 0 when some came back.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Arguments of `probe`.

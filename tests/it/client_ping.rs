@@ -113,29 +113,81 @@ fn ctrl_c_prints_the_summary_so_far() {
 
 /// A probe still waiting for its echo when Ctrl+C comes was sent and got
 /// no answer: it is counted as lost (a dead server must not look like 0%
-/// loss), and the exit code says the run was cut short.
+/// loss); with --strict the exit code says the run was cut short.
 #[test]
 fn ctrl_c_counts_the_unanswered_probe_as_lost() {
-    // Echoes two probes, then holds the third for 20 s.
-    let stalling = FaultyServer::start(Fault::StallOnce(128, Duration::from_secs(20)));
-    let addr = stalling.addr();
-    // Probe 3 leaves 0.05 s after probe 2; signalled 0.3 s after that.
-    let (code, text) = client_interrupted_when(
-        &["ping", &addr, "-c", "0", "-i", "0.05"],
-        |t| t.contains("seq=2 "),
-        Duration::from_millis(300),
-    );
-    assert_eq!(code, Some(130), "{text}");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("seq=3 lost: no echo after ")
-                && l.ends_with(", when Ctrl+C stopped the wait")),
-        "{text}"
-    );
-    assert!(
-        text.contains("3 probes sent, 2 received, 1 lost (33.3% loss), 0 mismatched"),
-        "{text}"
-    );
+    // Two came back: exit 0, as iputils' ping (the default); with
+    // --strict the probe Ctrl+C cut short fails the run.
+    for (strict, expected) in [(false, 0), (true, 130)] {
+        // Echoes two probes, then holds the third for 20 s.
+        let stalling = FaultyServer::start(Fault::StallOnce(128, Duration::from_secs(20)));
+        let addr = stalling.addr();
+        // Probe 3 leaves 0.05 s after probe 2; signalled 0.3 s after that.
+        let mut args = vec!["ping", &addr, "-c", "0", "-i", "0.05"];
+        if strict {
+            args.push("--strict");
+        }
+        let (code, text) =
+            client_interrupted_when(&args, |t| t.contains("seq=2 "), Duration::from_millis(300));
+        assert_eq!(code, Some(expected), "strict {strict}: {text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("seq=3 lost: no echo after ")
+                    && l.ends_with(", when Ctrl+C stopped the wait")),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 probes sent, 2 received, 1 lost (33.3% loss), 0 mismatched"),
+            "{text}"
+        );
+    }
+}
+
+/// The server goes away after some probes came back: exit 0 as iputils'
+/// ping exits when any reply came back; with --strict, the code of the last
+/// lost probe (3: refused, once the client reconnects).
+#[test]
+fn exit_zero_when_any_probe_came_back_unless_strict() {
+    for (strict, expected) in [(false, 0), (true, 3)] {
+        let mut server = Server::start(&["-v"]);
+        let addr = server.addr().to_string();
+        let mut args = vec!["ping", &addr, "-c", "6", "-i", "0.2", "-W", "1"];
+        if strict {
+            args.push("--strict");
+        }
+        let run = {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                client(&args)
+            })
+        };
+        // Two probes echoed (a DATA line each), then the server is gone.
+        server.wait_count(|l| l.contains("DATA"), 2, Duration::from_secs(10));
+        server.stop("KILL", Duration::from_secs(10));
+        let exit = run.join().unwrap();
+        assert_eq!(
+            exit.code(),
+            Some(expected),
+            "strict {strict}: {}",
+            exit.describe()
+        );
+        let summary = exit
+            .stdout
+            .iter()
+            .find(|l| l.starts_with("6 probes sent, "))
+            .unwrap_or_else(|| panic!("no summary\n{}", exit.describe()));
+        let received: u64 = summary["6 probes sent, ".len()..]
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!((2..6).contains(&received), "{}", exit.describe());
+    }
+    // None came back: never 0, with or without --strict.
+    let refused = format!("127.0.0.1:{}", closed_port());
+    let exit = client(&["ping", &refused, "-c", "2", "-i", "0.05"]);
+    assert_eq!(exit.code(), Some(3), "{}", exit.describe());
 }
 
 /// After a slow probe the next ones keep their interval instead of going

@@ -139,7 +139,7 @@ pub fn run(args: &PingArgs) -> u8 {
     } else {
         print_summary(args, &run);
     }
-    exit_code(&run)
+    exit_code(&run, args.strict)
 }
 
 fn fatal(args: &PingArgs, e: ClientError) -> u8 {

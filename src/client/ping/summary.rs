@@ -172,15 +172,20 @@ impl<'a> From<&'a Probe> for ProbeJson<'a> {
     }
 }
 
-/// 0 when every probe came back exactly; 1 if any echo differed; else the
-/// code of the last failure (130 for a probe Ctrl+C left unanswered); 130
-/// if Ctrl+C came before any probe.
-pub(super) fn exit_code(run: &PingRun) -> u8 {
+/// As iputils' ping: 0 when any probe came back, even if others were
+/// lost; when none did, the code of the last failure (never 0). With
+/// `strict`, every probe must come back: the last failure's code (130 for a
+/// probe Ctrl+C left unanswered). Any echo that differed is 1 either way:
+/// corruption is never a pass. 130 if Ctrl+C came before any probe.
+pub(super) fn exit_code(run: &PingRun, strict: bool) -> u8 {
     if run.sent == 0 && run.interrupted {
         return exit::INTERRUPTED;
     }
     if run.mismatched > 0 {
         return exit::MISMATCH;
+    }
+    if run.received > 0 && !strict {
+        return exit::OK;
     }
     run.last_failure.unwrap_or(exit::OK)
 }
