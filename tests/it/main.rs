@@ -21,6 +21,7 @@ mod client_output;
 mod client_ping;
 mod client_probe;
 mod client_rate;
+mod client_report_formats;
 mod client_self_connect;
 mod client_send;
 mod client_values;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use self::summary::{exit_code, json, print_summary};
+use self::summary::{exit_code, json, print_summary, probe_json, start_json};
 use super::cli::PingArgs;
 use super::error::{seconds, ClientError, ReplyMismatch};
 use super::modes::{framed, ByteMap, ServiceMode};
@@ -110,7 +110,10 @@ pub fn run(args: &PingArgs) -> u8 {
         let e = ClientError::Usage(format!("--size with --udp is at most {MAX_DATAGRAM} bytes"));
         return fatal(args, e);
     }
-    if !args.json {
+    if args.json_stream {
+        output::stream_event("start", &start_json(args));
+    }
+    if args.text() {
         outln!(
             "ECHO PING {}: {}-byte probes {}, every {}, timeout {}",
             args.address,
@@ -136,6 +139,8 @@ pub fn run(args: &PingArgs) -> u8 {
     };
     if args.json {
         outln!("{}", json(args, &run));
+    } else if args.json_stream {
+        output::stream_event("end", &json(args, &run));
     } else {
         print_summary(args, &run);
     }
@@ -144,8 +149,11 @@ pub fn run(args: &PingArgs) -> u8 {
 
 fn fatal(args: &PingArgs, e: ClientError) -> u8 {
     errln!("echo-client: {e}");
+    let doc = e.json_document("ping", &args.address.to_string());
     if args.json {
-        outln!("{}", e.json_document("ping", &args.address.to_string()));
+        outln!("{doc}");
+    } else if args.json_stream {
+        output::stream_event("end", &doc);
     }
     e.exit_code()
 }
@@ -200,7 +208,7 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
                     connect_time = Some(c.connect_time);
                     run.connects.record(c.connect_time);
                     run.last_addr = Some(c.addr);
-                    if !args.reconnect && !args.json {
+                    if !args.reconnect && args.text() {
                         outln!(
                             "Connected to {} in {:.3} ms",
                             c.addr,
@@ -363,6 +371,16 @@ fn amend_last(args: &PingArgs, run: &mut PingRun, error: ClientError) {
     let Some(probe) = run.last.as_mut() else {
         return;
     };
+    if args.json_stream {
+        let amended = Probe {
+            seq: probe.seq,
+            connect: probe.connect,
+            result: Err(error),
+        };
+        output::stream_event("probe", &probe_json(&amended, run.started));
+        probe.result = amended.result;
+        return;
+    }
     if !args.json {
         match &error {
             ClientError::Mismatch(_) | ClientError::Reply(_) => {
@@ -381,6 +399,19 @@ fn record(
     connect: Option<Duration>,
     result: Result<Duration, ClientError>,
 ) {
+    if args.json_stream {
+        let probe = Probe {
+            seq,
+            connect,
+            result,
+        };
+        output::stream_event("probe", &probe_json(&probe, run.started));
+        if let Some(previous) = run.last.take() {
+            run.fold(previous);
+        }
+        run.last = Some(probe);
+        return;
+    }
     if !args.json {
         match &result {
             Ok(rtt) => {

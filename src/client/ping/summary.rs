@@ -105,6 +105,48 @@ pub(super) fn json(args: &PingArgs, run: &PingRun) -> String {
     })
 }
 
+/// A `--json-stream` "probe" event's data: the probe as `--json` lists
+/// it, and when its outcome was known, in seconds from the run's start.
+pub(super) fn probe_json(probe: &Probe, started: Option<std::time::Instant>) -> String {
+    #[derive(Serialize)]
+    struct Event<'a> {
+        #[serde(flatten)]
+        probe: ProbeJson<'a>,
+        time_s: f64,
+    }
+    let time_s = started.map_or(0.0, |s| (s.elapsed().as_secs_f64() * 1e6).round() / 1e6);
+    json::to_string(&Event {
+        probe: ProbeJson::from(probe),
+        time_s,
+    })
+}
+
+/// A `--json-stream` "start" event's data: what the run is about to do.
+pub(super) fn start_json(args: &PingArgs) -> String {
+    #[derive(Serialize)]
+    struct Start<'a> {
+        mode: &'static str,
+        #[serde(serialize_with = "json::display")]
+        target: &'a Target,
+        size: usize,
+        count: u64,
+        interval_s: f64,
+        timeout_s: f64,
+        reconnect: bool,
+        udp: bool,
+    }
+    json::to_string(&Start {
+        mode: "ping",
+        target: &args.address,
+        size: args.size,
+        count: args.count,
+        interval_s: args.interval.as_secs_f64(),
+        timeout_s: args.timeout.as_secs_f64(),
+        reconnect: args.reconnect,
+        udp: args.udp,
+    })
+}
+
 /// `ping --json`.
 #[derive(Serialize)]
 struct PingDocument<'a> {
