@@ -41,6 +41,7 @@ mod modes_framed;
 mod modes_text;
 mod observability;
 mod other_protocols;
+mod readme_examples;
 mod scale;
 mod server_exit_codes;
 mod shutdown;
