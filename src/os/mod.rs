@@ -7,6 +7,7 @@ pub mod listener;
 pub mod log_writer;
 pub mod priority;
 pub mod procstat;
+pub mod rx_timestamp;
 pub mod signal;
 pub(crate) mod sigpipe;
 pub(crate) mod splice;

@@ -21,6 +21,8 @@ use super::output::{self, errln, outln};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttStats};
 use super::session::{Connected, Session, CLOSE_GRACE, MAX_DATAGRAM};
+use crate::logic::tcp_info::TcpInfo;
+use crate::os::{rx_timestamp, tcp_info};
 
 /// One probe's outcome.
 #[derive(Debug)]
@@ -28,6 +30,9 @@ struct Probe {
     seq: u64,
     connect: Option<Duration>,
     result: Result<Duration, ClientError>,
+    /// The RTT runs to the kernel's receive timestamp, not to the clock
+    /// after the read.
+    stamped: bool,
 }
 
 /// Most probes a `--json` document lists: the latest ones, so a run of
@@ -56,6 +61,10 @@ struct PingRun {
     last_addr: Option<SocketAddr>,
     interrupted: bool,
     started: Option<Instant>,
+    /// Replies timed by the kernel's receive timestamp.
+    stamped: u64,
+    /// TCP_INFO of the client's socket after the latest reply.
+    tcp_info: Option<TcpInfo>,
 }
 
 impl PingRun {
@@ -65,6 +74,7 @@ impl PingRun {
         match &probe.result {
             Ok(rtt) => {
                 self.received += 1;
+                self.stamped += u64::from(probe.stamped);
                 self.rtts.record(*rtt);
             }
             Err(ClientError::Mismatch(_) | ClientError::Reply(_)) => self.mismatched += 1,
@@ -205,6 +215,8 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
         if conn.is_none() {
             match session.connect_any(addrs, args.timeout) {
                 Ok(c) => {
+                    // Without stamps, each reply is timed by the clock.
+                    session.use_rx_stamps(rx_timestamp::enable(&c.stream).is_ok());
                     connect_time = Some(c.connect_time);
                     run.connects.record(c.connect_time);
                     run.last_addr = Some(c.addr);
@@ -268,7 +280,22 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
             break;
         }
         let failed = result.is_err();
-        record(args, &mut run, seq, shown_connect, result);
+        let stamped = session.take_stamped_rtt().filter(|_| !failed);
+        if !failed {
+            if let Some(info) = conn.as_ref().and_then(|c| tcp_info::sample(&c.stream).ok()) {
+                run.tcp_info = Some(info);
+            }
+        }
+        record_probe(
+            args,
+            &mut run,
+            Probe {
+                seq,
+                connect: shown_connect,
+                result: stamped.map_or(result, Ok),
+                stamped: stamped.is_some(),
+            },
+        );
         if args.reconnect && !failed {
             finish(args, &mut run, session, &mut conn, offset);
         }
@@ -376,6 +403,7 @@ fn amend_last(args: &PingArgs, run: &mut PingRun, error: ClientError) {
             seq: probe.seq,
             connect: probe.connect,
             result: Err(error),
+            stamped: false,
         };
         output::stream_event("probe", &probe_json(&amended, run.started));
         probe.result = amended.result;
@@ -399,24 +427,27 @@ fn record(
     connect: Option<Duration>,
     result: Result<Duration, ClientError>,
 ) {
+    let probe = Probe {
+        seq,
+        connect,
+        result,
+        stamped: false,
+    };
+    record_probe(args, run, probe);
+}
+
+/// Reports `probe` (a line, or a `--json-stream` event) and makes it the
+/// latest.
+fn record_probe(args: &PingArgs, run: &mut PingRun, probe: Probe) {
     if args.json_stream {
-        let probe = Probe {
-            seq,
-            connect,
-            result,
-        };
         output::stream_event("probe", &probe_json(&probe, run.started));
-        if let Some(previous) = run.last.take() {
-            run.fold(previous);
-        }
-        run.last = Some(probe);
-        return;
-    }
-    if !args.json {
-        match &result {
+    } else if !args.json {
+        let seq = probe.seq;
+        match &probe.result {
             Ok(rtt) => {
                 let addr = run.last_addr.map(|a| a.to_string()).unwrap_or_default();
-                let connect = connect
+                let connect = probe
+                    .connect
                     .map(|c| format!(" connect={:.3} ms", millis(c)))
                     .unwrap_or_default();
                 outln!(
@@ -434,9 +465,5 @@ fn record(
     if let Some(previous) = run.last.take() {
         run.fold(previous);
     }
-    run.last = Some(Probe {
-        seq,
-        connect,
-        result,
-    });
+    run.last = Some(probe);
 }
