@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::client::{client, json_of, num, CLIENT};
-use crate::support::{one_at_a_time, KillOnDrop, Server};
+use crate::support::{one_at_a_time, Exit, KillOnDrop, Server};
 
 /// `-i 0.5` over a 2 s window: four intervals that tile the window, whose
 /// counts add up to the report's, each with its own percentiles.
@@ -17,19 +17,20 @@ fn bench_intervals_tile_the_window() {
     let _turn = one_at_a_time();
     let server = Server::start(&[]);
     let addr = server.addr().to_string();
-    let exit = client(&[
-        "bench",
+    let exit = bench(
         &addr,
-        "--connections",
-        "2",
-        "--duration",
-        "2",
-        "--warmup",
-        "0.2",
-        "-i",
-        "0.5",
-        "--json",
-    ]);
+        &[
+            "--connections",
+            "2",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.2",
+            "-i",
+            "0.5",
+            "--json",
+        ],
+    );
     assert_eq!(exit.code(), Some(0), "{}", exit.describe());
     let doc = json_of(&exit);
     assert_eq!(doc["interval_s"], 0.5, "{doc}");
@@ -64,16 +65,7 @@ fn bench_interval_lines_bits_and_writes() {
     let _turn = one_at_a_time();
     let server = Server::start(&[]);
     let addr = server.addr().to_string();
-    let exit = client(&[
-        "bench",
-        &addr,
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
-        "-i",
-        "0.5",
-    ]);
+    let exit = bench(&addr, &["--duration", "1", "--warmup", "0", "-i", "0.5"]);
     assert_eq!(exit.code(), Some(0), "{}", exit.describe());
     let lines: Vec<&String> = exit.stdout.iter().filter(|l| l.starts_with('[')).collect();
     assert_eq!(lines.len(), 2, "{}", exit.describe());
@@ -109,21 +101,22 @@ fn bench_interval_lines_bits_and_writes() {
         exit.describe()
     );
 
-    let exit = client(&[
-        "bench",
+    let exit = bench(
         &addr,
-        "--connections",
-        "2",
-        "--bulk",
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
-        "-i",
-        "0.5",
-        "--format",
-        "bits",
-    ]);
+        &[
+            "--connections",
+            "2",
+            "--bulk",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "-i",
+            "0.5",
+            "--format",
+            "bits",
+        ],
+    );
     assert_eq!(exit.code(), Some(0), "{}", exit.describe());
     let text = exit.stdout.join("\n");
     let throughput = exit
@@ -147,6 +140,13 @@ fn bench_interval_lines_bits_and_writes() {
         interval.contains(" writes/s  ") && interval.contains("bit/s"),
         "{text}"
     );
+}
+
+/// `echo-client bench ADDR ARGS…`.
+fn bench(addr: &str, args: &[&str]) -> Exit {
+    let mut all = vec!["bench", addr];
+    all.extend(args);
+    client(&all)
 }
 
 /// Runs the client, returning each stdout line with when it arrived.
