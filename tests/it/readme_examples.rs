@@ -210,7 +210,7 @@ not-runnable-anyway 7878
 ```sh
 # a comment
 echo-client ping 127.0.0.1:7878 -c 2 -i 0.1 --mode upper --json-stream
-echo-client 127.0.0.1:7878 hi --mode upper | grep -qx 'Received reply: HI'
+echo-client 127.0.0.1:7878 hi --mode upper | grep -x 'Received reply: HI' >/dev/null
 ```
 ";
     let blocks = runnable_blocks(sample).unwrap();
@@ -230,7 +230,7 @@ echo-client 127.0.0.1:7878 hi --mode upper | grep -qx 'Received reply: HI'
                 server_args: vec!["--mode".into(), "upper".into()],
                 commands: vec![
                     "echo-client ping 127.0.0.1:7878 -c 2 -i 0.1 --mode upper --json-stream".into(),
-                    "echo-client 127.0.0.1:7878 hi --mode upper | grep -qx 'Received reply: HI'"
+                    "echo-client 127.0.0.1:7878 hi --mode upper | grep -x 'Received reply: HI' >/dev/null"
                         .into(),
                 ],
             },
