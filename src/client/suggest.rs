@@ -64,15 +64,11 @@ pub fn closest_mode<'a>(word: &str, modes: &[&'a str]) -> Option<&'a str> {
     modes
         .iter()
         .map(|&m| (distance(&lower, m), m))
-        .filter(|&(d, _)| d <= MAX_DISTANCE && d < m_len(&lower))
+        // A match must keep at least one of the word's letters: a one- or
+        // two-letter host is within two edits of every mode.
+        .filter(|&(d, _)| d <= MAX_DISTANCE && d < lower.chars().count())
         .min_by_key(|&(d, _)| d)
         .map(|(_, m)| m)
-}
-
-/// A word of one or two letters is within two edits of every mode: only
-/// count a match that keeps at least one letter.
-fn m_len(word: &str) -> usize {
-    word.chars().count()
 }
 
 /// Optimal string alignment distance: Levenshtein plus the swap of two
