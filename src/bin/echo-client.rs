@@ -2,17 +2,18 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
-
+use echo_server::client::bench::in_flight::InFlight;
+use echo_server::client::bench::interval::{IntervalOutput, StreamStart};
 use echo_server::client::bench::{self, BenchConfig, StopAfter};
-use echo_server::client::cli::{BenchArgs, ClientCli, Mode};
+use echo_server::client::cli::{BenchArgs, Mode};
 use echo_server::client::error::ClientError;
 use echo_server::client::modes::bench::ModeBench;
 use echo_server::client::modes::{self, ServiceMode};
-use echo_server::client::output;
+use echo_server::client::output::{self, stream_event};
 use echo_server::client::session::Session;
-use echo_server::client::{ping, probe, send};
+use echo_server::client::{ping, probe, send, suggest};
 use echo_server::os::limits::raise_open_file_limit;
 use echo_server::os::procstat;
 use echo_server::os::signal;
@@ -23,7 +24,7 @@ const RESERVED_FDS: u64 = 16;
 
 fn main() -> ExitCode {
     signal::restore_default_sigpipe();
-    let cli = ClientCli::parse();
+    let cli = suggest::parse();
     let code = match cli.mode {
         None => send::run(&cli.send),
         Some(Mode::Send(args)) => send::run(&args),
@@ -39,9 +40,11 @@ fn run_bench(args: &BenchArgs) -> u8 {
         Ok(code) => code,
         Err(e) => {
             output::err_line(format_args!("echo-client: {e}"));
+            let doc = e.json_document("bench", &args.address.to_string());
             if args.json {
-                let doc = e.json_document("bench", &args.address.to_string());
                 output::line(format_args!("{doc}"));
+            } else if args.json_stream {
+                stream_event("end", &doc);
             }
             e.exit_code()
         }
@@ -52,6 +55,12 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     let mode = (args.mode != ServiceMode::Echo)
         .then(|| ModeBench::from_args(args))
         .transpose()?;
+    let unbounded = args.bulk && args.in_flight == InFlight::Unbounded;
+    if args.interval.is_some() && (mode.is_some() || unbounded) {
+        return Err(ClientError::Usage(
+            "-i/--interval is for echo benchmarks on the event loop: not with --mode other than echo, nor --in-flight unbounded".into(),
+        ));
+    }
     let connections = args.connections as usize;
     let limit = raise_open_file_limit().after;
     if let Some(limit) = limit {
@@ -74,9 +83,14 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     // registered with signal-hook, whose handler would otherwise write to a
     // closed pipe on Ctrl+C and raise SIGPIPE.
     let (addr, _probe_session) = reachable_address(args)?;
+    if args.json_stream {
+        stream_start(args, addr, mode.is_none() && !unbounded);
+    }
     if let Some(mode) = mode {
         let report = modes::bench::run(&mode, addr)?;
-        if args.json {
+        if args.json_stream {
+            stream_event("end", &report.to_json());
+        } else if args.json {
             output::line(format_args!("{}", report.to_json()));
         } else {
             output::text(format_args!("{report}"));
@@ -102,13 +116,17 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
         timeout: args.timeout,
         server_pid: args.server_pid,
         progress: false,
+        intervals: interval_setting(args),
+        format: args.format,
     };
     let config = BenchConfig {
-        progress: config.wants_progress(args.quiet || args.json),
+        progress: config.wants_progress(args.quiet || args.json || args.json_stream),
         ..config
     };
     let report = bench::run(&config, addr)?;
-    if args.json {
+    if args.json_stream {
+        stream_event("end", &report.to_json());
+    } else if args.json {
         output::line(format_args!("{}", report.to_json()));
     } else {
         output::text(format_args!("{report}"));
@@ -117,6 +135,40 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
         output::err_line(format_args!("echo-client: {e}"));
     }
     Ok(report.exit_code)
+}
+
+/// `-i`'s period and where its intervals go; `--json-stream` reports
+/// every second unless `-i` says otherwise.
+fn interval_setting(args: &BenchArgs) -> Option<(Duration, IntervalOutput)> {
+    let output = if args.json_stream {
+        IntervalOutput::Stream
+    } else if args.json {
+        IntervalOutput::Report
+    } else {
+        IntervalOutput::Text(args.format)
+    };
+    let period = args
+        .interval
+        .or(args.json_stream.then_some(Duration::from_secs(1)))?;
+    Some((period, output))
+}
+
+/// `--json-stream`'s first line: what the run is about to do.
+fn stream_start(args: &BenchArgs, addr: SocketAddr, intervals: bool) {
+    let start = StreamStart {
+        mode: "bench",
+        service: args.mode.name(),
+        target: args.address.to_string(),
+        address: addr,
+        connections: args.connections,
+        size: args.size(),
+        depth: args.depth,
+        bulk: args.bulk,
+        interval_s: intervals
+            .then(|| interval_setting(args).map(|(period, _)| period.as_secs_f64()))
+            .flatten(),
+    };
+    stream_event("start", &start.to_json());
 }
 
 /// Resolves the target and finds the address that accepts connections (a

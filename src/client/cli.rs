@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::bench::in_flight::InFlight;
-use super::error::EXIT_CODES_HELP;
+use super::bench::rate::RateFormat;
+use super::help;
 use super::modes::ServiceMode;
 use super::target::{parse_target, Target};
 use crate::config::units::{parse_seconds, parse_size, MAX_SECONDS};
@@ -24,7 +25,7 @@ use crate::logic::port_list::{parse_port_list, ALL_PORTS};
     // The summary comes from the doc comment above; a bare `about` would
     // take the crate's description, which describes the server.
     long_about = None,
-    after_help = EXIT_CODES_HELP,
+    after_help = help::with_exit_codes(help::MAIN_EXAMPLES),
     args_conflicts_with_subcommands = true
 )]
 pub struct ClientCli {
@@ -41,22 +42,22 @@ pub struct ClientCli {
 #[derive(Debug, Subcommand)]
 pub enum Mode {
     /// Send one message (or a file) and check the echo (the default mode).
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = help::with_exit_codes(help::SEND_EXAMPLES))]
     Send(SendArgs),
     /// Probe the path repeatedly, like ping or tcping: RTT per probe, loss,
     /// percentiles, and the TCP connect time.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = help::with_exit_codes(help::PING_EXAMPLES))]
     Ping(PingArgs),
     /// Load a server with many connections and report messages/s, MB/s and
     /// latency percentiles.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = help::with_exit_codes(help::BENCH_EXAMPLES))]
     Bench(BenchArgs),
     /// Check which of a host's ports answer, TCP or UDP: per port the
     /// connect time and one verified echo, or refused, filtered, reset,
     /// closed without echo, wrong echo; a table sorted by port and a
     /// summary. Exit 0 only when every port echoed, 1 when one echoed
     /// wrong bytes, 8 when some did not answer.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = help::with_exit_codes(help::PROBE_EXAMPLES))]
     Probe(ProbeArgs),
 }
 
@@ -151,6 +152,18 @@ pub struct PingArgs {
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// One JSON object per line on stdout as it happens: {"event":"start",
+    /// "data":{…}}, a "probe" event per probe (a later one for the same
+    /// seq corrects it: bytes that followed its echo), and "end" with the
+    /// --json document's totals.
+    #[arg(long, conflicts_with = "json")]
+    pub json_stream: bool,
+
+    /// Every probe must come back: exit with the last lost probe's code
+    /// (see below) instead of 0 when some came back.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Arguments of `probe`.
@@ -308,9 +321,34 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Every SECS of the measured window (at least 0.1), its figures as
+    /// iperf3 prints them: msgs/s (bulk: writes/s), MB/s, p50 and p99
+    /// latency; with --json, the report's `intervals` array. Not with
+    /// --mode other than echo, nor --in-flight unbounded.
+    #[arg(short = 'i', long, value_name = "SECS", value_parser = report_interval, allow_negative_numbers = true)]
+    pub interval: Option<Duration>,
+
+    /// One JSON object per line on stdout as it happens (as iperf3's
+    /// --json-stream): {"event":"start","data":{…}}, an "interval" event
+    /// every -i SECS (default 1), and "end" with the --json document.
+    #[arg(long, conflicts_with = "json")]
+    pub json_stream: bool,
+
+    /// Throughput in the text as bytes (MB/s) or bits (Kbit/s, Mbit/s,
+    /// Gbit/s, as iperf3 prints them); --json has both.
+    #[arg(long, value_enum, default_value_t = RateFormat::Bytes, value_name = "UNIT")]
+    pub format: RateFormat,
+
     /// No live progress line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+impl PingArgs {
+    /// Whether the output is text for people (neither JSON form).
+    pub fn text(&self) -> bool {
+        !self.json && !self.json_stream
+    }
 }
 
 impl BenchArgs {
@@ -328,6 +366,17 @@ impl BenchArgs {
             Duration::from_secs(1)
         })
     }
+}
+
+/// Shortest `bench -i`: iperf3's.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+fn report_interval(text: &str) -> Result<Duration, String> {
+    let d = parse_seconds(text)?;
+    if d < MIN_INTERVAL {
+        return Err("must be at least 0.1 seconds".into());
+    }
+    Ok(d)
 }
 
 fn positive_seconds(text: &str) -> Result<Duration, String> {
@@ -521,6 +570,10 @@ mod tests {
             &["echo-client", "probe", "host", "80", "--concurrency", "0"],
             &["echo-client", "probe", "host", "80", "--size", "2K"],
             &["echo-client", "probe", "host", "80", "--retries", "11"],
+            &["echo-client", "bench", "-i", "0.05"],
+            &["echo-client", "bench", "--json", "--json-stream"],
+            &["echo-client", "ping", "--json", "--json-stream"],
+            &["echo-client", "bench", "--format", "nibbles"],
         ] {
             assert!(ClientCli::try_parse_from(args).is_err(), "{args:?}");
         }

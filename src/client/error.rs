@@ -55,9 +55,10 @@ Exit codes:
        written (stdout full or not writable) by a run that passed
   8    probe: some port did not answer with its echo (the table says
        how: refused, filtered, reset, closed, no answer, not probed)
-  130  interrupted by Ctrl+C before any result, or while a ping probe
-       was still waiting for its answer (counted as lost), or during a
-       send (the bytes verified so far are reported)
+  130  interrupted by Ctrl+C before any result, or during a send (the
+       bytes verified so far are reported); in ping, while a probe was
+       still waiting for its answer (counted as lost) with --strict or
+       when no probe came back
 A reader of stdout or stderr that goes away (echo-client ping | head)
 ends the client by SIGPIPE, as it does any filter.";
 

@@ -12,6 +12,7 @@
 pub mod bench;
 pub mod cli;
 pub mod error;
+pub mod help;
 pub mod modes;
 pub mod output;
 pub(crate) mod pattern;
@@ -20,4 +21,5 @@ pub mod probe;
 pub(crate) mod rtt;
 pub mod send;
 pub mod session;
+pub mod suggest;
 pub mod target;

@@ -48,6 +48,14 @@ pub fn err_text(args: fmt::Arguments<'_>) {
     stderr_write(args, false);
 }
 
+/// One `--json-stream` line, `{"event": …, "data": document}` (iperf3's
+/// shape), `document` being one JSON object already.
+pub fn stream_event(event: &str, document: &str) {
+    line(format_args!(
+        "{{\"event\":\"{event}\",\"data\":{document}}}"
+    ));
+}
+
 /// Whether a write to stdout has failed: the output is incomplete.
 pub fn stdout_failed() -> bool {
     STDOUT_FAILED.load(Ordering::Relaxed)

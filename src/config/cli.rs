@@ -43,12 +43,14 @@ const WORKERS: RangeInclusive<usize> = 1..=1024;
 /// TCP echo server for network diagnostics: every byte a client sends comes
 /// back, in order, on one event-loop thread.
 ///
-/// Try it with `nc 127.0.0.1 7878` or `telnet 127.0.0.1 7878`.
-/// Exit codes: 0 stopped cleanly, 1 could not start, 2 bad command line
-/// or configuration (a flag, an ECHO_SERVER_* variable or the --config
-/// file), 130 stopped at once by a second Ctrl+C.
+/// Examples and exit codes: `crate::config::help`.
 #[derive(Debug, Parser)]
-#[command(name = "echo-server", version, about, long_about = None, after_help = SOURCES_HELP)]
+#[command(
+    name = "echo-server",
+    version,
+    long_about = None,
+    after_help = crate::config::help::after_help(SOURCES_HELP)
+)]
 pub struct Cli {
     /// Read settings from this TOML file: keys are the long option names
     /// (`port = 7878`, `busy-poll = 0`), values as the flags take them.

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod file;
+pub mod help;
 pub mod sources;
 pub mod units;
 

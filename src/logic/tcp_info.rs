@@ -25,6 +25,8 @@ pub struct TcpInfo {
     pub snd_mss: u32,
     /// Estimated delivery rate, bytes per second (Linux 4.9+).
     pub delivery_rate: Option<u64>,
+    /// Path MTU, bytes.
+    pub pmtu: u32,
 }
 
 fn u32_at(buf: &[u8], offset: usize) -> Option<u32> {
@@ -43,6 +45,7 @@ impl TcpInfo {
     pub fn decode(buf: &[u8]) -> Option<Self> {
         Some(Self {
             snd_mss: u32_at(buf, 16)?,
+            pmtu: u32_at(buf, 60)?,
             lost: u32_at(buf, 32)?,
             rtt_us: u32_at(buf, 68)?,
             rttvar_us: u32_at(buf, 72)?,

@@ -7,6 +7,7 @@ pub mod listener;
 pub mod log_writer;
 pub mod priority;
 pub mod procstat;
+pub mod rx_timestamp;
 pub(crate) mod send_queue;
 pub mod signal;
 pub(crate) mod sigpipe;

@@ -113,29 +113,81 @@ fn ctrl_c_prints_the_summary_so_far() {
 
 /// A probe still waiting for its echo when Ctrl+C comes was sent and got
 /// no answer: it is counted as lost (a dead server must not look like 0%
-/// loss), and the exit code says the run was cut short.
+/// loss); with --strict the exit code says the run was cut short.
 #[test]
 fn ctrl_c_counts_the_unanswered_probe_as_lost() {
-    // Echoes two probes, then holds the third for 20 s.
-    let stalling = FaultyServer::start(Fault::StallOnce(128, Duration::from_secs(20)));
-    let addr = stalling.addr();
-    // Probe 3 leaves 0.05 s after probe 2; signalled 0.3 s after that.
-    let (code, text) = client_interrupted_when(
-        &["ping", &addr, "-c", "0", "-i", "0.05"],
-        |t| t.contains("seq=2 "),
-        Duration::from_millis(300),
-    );
-    assert_eq!(code, Some(130), "{text}");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("seq=3 lost: no echo after ")
-                && l.ends_with(", when Ctrl+C stopped the wait")),
-        "{text}"
-    );
-    assert!(
-        text.contains("3 probes sent, 2 received, 1 lost (33.3% loss), 0 mismatched"),
-        "{text}"
-    );
+    // Two came back: exit 0, as iputils' ping (the default); with
+    // --strict the probe Ctrl+C cut short fails the run.
+    for (strict, expected) in [(false, 0), (true, 130)] {
+        // Echoes two probes, then holds the third for 20 s.
+        let stalling = FaultyServer::start(Fault::StallOnce(128, Duration::from_secs(20)));
+        let addr = stalling.addr();
+        // Probe 3 leaves 0.05 s after probe 2; signalled 0.3 s after that.
+        let mut args = vec!["ping", &addr, "-c", "0", "-i", "0.05"];
+        if strict {
+            args.push("--strict");
+        }
+        let (code, text) =
+            client_interrupted_when(&args, |t| t.contains("seq=2 "), Duration::from_millis(300));
+        assert_eq!(code, Some(expected), "strict {strict}: {text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("seq=3 lost: no echo after ")
+                    && l.ends_with(", when Ctrl+C stopped the wait")),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 probes sent, 2 received, 1 lost (33.3% loss), 0 mismatched"),
+            "{text}"
+        );
+    }
+}
+
+/// The server goes away after some probes came back: exit 0 as iputils'
+/// ping exits when any reply came back; with --strict, the code of the last
+/// lost probe (3: refused, once the client reconnects).
+#[test]
+fn exit_zero_when_any_probe_came_back_unless_strict() {
+    for (strict, expected) in [(false, 0), (true, 3)] {
+        let mut server = Server::start(&["-v"]);
+        let addr = server.addr().to_string();
+        let mut args = vec!["ping", &addr, "-c", "6", "-i", "0.2", "-W", "1"];
+        if strict {
+            args.push("--strict");
+        }
+        let run = {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                client(&args)
+            })
+        };
+        // Two probes echoed (a DATA line each), then the server is gone.
+        server.wait_count(|l| l.contains("DATA"), 2, Duration::from_secs(10));
+        server.stop("KILL", Duration::from_secs(10));
+        let exit = run.join().unwrap();
+        assert_eq!(
+            exit.code(),
+            Some(expected),
+            "strict {strict}: {}",
+            exit.describe()
+        );
+        let summary = exit
+            .stdout
+            .iter()
+            .find(|l| l.starts_with("6 probes sent, "))
+            .unwrap_or_else(|| panic!("no summary\n{}", exit.describe()));
+        let received: u64 = summary["6 probes sent, ".len()..]
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!((2..6).contains(&received), "{}", exit.describe());
+    }
+    // None came back: never 0, with or without --strict.
+    let refused = format!("127.0.0.1:{}", closed_port());
+    let exit = client(&["ping", &refused, "-c", "2", "-i", "0.05"]);
+    assert_eq!(exit.code(), Some(3), "{}", exit.describe());
 }
 
 /// After a slow probe the next ones keep their interval instead of going
@@ -273,4 +325,94 @@ fn closed_stdout_ends_quietly() {
     assert_eq!(exit.stdout.len(), 2, "{}", exit.describe());
     crate::support::assert_no_panic(&exit.stderr);
     assert!(exit.stderr.is_empty(), "{}", exit.stderr);
+}
+
+/// A proxy on 127.0.0.1 that holds every chunk from the client for
+/// `delay` before passing it to `upstream`; the answers go back at once.
+/// Serves one connection, then ends when either side closes.
+fn delay_proxy(upstream: std::net::SocketAddr, delay: Duration) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let Ok((mut client, _)) = listener.accept() else {
+            return;
+        };
+        let mut server = std::net::TcpStream::connect(upstream).unwrap();
+        client.set_nodelay(true).unwrap();
+        server.set_nodelay(true).unwrap();
+        let (mut client_back, mut server_back) =
+            (client.try_clone().unwrap(), server.try_clone().unwrap());
+        let back = std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n @ 1..) = server_back.read(&mut buf) {
+                if client_back.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = client_back.shutdown(std::net::Shutdown::Write);
+        });
+        let mut buf = [0u8; 65536];
+        while let Ok(n @ 1..) = client.read(&mut buf) {
+            std::thread::sleep(delay);
+            if server.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = server.shutdown(std::net::Shutdown::Write);
+        let _ = back.join();
+    });
+    addr
+}
+
+/// Through a proxy that adds 10 ms, each RTT is the 10 ms plus loopback
+/// scale, timed to the kernel's receive timestamp (the clock after the
+/// read is the fallback, reported as such); the summary and --json carry
+/// the client socket's TCP_INFO.
+#[test]
+fn rtt_is_timed_by_the_kernel_stamp_and_tcp_info_is_reported() {
+    let _turn = crate::support::one_at_a_time();
+    let server = Server::start(&[]);
+    let delay = Duration::from_millis(10);
+    let proxy = delay_proxy(server.addr(), delay);
+    let exit = client(&["ping", &proxy, "-c", "5", "-i", "0.05", "--json"]);
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let doc = json_of(&exit);
+    assert_eq!(doc["received"], 5, "{doc}");
+    let (kernel, clock) = (
+        num(&doc, &["rtt_source", "kernel"]),
+        num(&doc, &["rtt_source", "clock"]),
+    );
+    assert_eq!(kernel + clock, 5.0, "{doc}");
+    // The kernel switches stamping on a moment after the first socket asks
+    // (deferred work): the first probe may fall back to the clock.
+    assert!(kernel >= 4.0, "{doc}");
+    for probe in doc["probes"].as_array().unwrap() {
+        let rtt = num(probe, &["rtt_ms"]);
+        assert!((10.0..60.0).contains(&rtt), "{probe}");
+        assert!(
+            probe["rtt_source"] == "kernel" || probe["rtt_source"] == "clock",
+            "{probe}"
+        );
+    }
+    let info = &doc["tcp_info"];
+    assert!(num(info, &["srtt_ms"]) > 0.0, "{doc}");
+    assert!(num(info, &["min_rtt_ms"]) > 0.0, "{doc}");
+    assert_eq!(info["retransmits"], 0, "{doc}");
+    assert!(num(info, &["pmtu"]) >= 1280.0, "{doc}");
+
+    let proxy = delay_proxy(server.addr(), delay);
+    let exit = client(&["ping", &proxy, "-c", "3", "-i", "0.05"]);
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let text = exit.stdout.join("\n");
+    assert!(
+        text.contains("\nrtt measured to: the kernel's receive timestamp (SO_TIMESTAMPING)"),
+        "{text}"
+    );
+    assert!(
+        exit.stdout.iter().any(
+            |l| l.starts_with("tcp_info: min_rtt ") && l.contains(", retransmits 0, path MTU ")
+        ),
+        "{text}"
+    );
 }

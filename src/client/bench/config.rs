@@ -4,6 +4,8 @@ use std::io::{self, IsTerminal};
 use std::time::Duration;
 
 use super::in_flight::InFlight;
+use super::interval::IntervalOutput;
+use super::rate::RateFormat;
 
 /// When the sending stops.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +43,10 @@ pub struct BenchConfig {
     pub server_pid: Option<u32>,
     /// Print progress to stderr once a second.
     pub progress: bool,
+    /// `-i`: the window's intervals, how long and where they go.
+    pub intervals: Option<(Duration, IntervalOutput)>,
+    /// How throughput is written in text.
+    pub format: RateFormat,
 }
 
 impl BenchConfig {

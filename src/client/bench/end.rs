@@ -112,6 +112,11 @@ impl Engine<'_> {
             server_note: self.server_note.take(),
             interrupted: self.interrupted,
             exit_code,
+            format: self.config.format,
+            intervals: self.intervals.take().and_then(|intervals| {
+                let period = self.config.intervals?.0;
+                Some((period, Vec::from(intervals.kept), intervals.omitted))
+            }),
         }
     }
 }

@@ -30,9 +30,11 @@ mod connect;
 mod end;
 pub(crate) mod failures;
 pub(crate) mod flow;
-pub(crate) mod in_flight;
+pub mod in_flight;
+pub mod interval;
 mod issue;
 mod progress;
+pub mod rate;
 pub(crate) mod report;
 pub(crate) mod schedule;
 mod stream;
@@ -53,6 +55,7 @@ use mio::{Events, Poll, Token};
 use self::failures::Failures;
 use self::flow::Flow;
 use self::in_flight::InFlightLimit;
+use self::interval::Intervals;
 use self::progress::Progress;
 use self::report::BenchReport;
 use self::schedule::RateSchedule;
@@ -126,6 +129,8 @@ struct Engine<'a> {
     wake: Option<PreciseWake>,
     run_start: Option<Instant>,
     window: Window,
+    /// `-i`: the window's intervals.
+    intervals: Option<Intervals>,
     progress: Progress,
     connect_errors: usize,
     mismatches: usize,
@@ -180,6 +185,10 @@ impl<'a> Engine<'a> {
             None => None,
         };
         let now = Instant::now();
+        let intervals = match config.intervals {
+            Some((period, output)) => Some(Intervals::new(period, output, config.bulk, now)?),
+            None => None,
+        };
         Ok(Self {
             config,
             addr,
@@ -199,6 +208,7 @@ impl<'a> Engine<'a> {
             wake,
             run_start: None,
             window: Window::new(now)?,
+            intervals,
             progress: Progress::new(config.progress, now),
             connect_errors: 0,
             mismatches: 0,
@@ -252,6 +262,9 @@ impl<'a> Engine<'a> {
 
     /// Moves the run through its phases; `false` when it is over.
     fn advance(&mut self, now: Instant) -> Result<bool, ClientError> {
+        if let Some(intervals) = &mut self.intervals {
+            intervals.tick(now);
+        }
         match self.phase {
             Phase::Connecting => {
                 self.expire_connects(now);
@@ -333,6 +346,9 @@ impl<'a> Engine<'a> {
         }
         if self.progress.enabled {
             consider(Some(self.progress.next));
+        }
+        if let Some(intervals) = self.intervals.as_ref().filter(|i| i.running()) {
+            consider(Some(intervals.next));
         }
         next
     }

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::rate::throughput;
 use super::report::thousands;
 use super::{Engine, Phase, StopAfter};
 use crate::client::output;
@@ -49,11 +50,16 @@ impl Engine<'_> {
             }
         };
         output::err_text(format_args!(
-            "\r\x1b[K{:.0} s{}: {} msgs/s, {:.2} MB/s{}",
+            "\r\x1b[K{:.0} s{}: {} {}, {}{}",
             elapsed.as_secs_f64(),
             total,
             thousands(messages),
-            bytes as f64 / 1e6,
+            if self.config.bulk {
+                "writes/s"
+            } else {
+                "msgs/s"
+            },
+            throughput(bytes as f64, self.config.format),
             if self.window.open {
                 ""
             } else {

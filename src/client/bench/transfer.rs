@@ -24,6 +24,7 @@ impl Engine<'_> {
                 Ok(n) => {
                     self.last_progress = now;
                     let window = &mut self.window;
+                    let intervals = &mut self.intervals;
                     let counting = window.counts(now);
                     let result =
                         self.conns[i]
@@ -32,6 +33,9 @@ impl Engine<'_> {
                                 if let (true, Some(sent)) = (counting, stamp) {
                                     let ns = now.saturating_duration_since(sent).as_nanos() as u64;
                                     window.latency.saturating_record(ns.max(1));
+                                    if let Some(intervals) = intervals.as_mut() {
+                                        intervals.latency(ns);
+                                    }
                                 }
                             });
                     match result {
@@ -41,12 +45,16 @@ impl Engine<'_> {
                             self.progress.bytes += n as u64;
                             self.progress.messages += done;
                             if counting {
-                                window.messages += done;
-                                window.bytes += if self.config.bulk {
+                                let bytes = if self.config.bulk {
                                     n as u64
                                 } else {
                                     done * self.config.size as u64
                                 };
+                                window.messages += done;
+                                window.bytes += bytes;
+                                if let Some(intervals) = intervals.as_mut() {
+                                    intervals.count(done, bytes);
+                                }
                             }
                         }
                         Err(mismatch) => {

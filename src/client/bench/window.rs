@@ -90,6 +90,9 @@ impl Engine<'_> {
 
     pub(super) fn open_window(&mut self) {
         self.window.open = true;
+        if let Some(intervals) = &mut self.intervals {
+            intervals.open(self.window.start);
+        }
         if let Some(pid) = self.config.server_pid {
             match procstat::sample(pid) {
                 Ok(sample) => self.window.server_start = Some(sample),
@@ -122,6 +125,9 @@ impl Engine<'_> {
             StopAfter::Requests(_) => now,
         };
         self.window.end = Some(end.max(self.window.start));
+        if let Some(intervals) = &mut self.intervals {
+            intervals.close(end.max(self.window.start));
+        }
         if let (Some(pid), Some(start)) = (self.config.server_pid, self.window.server_start) {
             match procstat::sample(pid) {
                 Ok(end_sample) => {

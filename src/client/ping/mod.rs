@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use self::summary::{exit_code, json, print_summary};
+use self::summary::{exit_code, json, print_summary, probe_json, start_json};
 use super::cli::PingArgs;
 use super::error::{seconds, ClientError, ReplyMismatch};
 use super::modes::{framed, ByteMap, ServiceMode};
@@ -21,6 +21,8 @@ use super::output::{self, errln, outln};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttStats};
 use super::session::{Connected, Session, CLOSE_GRACE, MAX_DATAGRAM};
+use crate::logic::tcp_info::TcpInfo;
+use crate::os::{rx_timestamp, tcp_info};
 
 /// One probe's outcome.
 #[derive(Debug)]
@@ -28,6 +30,9 @@ struct Probe {
     seq: u64,
     connect: Option<Duration>,
     result: Result<Duration, ClientError>,
+    /// The RTT runs to the kernel's receive timestamp, not to the clock
+    /// after the read.
+    stamped: bool,
 }
 
 /// Most probes a `--json` document lists: the latest ones, so a run of
@@ -56,6 +61,10 @@ struct PingRun {
     last_addr: Option<SocketAddr>,
     interrupted: bool,
     started: Option<Instant>,
+    /// Replies timed by the kernel's receive timestamp.
+    stamped: u64,
+    /// TCP_INFO of the client's socket after the latest reply.
+    tcp_info: Option<TcpInfo>,
 }
 
 impl PingRun {
@@ -65,6 +74,7 @@ impl PingRun {
         match &probe.result {
             Ok(rtt) => {
                 self.received += 1;
+                self.stamped += u64::from(probe.stamped);
                 self.rtts.record(*rtt);
             }
             Err(ClientError::Mismatch(_) | ClientError::Reply(_)) => self.mismatched += 1,
@@ -110,7 +120,10 @@ pub fn run(args: &PingArgs) -> u8 {
         let e = ClientError::Usage(format!("--size with --udp is at most {MAX_DATAGRAM} bytes"));
         return fatal(args, e);
     }
-    if !args.json {
+    if args.json_stream {
+        output::stream_event("start", &start_json(args));
+    }
+    if args.text() {
         outln!(
             "ECHO PING {}: {}-byte probes {}, every {}, timeout {}",
             args.address,
@@ -136,16 +149,21 @@ pub fn run(args: &PingArgs) -> u8 {
     };
     if args.json {
         outln!("{}", json(args, &run));
+    } else if args.json_stream {
+        output::stream_event("end", &json(args, &run));
     } else {
         print_summary(args, &run);
     }
-    exit_code(&run)
+    exit_code(&run, args.strict)
 }
 
 fn fatal(args: &PingArgs, e: ClientError) -> u8 {
     errln!("echo-client: {e}");
+    let doc = e.json_document("ping", &args.address.to_string());
     if args.json {
-        outln!("{}", e.json_document("ping", &args.address.to_string()));
+        outln!("{doc}");
+    } else if args.json_stream {
+        output::stream_event("end", &doc);
     }
     e.exit_code()
 }
@@ -197,10 +215,12 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
         if conn.is_none() {
             match session.connect_any(addrs, args.timeout) {
                 Ok(c) => {
+                    // Without stamps, each reply is timed by the clock.
+                    session.use_rx_stamps(rx_timestamp::enable(&c.stream).is_ok());
                     connect_time = Some(c.connect_time);
                     run.connects.record(c.connect_time);
                     run.last_addr = Some(c.addr);
-                    if !args.reconnect && !args.json {
+                    if !args.reconnect && args.text() {
                         outln!(
                             "Connected to {} in {:.3} ms",
                             c.addr,
@@ -260,7 +280,22 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
             break;
         }
         let failed = result.is_err();
-        record(args, &mut run, seq, shown_connect, result);
+        let stamped = session.take_stamped_rtt().filter(|_| !failed);
+        if !failed {
+            if let Some(info) = conn.as_ref().and_then(|c| tcp_info::sample(&c.stream).ok()) {
+                run.tcp_info = Some(info);
+            }
+        }
+        record_probe(
+            args,
+            &mut run,
+            Probe {
+                seq,
+                connect: shown_connect,
+                result: stamped.map_or(result, Ok),
+                stamped: stamped.is_some(),
+            },
+        );
         if args.reconnect && !failed {
             finish(args, &mut run, session, &mut conn, offset);
         }
@@ -363,6 +398,17 @@ fn amend_last(args: &PingArgs, run: &mut PingRun, error: ClientError) {
     let Some(probe) = run.last.as_mut() else {
         return;
     };
+    if args.json_stream {
+        let amended = Probe {
+            seq: probe.seq,
+            connect: probe.connect,
+            result: Err(error),
+            stamped: false,
+        };
+        output::stream_event("probe", &probe_json(&amended, run.started));
+        probe.result = amended.result;
+        return;
+    }
     if !args.json {
         match &error {
             ClientError::Mismatch(_) | ClientError::Reply(_) => {
@@ -381,11 +427,27 @@ fn record(
     connect: Option<Duration>,
     result: Result<Duration, ClientError>,
 ) {
-    if !args.json {
-        match &result {
+    let probe = Probe {
+        seq,
+        connect,
+        result,
+        stamped: false,
+    };
+    record_probe(args, run, probe);
+}
+
+/// Reports `probe` (a line, or a `--json-stream` event) and makes it the
+/// latest.
+fn record_probe(args: &PingArgs, run: &mut PingRun, probe: Probe) {
+    if args.json_stream {
+        output::stream_event("probe", &probe_json(&probe, run.started));
+    } else if !args.json {
+        let seq = probe.seq;
+        match &probe.result {
             Ok(rtt) => {
                 let addr = run.last_addr.map(|a| a.to_string()).unwrap_or_default();
-                let connect = connect
+                let connect = probe
+                    .connect
                     .map(|c| format!(" connect={:.3} ms", millis(c)))
                     .unwrap_or_default();
                 outln!(
@@ -403,9 +465,5 @@ fn record(
     if let Some(previous) = run.last.take() {
         run.fold(previous);
     }
-    run.last = Some(Probe {
-        seq,
-        connect,
-        result,
-    });
+    run.last = Some(probe);
 }

@@ -41,6 +41,11 @@ pub struct Session {
     events: Events,
     signals: StopSignals,
     scratch: Vec<u8>,
+    /// Read with the kernel's receive timestamps (`ping`, after
+    /// [`crate::os::rx_timestamp::enable`] on the connection).
+    rx_stamps: bool,
+    /// The last `exchange`'s RTT by the kernel's receive timestamp.
+    stamped_rtt: Option<Duration>,
 }
 
 /// What happened while waiting.
@@ -61,7 +66,22 @@ impl Session {
             events: Events::with_capacity(16),
             signals,
             scratch: vec![0; READ_CHUNK],
+            rx_stamps: false,
+            stamped_rtt: None,
         })
+    }
+
+    /// Whether `exchange` reads the kernel's receive timestamps: only for a
+    /// connection whose stamping was turned on.
+    pub fn use_rx_stamps(&mut self, on: bool) {
+        self.rx_stamps = on;
+    }
+
+    /// The last `exchange`'s RTT from the write to the kernel's receive
+    /// timestamp of the reply's last segment, when the kernel stamped it
+    /// (and the stamp is not later than the clock after the read).
+    pub fn take_stamped_rtt(&mut self) -> Option<Duration> {
+        self.stamped_rtt.take()
     }
 
     /// Blocks until the socket may be ready, `deadline` passes, or a signal

@@ -11,6 +11,15 @@ use super::{Session, Wake};
 use crate::client::error::{is_reset, ClientError, Mismatch};
 use crate::client::modes::ByteMap;
 use crate::client::pattern::first_difference;
+use crate::os::rx_timestamp;
+
+/// Time since the Unix epoch (CLOCK_REALTIME), the clock of the kernel's
+/// receive timestamps.
+fn wall_clock() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
 
 /// What a [`Feed`] has for [`Session::transfer`].
 #[derive(Debug)]
@@ -56,6 +65,10 @@ impl Session {
         timeout: Duration,
     ) -> Result<Duration, ClientError> {
         let expected = reply.len() as u64;
+        self.stamped_rtt = None;
+        let sent_at = self.rx_stamps.then(wall_clock);
+        // The kernel's stamp of the latest read: the last one completes it.
+        let mut arrived = None;
         let started = Instant::now();
         let mut written = 0;
         let mut received = 0;
@@ -74,7 +87,15 @@ impl Session {
                 }
             }
             loop {
-                match stream.read(&mut self.scratch) {
+                let read = if self.rx_stamps {
+                    rx_timestamp::recv(stream, &mut self.scratch).map(|(n, stamp)| {
+                        arrived = stamp;
+                        n
+                    })
+                } else {
+                    stream.read(&mut self.scratch)
+                };
+                match read {
                     // The peer stopped sending before the echo was complete.
                     Ok(0) => {
                         return Err(ClientError::ClosedEarly {
@@ -116,7 +137,15 @@ impl Session {
                 });
             }
         }
-        Ok(started.elapsed())
+        let rtt = started.elapsed();
+        if let (Some(sent), Some(arrived)) = (sent_at, arrived) {
+            // Wall-clock times: a clock step between them gives nonsense,
+            // which the bound by the monotonic figure catches.
+            self.stamped_rtt = arrived
+                .checked_sub(sent)
+                .filter(|stamped| !stamped.is_zero() && *stamped <= rtt);
+        }
+        Ok(rtt)
     }
 
     /// Sends everything `feed` yields while reading the echo, checking each

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{round3, round6, BenchReport, Latency};
 use crate::client::bench::in_flight::InFlight;
+use crate::client::bench::interval::IntervalFigures;
 use crate::logic::json;
 
 impl BenchReport {
@@ -32,6 +33,13 @@ impl BenchReport {
             bytes: self.bytes,
             msgs_per_s: round3(self.msgs_per_s()),
             mb_per_s: round3(self.mb_per_s()),
+            bits_per_s: (self.mb_per_s() * 8e6).round(),
+            interval_s: (self.intervals.as_ref()).map(|(period, _, _)| period.as_secs_f64()),
+            intervals: (self.intervals.as_ref()).map_or(&[][..], |(_, kept, _)| kept),
+            intervals_omitted: self
+                .intervals
+                .as_ref()
+                .map_or(0, |(_, _, omitted)| *omitted),
             latency_us: self.latency.as_ref().map(Latency::rounded),
             send_lag_us: self.send_lag.as_ref().map(Latency::rounded),
             behind_schedule: self.behind_schedule,
@@ -73,6 +81,10 @@ struct BenchDocument<'a> {
     bytes: u64,
     msgs_per_s: f64,
     mb_per_s: f64,
+    bits_per_s: f64,
+    interval_s: Option<f64>,
+    intervals: &'a [IntervalFigures],
+    intervals_omitted: u64,
     latency_us: Option<Latency>,
     send_lag_us: Option<Latency>,
     behind_schedule: Option<u64>,

@@ -8,6 +8,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::in_flight::InFlight;
+use super::interval::IntervalFigures;
+use super::rate::{throughput, RateFormat};
 use crate::os::procstat::ProcessSample;
 
 mod document;
@@ -156,6 +158,10 @@ pub struct BenchReport {
     /// The process exit code these results call for: 0 when every byte
     /// came back exactly, else that of the worst failure (mismatch first).
     pub exit_code: u8,
+    /// How the text writes throughput.
+    pub format: RateFormat,
+    /// `-i` with `--json`: the latest intervals, and how many were left out.
+    pub intervals: Option<(Duration, Vec<IntervalFigures>, u64)>,
 }
 
 fn round3(x: f64) -> f64 {
@@ -271,18 +277,24 @@ impl fmt::Display for BenchReport {
             "Connections: {} connected, {} failed to connect, {} closed early, {} incomplete",
             self.connected, self.connect_errors, self.closed_early, self.incomplete
         )?;
+        // In bulk a "message" is one --size write.
+        let (unit, unit_rate) = if self.bulk {
+            ("writes", "writes/s")
+        } else {
+            ("messages", "msgs/s")
+        };
         writeln!(
             f,
-            "Echoed:      {} messages, {} bytes, all verified ({} mismatches)",
+            "Echoed:      {} {unit}, {} bytes, all verified ({} mismatches)",
             thousands(self.messages),
             thousands(self.bytes),
             self.mismatches
         )?;
         writeln!(
             f,
-            "Throughput:  {} msgs/s, {:.2} MB/s",
+            "Throughput:  {} {unit_rate}, {}",
             thousands(self.msgs_per_s().round() as u64),
-            self.mb_per_s()
+            throughput(self.mb_per_s() * 1e6, self.format)
         )?;
         if let Some(l) = &self.latency {
             writeln!(

@@ -170,6 +170,8 @@ impl Streams<'_> {
             server_note: self.server_note.take(),
             interrupted: self.interrupted,
             exit_code,
+            format: self.config.format,
+            intervals: None,
         }
     }
 }
