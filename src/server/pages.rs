@@ -8,7 +8,7 @@ use slab::Slab;
 
 use super::connection::Connection;
 use crate::logic::http::{Response, Route, Status};
-use crate::logic::metrics::{self, ConnView, EndpointCounters, Process, Snapshot};
+use crate::logic::metrics::{self, ConnView, EndpointCounters, History, Process, Snapshot};
 use crate::logic::stats::Totals;
 
 /// TCP_INFO of every connection, and the process figures from /proc, are
@@ -17,9 +17,14 @@ use crate::logic::stats::Totals;
 const TCP_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Most connections listed in `/stats.json` (the totals count them all).
 const MAX_LISTED: usize = 1000;
+/// How often the totals are sampled for the dashboard's history.
+const HISTORY_STEP: Duration = Duration::from_secs(1);
 
 /// The dashboard page, embedded so it works offline.
 const DASHBOARD: &str = include_str!("dashboard.html");
+/// The icon browsers fetch on their own: answered, so that it is not
+/// counted as a `404`.
+const FAVICON: &[u8] = include_bytes!("favicon.ico");
 
 /// The loop's state a page is built from.
 pub(super) struct Source<'a> {
@@ -48,6 +53,10 @@ pub(super) struct Figures {
     /// The process figures (read from /proc) and when, reused for a second
     /// so that a hammered endpoint does not spend the loop in /proc.
     process: Option<(Instant, Option<Process>)>,
+    /// The totals of the last minutes, for the dashboard's charts.
+    history: History,
+    /// When the next history sample is due.
+    history_due: Option<Instant>,
 }
 
 /// The figure pages built in the current pass of the loop. Every request
@@ -75,7 +84,7 @@ impl Built {
         match route {
             Route::Metrics => Some(&mut self.metrics),
             Route::StatsJson => Some(&mut self.stats_json),
-            Route::Health | Route::Dashboard => None,
+            Route::Health | Route::Dashboard | Route::Favicon => None,
         }
     }
 }
@@ -115,11 +124,30 @@ impl Figures {
         self.tcp_sampled_at = Some(now);
     }
 
+    /// Samples the totals for the history when a sample is due.
+    pub(super) fn record_history(&mut self, stats: &Totals, now: Instant) {
+        if self.history_due.is_some_and(|due| now < due) {
+            return;
+        }
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.history.record(unix, stats);
+        self.history_due = Some(now + HISTORY_STEP);
+    }
+
+    /// When the loop must wake for the next history sample (at once
+    /// before the first).
+    pub(super) fn history_due(&self) -> Instant {
+        self.history_due.unwrap_or_else(Instant::now)
+    }
+
     /// The response for `route`, from the loop's current state.
     fn render(&mut self, route: Route, source: &mut Source<'_>) -> Response {
         match route {
             Route::Health => return Response::ok("text/plain; charset=utf-8", "ok\n"),
             Route::Dashboard => return Response::ok("text/html; charset=utf-8", DASHBOARD),
+            Route::Favicon => return Response::ok("image/x-icon", FAVICON),
             Route::Metrics | Route::StatsJson => {}
         }
         let now = Instant::now();
@@ -167,6 +195,7 @@ impl Figures {
             connections: listed,
             log_lines_dropped: crate::os::log_writer::dropped(),
             process,
+            history: &self.history,
         };
         let body = match route {
             Route::StatsJson => metrics::render_json(&snap),
@@ -192,5 +221,18 @@ fn read_process() -> Option<Process> {
         resident_bytes: sample.rss_kib * 1024,
         open_fds,
         cpu_seconds: sample.cpu.as_secs_f64(),
+        max_fds: max_open_files(),
     })
+}
+
+/// The soft open-files limit, from `/proc/self/limits` ("unlimited" is
+/// reported as unknown).
+fn max_open_files() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -150,6 +150,88 @@ fn metrics_counters_match_generated_traffic() {
 }
 
 #[test]
+fn metrics_carry_build_info_max_fds_and_fine_srtt_buckets() {
+    // Proves: /metrics names the server's version (echo_server_build_info),
+    // its open-files limit (process_max_fds, as the kernel reports it for
+    // the process), and the srtt histogram starts at 10 µs with the
+    // buckets a loopback or LAN connection needs; closed connections are
+    // counted in it.
+    let test = "metrics_carry_build_info_max_fds_and_fine_srtt_buckets";
+    let (srv, maddr) = start(&[]);
+    for i in 0..3 {
+        let mut c = connect(srv.addr());
+        let local = c.local_addr().unwrap();
+        echo_roundtrip(&mut c, &Rng::new(i).bytes(100));
+        drop(c);
+        srv.wait_disconnect(local, LOG_WAIT);
+    }
+    let text = get(maddr, "/metrics").text();
+    let Some(families) = prometheus_parse(test, &text) else {
+        return;
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        sample(&families, "echo_server_build_info", &[("version", version)]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&families, "process_max_fds", &[]),
+        srv.nofile_soft_limit() as f64
+    );
+    let mut bounds = Vec::new();
+    for s in families["echo_tcp_srtt_seconds"]["samples"]
+        .as_array()
+        .unwrap()
+    {
+        if s["name"] == "echo_tcp_srtt_seconds_bucket" {
+            let le = s["labels"]["le"].as_str().unwrap();
+            if le != "+Inf" {
+                bounds.push(le.parse::<f64>().unwrap());
+            }
+        }
+    }
+    let micros: Vec<u64> = bounds.iter().map(|b| (b * 1e6).round() as u64).collect();
+    assert_eq!(
+        micros,
+        [
+            10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000,
+            250_000, 500_000, 1_000_000
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        sample(&families, "echo_tcp_srtt_seconds_bucket", &[("le", "+Inf")]),
+        3.0
+    );
+}
+
+#[test]
+fn favicon_is_answered_and_not_counted_as_not_found() {
+    // Proves: the icon a browser asks for on its own is answered 200 with
+    // an icon, so a dashboard viewer adds no 404s to
+    // echo_http_requests_total.
+    let (_srv, maddr) = start(&[]);
+    for _ in 0..2 {
+        let reply = get(maddr, "/favicon.ico");
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.headers["content-type"], "image/x-icon");
+        // ICONDIR: reserved 0, type 1 (icon), at least one image.
+        assert_eq!(&reply.body[..4], &[0, 0, 1, 0]);
+        assert!(reply.body.len() > 22);
+    }
+    let text = get(maddr, "/metrics").text();
+    assert!(
+        text.contains("\necho_http_requests_total{code=\"404\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\necho_http_requests_total{code=\"200\"} 2\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn stats_json_matches_generated_traffic() {
     // Proves: /stats.json has the same totals and lists the active
     // connections with their peer, age, bytes, buffered, state and TCP_INFO.
