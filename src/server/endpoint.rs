@@ -213,9 +213,14 @@ impl Endpoint {
     }
 
     /// Samples the totals for the dashboard's history while listening.
-    pub(super) fn record_history(&mut self, stats: &crate::logic::stats::Totals, now: Instant) {
+    pub(super) fn record_history(
+        &mut self,
+        stats: &crate::logic::stats::Totals,
+        connections: &Slab<super::connection::Connection>,
+        now: Instant,
+    ) {
         if self.listener.is_some() {
-            self.figures.record_history(stats, now);
+            self.figures.record_history(stats, connections, now);
         }
     }
 

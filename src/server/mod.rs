@@ -260,7 +260,7 @@ impl Server {
             }
             self.report_stats(now);
             if let Some(endpoint) = &mut self.endpoint {
-                endpoint.record_history(&self.stats, now);
+                endpoint.record_history(&self.stats, &self.connections, now);
             }
             self.report_held_rejects(Some(now));
             if let Some(deadline) = self.stop_deadline {

@@ -1,9 +1,11 @@
 //! The endpoint's answers, built from the loop's state: the dashboard, the
 //! health check, and the figure pages rendered by [`crate::logic::metrics`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::Token;
 use slab::Slab;
 
 use super::connection::Connection;
@@ -57,6 +59,19 @@ pub(super) struct Figures {
     history: History,
     /// When the next history sample is due.
     history_due: Option<Instant>,
+    /// The listed connections' byte counts at the last history sample,
+    /// and their rates over the step before it.
+    marks: HashMap<Token, Mark>,
+}
+
+/// A connection's byte counts at one history sample.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    at: Instant,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Bytes per second in and out since the sample before, if it was seen.
+    rates: Option<(f64, f64)>,
 }
 
 /// The figure pages built in the current pass of the loop. Every request
@@ -124,11 +139,36 @@ impl Figures {
         self.tcp_sampled_at = Some(now);
     }
 
-    /// Samples the totals for the history when a sample is due.
-    pub(super) fn record_history(&mut self, stats: &Totals, now: Instant) {
+    /// Samples the totals for the history, and each listed connection's
+    /// byte counts for its rate, when a sample is due.
+    pub(super) fn record_history(
+        &mut self,
+        stats: &Totals,
+        connections: &Slab<Connection>,
+        now: Instant,
+    ) {
         if self.history_due.is_some_and(|due| now < due) {
             return;
         }
+        let mut marks = HashMap::with_capacity(connections.len().min(MAX_LISTED));
+        for (_, c) in connections.iter().take(MAX_LISTED) {
+            let (bytes_in, bytes_out) = (c.echo.received(), c.echo.echoed());
+            let rates = self.marks.get(&c.token).and_then(|m| {
+                let span = now.saturating_duration_since(m.at).as_secs_f64();
+                (span > 0.0).then(|| {
+                    let per_s = |now: u64, then: u64| now.saturating_sub(then) as f64 / span;
+                    (per_s(bytes_in, m.bytes_in), per_s(bytes_out, m.bytes_out))
+                })
+            });
+            let mark = Mark {
+                at: now,
+                bytes_in,
+                bytes_out,
+                rates,
+            };
+            marks.insert(c.token, mark);
+        }
+        self.marks = marks;
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -173,6 +213,7 @@ impl Figures {
                     state: c.echo.phase(),
                     zero_copy: c.echo.is_splicing(),
                     tcp: c.tcp,
+                    rates: self.marks.get(&c.token).and_then(|m| m.rates),
                 })
                 .collect()
         } else {

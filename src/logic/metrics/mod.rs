@@ -180,6 +180,9 @@ pub struct ConnView {
     pub zero_copy: bool,
     /// The last TCP_INFO reading, if any.
     pub tcp: Option<TcpInfo>,
+    /// Bytes per second in and out over the last history step, once the
+    /// connection was seen at two steps.
+    pub rates: Option<(f64, f64)>,
 }
 
 /// Everything one response reports, collected by the server.
@@ -232,6 +235,7 @@ mod tests {
                 state: Phase::Echoing,
                 zero_copy: true,
                 tcp: Some(TcpInfo::default()),
+                rates: Some((1000.0, 500.0)),
             }],
             log_lines_dropped: 3,
             process: Some(Process::default()),

@@ -97,6 +97,9 @@ struct ListedConnection {
     state: &'static str,
     /// What it is doing: idle, echoing, zero-copy or draining.
     activity: &'static str,
+    /// Bytes per second over the last second; `null` until measured.
+    rate_in_bps: Option<f64>,
+    rate_out_bps: Option<f64>,
     zero_copy: bool,
     tcp: Option<ListedTcp>,
 }
@@ -180,6 +183,8 @@ impl From<&ConnView> for ListedConnection {
             buffered: c.buffered,
             state: c.state.name(),
             activity: activity(c),
+            rate_in_bps: c.rates.map(|r| round3(r.0)),
+            rate_out_bps: c.rates.map(|r| round3(r.1)),
             zero_copy: c.zero_copy,
             tcp: c.tcp.as_ref().map(|t| ListedTcp {
                 srtt_ms: ms(t.rtt_us),
@@ -239,7 +244,10 @@ mod tests {
         );
         assert!(doc.contains(r#""active_listed":1"#));
         assert!(doc.contains(r#""mode":"framed""#), "{doc}");
-        assert!(doc.contains(r#""activity":"zero-copy""#), "{doc}");
+        assert!(
+            doc.contains(r#""activity":"zero-copy","rate_in_bps":1000,"rate_out_bps":500"#),
+            "{doc}"
+        );
         assert!(doc.contains(r#""history":{"step_s":1,"t":[]"#), "{doc}");
     }
 
