@@ -570,8 +570,9 @@ fn hundreds_of_concurrent_scrapes_during_echo_traffic() {
 #[test]
 fn grafana_dashboard_uses_only_exported_metrics() {
     // Proves: every metric the shipped Grafana dashboard queries is one the
-    // server exports (names taken from a live /metrics), and the dashboard
-    // and the scrape config are well-formed.
+    // server exports (names taken from a live /metrics), the dashboard and
+    // the scrape config are well-formed, and its axes and legends are as
+    // grafana_axes_and_legends says.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("monitoring");
     let dash: Value = serde_json::from_str(
         &std::fs::read_to_string(root.join("grafana-dashboard.json")).unwrap(),
@@ -620,11 +621,95 @@ fn grafana_dashboard_uses_only_exported_metrics() {
         "echo_connections_accepted_total",
         "echo_bytes_received_total",
         "echo_tcp_srtt_seconds",
+        "echo_server_mode",
+        "process_max_fds",
     ] {
         assert!(used.contains(core), "the dashboard does not chart {core}");
     }
+    grafana_axes_and_legends(&dash);
     let scrape = std::fs::read_to_string(root.join("prometheus.yml")).unwrap();
     assert!(scrape.contains("scrape_configs:") && scrape.contains("9187"));
+}
+
+/// The Grafana dashboard's axes and legends: CPU cores and descriptor
+/// counts never share an axis; every series names its instance or says it
+/// sums all of them; throughput and connection rates carry the service
+/// mode; the figures an operator adds up over replicas are summed.
+fn grafana_axes_and_legends(dash: &Value) {
+    let mut summed = BTreeSet::new();
+    let mut moded = BTreeSet::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        let title = panel["title"].as_str().unwrap();
+        let targets = panel["targets"].as_array().unwrap();
+        let exprs: Vec<&str> = targets
+            .iter()
+            .map(|t| t["expr"].as_str().unwrap())
+            .collect();
+        let uses = |metric: &str| exprs.iter().any(|e| e.contains(metric));
+        let axis = panel["fieldConfig"]["defaults"]["custom"]["axisLabel"].as_str();
+        if uses("process_cpu_seconds_total") {
+            assert!(!uses("_fds"), "{title}: CPU cores and fds share an axis");
+            assert_eq!(axis, Some("CPU cores"), "{title}");
+        }
+        if uses("process_open_fds") {
+            assert!(
+                uses("process_max_fds"),
+                "{title}: no limit beside the count"
+            );
+            assert_eq!(axis, Some("descriptors"), "{title}");
+        }
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            let legend = target["legendFormat"].as_str().unwrap();
+            let aggregate = ["sum(", "sum by", "histogram_quantile("]
+                .iter()
+                .any(|f| expr.starts_with(f));
+            if aggregate {
+                assert!(
+                    legend.starts_with("all instances"),
+                    "{title}: {legend:?} for {expr}"
+                );
+            } else {
+                assert!(
+                    legend.contains("{{instance}}"),
+                    "{title}: {legend:?} for {expr}"
+                );
+            }
+            let metric = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .find(|w| w.starts_with("echo_") || w.starts_with("process_"))
+                .unwrap();
+            if expr.starts_with("sum(") {
+                summed.insert(metric.to_string());
+            }
+            if legend.contains("{{mode}}") {
+                assert!(
+                    expr.ends_with("group_left (mode) echo_server_mode{job=~\"$job\"}"),
+                    "{title}: {{{{mode}}}} without the mode joined: {expr}"
+                );
+                moded.insert(metric.to_string());
+            }
+        }
+    }
+    for metric in [
+        "echo_bytes_received_total",
+        "echo_bytes_sent_total",
+        "echo_connections_active",
+        "echo_connections_accepted_total",
+        "process_cpu_seconds_total",
+    ] {
+        assert!(
+            summed.contains(metric),
+            "{metric} not summed over instances"
+        );
+    }
+    for metric in [
+        "echo_bytes_received_total",
+        "echo_bytes_sent_total",
+        "echo_connections_accepted_total",
+    ] {
+        assert!(moded.contains(metric), "{metric} not labelled by mode");
+    }
 }
 
 #[test]
