@@ -116,11 +116,11 @@ impl History {
             if span <= 0.0 {
                 continue;
             }
-            out.t.push(b.t);
-            out.in_bps
-                .push(b.bytes_in.saturating_sub(a.bytes_in) as f64 / span);
-            out.out_bps
-                .push(b.bytes_out.saturating_sub(a.bytes_out) as f64 / span);
+            // Milliseconds and whole bytes: the document stays small.
+            out.t.push((b.t * 1000.0).round() / 1000.0);
+            let per_s = |now: u64, then: u64| (now.saturating_sub(then) as f64 / span).round();
+            out.in_bps.push(per_s(b.bytes_in, a.bytes_in));
+            out.out_bps.push(per_s(b.bytes_out, a.bytes_out));
             out.active.push(b.active);
         }
         out
