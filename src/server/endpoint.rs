@@ -212,6 +212,24 @@ impl Endpoint {
         &mut self.figures
     }
 
+    /// Samples the totals for the dashboard's history while listening.
+    pub(super) fn record_history(
+        &mut self,
+        stats: &crate::logic::stats::Totals,
+        connections: &Slab<super::connection::Connection>,
+        now: Instant,
+    ) {
+        if self.listener.is_some() {
+            self.figures.record_history(stats, connections, now);
+        }
+    }
+
+    /// When the next history sample is due, while listening.
+    pub(super) fn history_due(&self) -> Option<Instant> {
+        self.listener.as_ref()?;
+        Some(self.figures.history_due())
+    }
+
     /// A new pass of the loop: the answer budget is full again.
     pub(super) fn new_pass(&mut self) {
         self.budget = RESPONSES_PER_PASS;

@@ -259,6 +259,9 @@ impl Server {
                 self.accept(Listener::Metrics);
             }
             self.report_stats(now);
+            if let Some(endpoint) = &mut self.endpoint {
+                endpoint.record_history(&self.stats, &self.connections, now);
+            }
             self.report_held_rejects(Some(now));
             if let Some(deadline) = self.stop_deadline {
                 if self.connections.is_empty() {
@@ -294,6 +297,7 @@ impl Server {
             self.next_stats,
             self.stop_deadline,
             held_rejects,
+            self.endpoint.as_ref().and_then(Endpoint::history_due),
         ]
         .into_iter()
         .flatten()

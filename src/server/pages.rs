@@ -1,14 +1,16 @@
 //! The endpoint's answers, built from the loop's state: the dashboard, the
 //! health check, and the figure pages rendered by [`crate::logic::metrics`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::Token;
 use slab::Slab;
 
 use super::connection::Connection;
 use crate::logic::http::{Response, Route, Status};
-use crate::logic::metrics::{self, ConnView, EndpointCounters, Process, Snapshot};
+use crate::logic::metrics::{self, ConnView, EndpointCounters, History, Process, Snapshot};
 use crate::logic::stats::Totals;
 
 /// TCP_INFO of every connection, and the process figures from /proc, are
@@ -17,9 +19,14 @@ use crate::logic::stats::Totals;
 const TCP_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Most connections listed in `/stats.json` (the totals count them all).
 const MAX_LISTED: usize = 1000;
+/// How often the totals are sampled for the dashboard's history.
+const HISTORY_STEP: Duration = Duration::from_secs(1);
 
 /// The dashboard page, embedded so it works offline.
 const DASHBOARD: &str = include_str!("dashboard.html");
+/// The icon browsers fetch on their own: answered, so that it is not
+/// counted as a `404`.
+const FAVICON: &[u8] = include_bytes!("favicon.ico");
 
 /// The loop's state a page is built from.
 pub(super) struct Source<'a> {
@@ -48,6 +55,23 @@ pub(super) struct Figures {
     /// The process figures (read from /proc) and when, reused for a second
     /// so that a hammered endpoint does not spend the loop in /proc.
     process: Option<(Instant, Option<Process>)>,
+    /// The totals of the last minutes, for the dashboard's charts.
+    history: History,
+    /// When the next history sample is due.
+    history_due: Option<Instant>,
+    /// The listed connections' byte counts at the last history sample,
+    /// and their rates over the step before it.
+    marks: HashMap<Token, Mark>,
+}
+
+/// A connection's byte counts at one history sample.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    at: Instant,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Bytes per second in and out since the sample before, if it was seen.
+    rates: Option<(f64, f64)>,
 }
 
 /// The figure pages built in the current pass of the loop. Every request
@@ -75,7 +99,7 @@ impl Built {
         match route {
             Route::Metrics => Some(&mut self.metrics),
             Route::StatsJson => Some(&mut self.stats_json),
-            Route::Health | Route::Dashboard => None,
+            Route::Health | Route::Dashboard | Route::Favicon => None,
         }
     }
 }
@@ -115,11 +139,55 @@ impl Figures {
         self.tcp_sampled_at = Some(now);
     }
 
+    /// Samples the totals for the history, and each listed connection's
+    /// byte counts for its rate, when a sample is due.
+    pub(super) fn record_history(
+        &mut self,
+        stats: &Totals,
+        connections: &Slab<Connection>,
+        now: Instant,
+    ) {
+        if self.history_due.is_some_and(|due| now < due) {
+            return;
+        }
+        let mut marks = HashMap::with_capacity(connections.len().min(MAX_LISTED));
+        for (_, c) in connections.iter().take(MAX_LISTED) {
+            let (bytes_in, bytes_out) = (c.echo.received(), c.echo.echoed());
+            let rates = self.marks.get(&c.token).and_then(|m| {
+                let span = now.saturating_duration_since(m.at).as_secs_f64();
+                (span > 0.0).then(|| {
+                    let per_s = |now: u64, then: u64| now.saturating_sub(then) as f64 / span;
+                    (per_s(bytes_in, m.bytes_in), per_s(bytes_out, m.bytes_out))
+                })
+            });
+            let mark = Mark {
+                at: now,
+                bytes_in,
+                bytes_out,
+                rates,
+            };
+            marks.insert(c.token, mark);
+        }
+        self.marks = marks;
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.history.record(unix, stats);
+        self.history_due = Some(now + HISTORY_STEP);
+    }
+
+    /// When the loop must wake for the next history sample (at once
+    /// before the first).
+    pub(super) fn history_due(&self) -> Instant {
+        self.history_due.unwrap_or_else(Instant::now)
+    }
+
     /// The response for `route`, from the loop's current state.
     fn render(&mut self, route: Route, source: &mut Source<'_>) -> Response {
         match route {
             Route::Health => return Response::ok("text/plain; charset=utf-8", "ok\n"),
             Route::Dashboard => return Response::ok("text/html; charset=utf-8", DASHBOARD),
+            Route::Favicon => return Response::ok("image/x-icon", FAVICON),
             Route::Metrics | Route::StatsJson => {}
         }
         let now = Instant::now();
@@ -145,6 +213,7 @@ impl Figures {
                     state: c.echo.phase(),
                     zero_copy: c.echo.is_splicing(),
                     tcp: c.tcp,
+                    rates: self.marks.get(&c.token).and_then(|m| m.rates),
                 })
                 .collect()
         } else {
@@ -167,6 +236,7 @@ impl Figures {
             connections: listed,
             log_lines_dropped: crate::os::log_writer::dropped(),
             process,
+            history: &self.history,
         };
         let body = match route {
             Route::StatsJson => metrics::render_json(&snap),
@@ -192,5 +262,18 @@ fn read_process() -> Option<Process> {
         resident_bytes: sample.rss_kib * 1024,
         open_fds,
         cpu_seconds: sample.cpu.as_secs_f64(),
+        max_fds: max_open_files(),
     })
+}
+
+/// The soft open-files limit, from `/proc/self/limits` ("unlimited" is
+/// reported as unknown).
+fn max_open_files() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -26,6 +26,7 @@ mod client_self_connect;
 mod client_send;
 mod client_values;
 mod config_file;
+mod dashboard;
 mod deploy;
 mod echo;
 mod endpoint_load;

@@ -21,6 +21,8 @@ pub enum Route {
     StatsJson,
     /// `GET /healthz`: `200 ok`.
     Health,
+    /// `GET /favicon.ico`: the icon browsers ask for.
+    Favicon,
 }
 
 /// One parsed request head, reduced to what the server acts on.
@@ -151,6 +153,7 @@ pub fn route(target: &str) -> Result<Route, Status> {
         "/metrics" => Ok(Route::Metrics),
         "/stats.json" => Ok(Route::StatsJson),
         "/healthz" => Ok(Route::Health),
+        "/favicon.ico" => Ok(Route::Favicon),
         _ => Err(Status::NotFound),
     }
 }
@@ -175,6 +178,7 @@ mod tests {
         assert_eq!(get("/metrics?x=1").outcome, Ok(Route::Metrics));
         assert_eq!(get("/stats.json").outcome, Ok(Route::StatsJson));
         assert_eq!(get("/healthz").outcome, Ok(Route::Health));
+        assert_eq!(get("/favicon.ico").outcome, Ok(Route::Favicon));
         assert_eq!(get("/nope").outcome, Err(Status::NotFound));
         assert!(get("/nope").keep_alive);
         let post = complete(b"POST /metrics HTTP/1.1\r\nHost: ::1\r\n\r\n");

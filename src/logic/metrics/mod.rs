@@ -15,9 +15,11 @@ use crate::logic::http::HttpCounts;
 use crate::logic::stats::Totals;
 use crate::logic::tcp_info::TcpInfo;
 
+mod history;
 mod prometheus;
 mod stats_json;
 
+pub use history::{History, HistorySeries, Rates};
 pub use prometheus::{render_prometheus, PROMETHEUS_CONTENT_TYPE};
 pub use stats_json::render_json;
 
@@ -35,8 +37,12 @@ pub const BYTES_BUCKETS: &[f64] = &[
     268_435_456.0,
     4_294_967_296.0,
 ];
-/// Upper bounds of the smoothed-RTT buckets, seconds (100 µs to 1 s).
-pub const SRTT_BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0];
+/// Upper bounds of the smoothed-RTT buckets, seconds: from 10 µs, so that
+/// loopback and LAN connections spread over several buckets, to 1 s.
+pub const SRTT_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0,
+];
 
 /// A Prometheus histogram with fixed buckets.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +155,8 @@ pub struct Process {
     pub open_fds: u64,
     /// CPU time used, seconds.
     pub cpu_seconds: f64,
+    /// The open-files limit (soft RLIMIT_NOFILE), when readable.
+    pub max_fds: Option<u64>,
 }
 
 /// One active echo connection as the endpoint shows it.
@@ -172,6 +180,9 @@ pub struct ConnView {
     pub zero_copy: bool,
     /// The last TCP_INFO reading, if any.
     pub tcp: Option<TcpInfo>,
+    /// Bytes per second in and out over the last history step, once the
+    /// connection was seen at two steps.
+    pub rates: Option<(f64, f64)>,
 }
 
 /// Everything one response reports, collected by the server.
@@ -193,6 +204,8 @@ pub struct Snapshot<'a> {
     pub process: Option<Process>,
     /// Log lines lost on their way to stdout (see `log_writer`).
     pub log_lines_dropped: u64,
+    /// The totals of the last minutes (charted by the dashboard).
+    pub history: &'a History,
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
@@ -205,6 +218,7 @@ mod tests {
     use super::*;
 
     pub(super) fn snapshot<'a>(stats: &'a Totals, observed: &'a EndpointCounters) -> Snapshot<'a> {
+        static HISTORY: History = History::new();
         Snapshot {
             stats,
             observed,
@@ -221,9 +235,11 @@ mod tests {
                 state: Phase::Echoing,
                 zero_copy: true,
                 tcp: Some(TcpInfo::default()),
+                rates: Some((1000.0, 500.0)),
             }],
             log_lines_dropped: 3,
             process: Some(Process::default()),
+            history: &HISTORY,
         }
     }
 

@@ -73,6 +73,15 @@ fn limit(rejected: u64) -> Option<Value<'static>> {
 /// out where `/proc` cannot be read, except the start time, which is ours.
 const FAMILIES: &[Family] = &[
     Family {
+        name: "echo_server_build_info",
+        help: "The server's version, as its label; always 1.",
+        kind: GAUGE,
+        value: |_| {
+            let version = env!("CARGO_PKG_VERSION").to_string();
+            Some(Value::Labelled("version", vec![(version, 1)]))
+        },
+    },
+    Family {
         name: "echo_server_mode",
         help: "What the server does with the bytes (--mode), as its label; always 1.",
         kind: GAUGE,
@@ -199,6 +208,12 @@ const FAMILIES: &[Family] = &[
         value: |s| int(s.process?.open_fds),
     },
     Family {
+        name: "process_max_fds",
+        help: "Maximum number of open file descriptors.",
+        kind: GAUGE,
+        value: |s| int(s.process?.max_fds?),
+    },
+    Family {
         name: "process_cpu_seconds_total",
         help: "Total user and system CPU time spent in seconds.",
         kind: COUNTER,
@@ -238,7 +253,7 @@ mod tests {
 
     use super::*;
     use crate::logic::metrics::tests::snapshot;
-    use crate::logic::metrics::EndpointCounters;
+    use crate::logic::metrics::{EndpointCounters, Process};
     use crate::logic::stats::Totals;
 
     // Buckets are cumulative and end with +Inf equal to the count.
@@ -264,6 +279,13 @@ mod tests {
         let mut observed = EndpointCounters::default();
         observed.closed(&CloseReason::Reset, Duration::from_secs(2), 100, None);
         let mut snap = snapshot(&stats, &observed);
+        let text = render_prometheus(&snap);
+        // max_fds unknown: its family is left out, the others stay.
+        assert!(!text.contains("process_max_fds"), "{text}");
+        snap.process = Some(Process {
+            max_fds: Some(1024),
+            ..Process::default()
+        });
         let declared = |text: &str| -> Vec<String> {
             let mut names = Vec::new();
             for line in text.lines() {
@@ -279,7 +301,7 @@ mod tests {
         assert_eq!(declared(&render_prometheus(&snap)), all);
         snap.process = None;
         let text = render_prometheus(&snap);
-        assert_eq!(declared(&text).len(), all.len() - 3);
+        assert_eq!(declared(&text).len(), all.len() - 4);
         assert!(text.contains("\nprocess_start_time_seconds "));
         let text = render_prometheus(&snapshot(&stats, &observed));
         assert!(text.contains("echo_connections_closed_total{reason=\"reset\"} 1\n"));
@@ -287,5 +309,10 @@ mod tests {
         assert!(text.contains("echo_http_connections_rejected_total{reason=\"limit\"} 0\n"));
         assert!(text.contains("\necho_log_lines_dropped_total 3\n"));
         assert!(text.contains("\necho_server_mode{mode=\"framed\"} 1\n"));
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(text.starts_with("# HELP echo_server_build_info "));
+        assert!(text.contains(&format!(
+            "\necho_server_build_info{{version=\"{version}\"}} 1\n"
+        )));
     }
 }

@@ -2,13 +2,13 @@
 //! types below.
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use super::{unix_seconds, ConnView, Process, Snapshot};
-use crate::logic::echo::CloseReason;
+use super::{unix_seconds, ConnView, HistorySeries, Process, Rates, Snapshot};
+use crate::logic::echo::{CloseReason, Phase};
 use crate::logic::json;
 use crate::logic::tcp_info::ms;
 
@@ -16,6 +16,10 @@ use crate::logic::tcp_info::ms;
 pub fn render_json(snap: &Snapshot<'_>) -> String {
     json::to_string(&StatsDocument::new(snap, SystemTime::now()))
 }
+
+/// A connection with nothing buffered and no byte moved for this long is
+/// shown as idle (the dashboard refreshes once a second).
+const IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// `/stats.json`: the totals, then the connections open now.
 #[derive(Serialize)]
@@ -33,6 +37,11 @@ struct StatsDocument {
     /// `{}` off Linux: the dashboard reads its members from an object.
     #[serde(serialize_with = "empty_if_none")]
     process: Option<Process>,
+    /// Throughput over the last seconds, from the server's counters;
+    /// `null` in the first moment after the start.
+    rates: Option<Rates>,
+    /// The last minutes, one point a second.
+    history: HistorySeries,
     active_listed: usize,
     active_connections: Vec<ListedConnection>,
 }
@@ -86,6 +95,11 @@ struct ListedConnection {
     bytes_out: u64,
     buffered: usize,
     state: &'static str,
+    /// What it is doing: idle, echoing, zero-copy or draining.
+    activity: &'static str,
+    /// Bytes per second over the last second; `null` until measured.
+    rate_in_bps: Option<f64>,
+    rate_out_bps: Option<f64>,
     zero_copy: bool,
     tcp: Option<ListedTcp>,
 }
@@ -108,10 +122,11 @@ impl StatsDocument {
         let s = snap.stats;
         let o = snap.observed;
         let srtt_samples = o.srtt.count();
+        let time_s = unix_seconds(now);
         Self {
             version: env!("CARGO_PKG_VERSION"),
             mode: snap.mode,
-            time_s: round3(unix_seconds(now)),
+            time_s: round3(time_s),
             uptime_s: round3(
                 now.duration_since(o.started)
                     .map_or(0.0, |d| d.as_secs_f64()),
@@ -145,6 +160,8 @@ impl StatsDocument {
                 dropped: snap.log_lines_dropped,
             },
             process: snap.process,
+            rates: snap.history.rates(time_s, s),
+            history: snap.history.series(),
             active_listed: snap.connections.len(),
             active_connections: snap
                 .connections
@@ -165,6 +182,9 @@ impl From<&ConnView> for ListedConnection {
             bytes_out: c.bytes_out,
             buffered: c.buffered,
             state: c.state.name(),
+            activity: activity(c),
+            rate_in_bps: c.rates.map(|r| round3(r.0)),
+            rate_out_bps: c.rates.map(|r| round3(r.1)),
             zero_copy: c.zero_copy,
             tcp: c.tcp.as_ref().map(|t| ListedTcp {
                 srtt_ms: ms(t.rtt_us),
@@ -177,6 +197,16 @@ impl From<&ConnView> for ListedConnection {
                 delivery_rate_bps: t.delivery_rate,
             }),
         }
+    }
+}
+
+/// What a listed connection is doing, as the dashboard shows it.
+fn activity(c: &ConnView) -> &'static str {
+    match c.state {
+        Phase::Echoing if c.buffered == 0 && c.idle >= IDLE_AFTER => "idle",
+        Phase::Echoing if c.zero_copy => "zero-copy",
+        Phase::Echoing => "echoing",
+        Phase::PeerDone | Phase::Draining | Phase::Lingering => "draining",
     }
 }
 
@@ -214,5 +244,41 @@ mod tests {
         );
         assert!(doc.contains(r#""active_listed":1"#));
         assert!(doc.contains(r#""mode":"framed""#), "{doc}");
+        assert!(
+            doc.contains(r#""activity":"zero-copy","rate_in_bps":1000,"rate_out_bps":500"#),
+            "{doc}"
+        );
+        assert!(doc.contains(r#""history":{"step_s":1,"t":[]"#), "{doc}");
+    }
+
+    // Idle, echoing, zero-copy and draining are told apart.
+    #[test]
+    fn activity_names_what_a_connection_does() {
+        let stats = Totals::default();
+        let observed = EndpointCounters::default();
+        let base = snapshot(&stats, &observed).connections[0].clone();
+        let with = |f: &dyn Fn(&mut ConnView)| {
+            let mut c = base.clone();
+            f(&mut c);
+            activity(&c)
+        };
+        assert_eq!(with(&|_| {}), "zero-copy");
+        assert_eq!(with(&|c| c.zero_copy = false), "echoing");
+        let idle = |c: &mut ConnView| {
+            c.buffered = 0;
+            c.idle = Duration::from_secs(3);
+        };
+        assert_eq!(with(&idle), "idle");
+        // Bytes still waiting to go out: not idle, however long the wait.
+        assert_eq!(with(&|c| c.idle = Duration::from_secs(3)), "zero-copy");
+        for phase in [Phase::PeerDone, Phase::Draining, Phase::Lingering] {
+            assert_eq!(
+                with(&|c| {
+                    idle(c);
+                    c.state = phase;
+                }),
+                "draining"
+            );
+        }
     }
 }

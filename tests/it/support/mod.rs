@@ -1,6 +1,7 @@
 //! What the tests share: running the real binaries and observing them
 //! from the outside. Every wait has a deadline.
 
+pub mod browser;
 pub mod client;
 pub mod endpoint;
 mod log;
