@@ -252,8 +252,14 @@ impl Server {
             // Already queued: its turn comes with the owed ones.
             return;
         }
+        let echoed = counts.datagrams_out;
         if udp.turn(index, counts, self.config.allow.as_ref(), self.turn_started) {
             udp.owe(index);
+        }
+        if counts.datagrams_out > echoed {
+            // A peer waiting for its echo, as a ping-pong connection is:
+            // the next wait may spin for its next datagram.
+            self.busy_poll.note_served(false);
         }
     }
 
@@ -262,6 +268,7 @@ impl Server {
         let (Some(udp), Some(counts)) = (&mut self.udp, &mut self.stats.udp) else {
             return;
         };
+        let echoed = counts.datagrams_out;
         for _ in 0..udp.owed.len() {
             let Some(index) = udp.owed.pop_front() else {
                 break;
@@ -270,6 +277,9 @@ impl Server {
             if udp.turn(index, counts, self.config.allow.as_ref(), self.turn_started) {
                 udp.owe(index);
             }
+        }
+        if counts.datagrams_out > echoed {
+            self.busy_poll.note_served(false);
         }
     }
 

@@ -410,3 +410,40 @@ fn a_burst_longer_than_a_turn_is_all_answered() {
         seen[i] = true;
     }
 }
+
+/// Sleeps the server did per UDP round trip, for a client that sends each
+/// datagram 1 ms after the previous echo came back.
+fn udp_sleeps_per_round_trip(busy_poll: &str) -> f64 {
+    const ROUND_TRIPS: u64 = 300;
+    let srv = Server::start(&["--udp", "--udp-rate", "100000/s", "--busy-poll", busy_poll]);
+    let socket = socket_on("127.0.0.1", Duration::from_secs(5));
+    for _ in 0..50 {
+        exchange(&socket, srv.addr(), &[7u8; 64]);
+    }
+    let before = srv.voluntary_switches();
+    for _ in 0..ROUND_TRIPS {
+        thread::sleep(Duration::from_millis(1));
+        exchange(&socket, srv.addr(), &[7u8; 64]);
+    }
+    (srv.voluntary_switches() - before) as f64 / ROUND_TRIPS as f64
+}
+
+// Proves: a UDP peer waiting for each echo keeps the server awake between
+// its datagrams within the busy-poll window (a 20 ms one, so that a loaded
+// machine still answers inside it), as a TCP ping-pong does; with
+// --busy-poll 0 the same exchange puts it to sleep once per datagram.
+#[test]
+fn a_udp_ping_pong_finds_the_server_awake() {
+    let _turn = one_at_a_time();
+    let polling = udp_sleeps_per_round_trip("20000");
+    let sleeping = udp_sleeps_per_round_trip("0");
+    assert!(
+        polling < 0.2,
+        "the server slept {polling:.3} times per UDP round trip while polling"
+    );
+    assert!(
+        sleeping > 0.5,
+        "with --busy-poll 0 it slept only {sleeping:.3} times per round trip: \
+         the measurement cannot tell polling from sleeping"
+    );
+}
