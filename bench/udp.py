@@ -45,7 +45,7 @@ from typing import Callable
 
 import run as harness
 from catalog import CLIENT_CPU, LOCALHOST, SERVER_CPU
-from modes import group_cpu_s
+from modes import group_cpu_s, installed, only_names, parse_options, write_block
 
 BEGIN, END = "<!-- BEGIN UDP GENERATED -->", "<!-- END UDP GENERATED -->"
 READY_TIMEOUT = 10.0  # seconds for a server to answer its first datagram
@@ -103,34 +103,11 @@ SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}
 
 def is_udp_run(argv: list[str]) -> bool:
     """Whether `--only` names only the scenarios of this file."""
-    for i, a in enumerate(argv):
-        names = a.split("=", 1)[1] if a.startswith("--only=") else argv[i + 1] if a == "--only" and i + 1 < len(argv) else None
-        if names is not None:
-            chosen = {n.strip() for n in names.split(",")}
-            return bool(chosen) and chosen <= set(SCENARIOS_BY_NAME)
-    return False
+    return only_names(argv, set(SCENARIOS_BY_NAME))
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench/run.py (UDP echo)")
-    p.add_argument("--only", required=True)
-    p.add_argument("--servers", default=",".join(SERVERS_BY_NAME))
-    p.add_argument("--passes", type=int, default=3)
-    p.add_argument("--duration", type=float, default=5.0)
-    p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--tiny", action="store_true")
-    a = p.parse_args(argv)
-    if a.tiny:
-        a.passes, a.duration, a.warmup = 1, 0.3, 0.0
-    if a.passes < 1 or a.duration <= 0 or a.warmup < 0:
-        p.error("--passes must be >= 1, --duration > 0, --warmup >= 0")
-    for n in a.servers.split(","):
-        if n not in SERVERS_BY_NAME:
-            p.error(f"unknown server {n!r} for the UDP scenarios; choose from {', '.join(SERVERS_BY_NAME)}")
-    a.scenario_list = [SCENARIOS_BY_NAME[n.strip()] for n in a.only.split(",")]
-    a.server_list = [SERVERS_BY_NAME[n] for n in a.servers.split(",")]
-    a.command = shlex.join(["python3", "bench/run.py", *argv])
-    return a
+    return parse_options(argv, "bench/run.py (UDP echo)", "the UDP scenarios", SERVERS_BY_NAME, SCENARIOS_BY_NAME)
 
 
 def wait_answering(proc: subprocess.Popen, port: int, log: str) -> None:
@@ -238,29 +215,11 @@ def markdown(a: argparse.Namespace, summary: dict, env: harness.Env) -> str:
     return "\n".join(out)
 
 
-def write_markdown(path: Path, block: str) -> None:
-    generated = f"{BEGIN}\n{block}\n{END}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + generated + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## UDP echo (issue 21)\n\n" + generated + "\n"
-    path.write_text(text)
-
-
 def main(argv: list[str]) -> int:
     a = parse(argv)
-    require = os.environ.get("ECHO_SERVER_REQUIRE_TOOLS") == "1"
-    servers = []
-    for s in a.server_list:
-        if s.tool and shutil.which(s.tool) is None:
-            if require:
-                print(f"error: ECHO_SERVER_REQUIRE_TOOLS=1 and not installed: {s.tool}")
-                return 1
-            print(f"SKIP: {s.tool} not installed: the {s.name} peer is left out (Debian: apt-get install {s.tool})")
-            continue
-        servers.append(s)
+    servers = installed(a.server_list)
+    if servers is None:
+        return 1
     tools = {name: shutil.which(name) for name in ("taskset", "socat", "iperf3", "strace")}
     binaries = harness.build()
     peers = binaries.mio_echo.parent
@@ -281,7 +240,7 @@ def main(argv: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "udp.json").write_text(json.dumps({"command": a.command, "summary": summary, "runs": runs}, indent=1) + "\n")
     md = out_dir / "BENCHMARKS.md" if a.tiny else harness.BENCHMARKS_MD
-    write_markdown(md, markdown(a, summary, env))
+    write_block(md, BEGIN, END, "UDP echo (issue 21)", markdown(a, summary, env))
     print(f"\n== Wrote {out_dir / 'udp.json'} and {md}")
     failures = [r for r in runs if r.get("error")]
     for r in failures:
