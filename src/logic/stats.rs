@@ -215,7 +215,10 @@ mod tests {
         let udp_part = "UDP: 2 datagrams in, 1 out, 128 bytes in, 64 out, 1 dropped \
                         (1 over the per-source rate limit)";
         assert!(
-            stats.report().to_string().ends_with(&format!("; {udp_part}")),
+            stats
+                .report()
+                .to_string()
+                .ends_with(&format!("; {udp_part}")),
             "{}",
             stats.report()
         );
