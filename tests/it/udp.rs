@@ -369,8 +369,16 @@ fn bad_udp_options_are_refused() {
         assert!(!exit.stderr.contains("panicked"), "{}", exit.stderr);
     }
 
-    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port().to_string();
+    // A UDP port taken whose TCP port is free, so that UDP is what fails.
+    let (_taken, port) = (0..100)
+        .find_map(|_| {
+            let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = taken.local_addr().unwrap().port();
+            std::net::TcpListener::bind(("127.0.0.1", port))
+                .ok()
+                .map(|_| (taken, port.to_string()))
+        })
+        .expect("a port free for TCP whose UDP port is taken");
     let exit = run_to_exit(
         &["--bind", "127.0.0.1", "--port", &port, "--udp"],
         Duration::from_secs(10),
