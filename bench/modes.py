@@ -129,20 +129,27 @@ SCENARIOS = [
 SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}
 
 
-def is_mode_run(argv: list[str]) -> bool:
-    """Whether `--only` names only the scenarios of this file."""
+def only_names(argv: list[str], names: set[str]) -> bool:
+    """Whether `--only` names only scenarios among `names`."""
     for i, a in enumerate(argv):
-        names = a.split("=", 1)[1] if a.startswith("--only=") else argv[i + 1] if a == "--only" and i + 1 < len(argv) else None
-        if names is not None:
-            chosen = {n.strip() for n in names.split(",")}
-            return bool(chosen) and chosen <= set(SCENARIOS_BY_NAME)
+        given = a.split("=", 1)[1] if a.startswith("--only=") else argv[i + 1] if a == "--only" and i + 1 < len(argv) else None
+        if given is not None:
+            chosen = {n.strip() for n in given.split(",")}
+            return bool(chosen) and chosen <= names
     return False
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench/run.py (service modes)")
+def is_mode_run(argv: list[str]) -> bool:
+    """Whether `--only` names only the scenarios of this file."""
+    return only_names(argv, set(SCENARIOS_BY_NAME))
+
+
+def parse_options(argv: list[str], prog: str, what: str, servers: dict, scenarios: dict) -> argparse.Namespace:
+    """The options of a family of scenarios with servers of its own (this
+    file's, or bench/udp.py's)."""
+    p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--only", required=True)
-    p.add_argument("--servers", default=",".join(SERVERS_BY_NAME))
+    p.add_argument("--servers", default=",".join(servers))
     p.add_argument("--passes", type=int, default=3)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
@@ -153,12 +160,32 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if a.passes < 1 or a.duration <= 0 or a.warmup < 0:
         p.error("--passes must be >= 1, --duration > 0, --warmup >= 0")
     for n in a.servers.split(","):
-        if n not in SERVERS_BY_NAME:
-            p.error(f"unknown server {n!r} for the mode scenarios; choose from {', '.join(SERVERS_BY_NAME)}")
-    a.scenario_list = [SCENARIOS_BY_NAME[n.strip()] for n in a.only.split(",")]
-    a.server_list = [SERVERS_BY_NAME[n] for n in a.servers.split(",")]
+        if n not in servers:
+            p.error(f"unknown server {n!r} for {what}; choose from {', '.join(servers)}")
+    a.scenario_list = [scenarios[n.strip()] for n in a.only.split(",")]
+    a.server_list = [servers[n] for n in a.servers.split(",")]
     a.command = shlex.join(["python3", "bench/run.py", *argv])
     return a
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    return parse_options(argv, "bench/run.py (service modes)", "the mode scenarios", SERVERS_BY_NAME, SCENARIOS_BY_NAME)
+
+
+def installed(servers: list) -> list | None:
+    """The servers whose tool is installed (a SKIP line for each other);
+    None when one is missing and ECHO_SERVER_REQUIRE_TOOLS=1 forbids that."""
+    require = os.environ.get("ECHO_SERVER_REQUIRE_TOOLS") == "1"
+    kept = []
+    for s in servers:
+        if s.tool and shutil.which(s.tool) is None:
+            if require:
+                print(f"error: ECHO_SERVER_REQUIRE_TOOLS=1 and not installed: {s.tool}")
+                return None
+            print(f"SKIP: {s.tool} not installed: the {s.name} peer is left out (Debian: apt-get install {s.tool})")
+            continue
+        kept.append(s)
+    return kept
 
 
 def group_cpu_s(pgid: int) -> float:
@@ -299,29 +326,28 @@ def markdown(a: argparse.Namespace, summary: dict, env: harness.Env) -> str:
     return "\n".join(out)
 
 
-def write_markdown(path: Path, block: str) -> None:
-    generated = f"{BEGIN}\n{block}\n{END}"
+def write_block(path: Path, begin: str, end: str, heading: str, block: str) -> None:
+    """Puts `block` between the markers `begin` and `end` of `path`, or at
+    its end under `heading` when they are not there yet."""
+    generated = f"{begin}\n{block}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + generated + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + generated + rest.split(end, 1)[1]
     else:
-        text = text.rstrip("\n") + "\n\n## Service modes (issue 19)\n\n" + generated + "\n"
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + generated + "\n"
     path.write_text(text)
+
+
+def write_markdown(path: Path, block: str) -> None:
+    write_block(path, BEGIN, END, "Service modes (issue 19)", block)
 
 
 def main(argv: list[str]) -> int:
     a = parse(argv)
-    require = os.environ.get("ECHO_SERVER_REQUIRE_TOOLS") == "1"
-    servers = []
-    for s in a.server_list:
-        if s.tool and shutil.which(s.tool) is None:
-            if require:
-                print(f"error: ECHO_SERVER_REQUIRE_TOOLS=1 and not installed: {s.tool}")
-                return 1
-            print(f"SKIP: {s.tool} not installed: the {s.name} peer is left out (Debian: apt-get install {s.tool})")
-            continue
-        servers.append(s)
+    servers = installed(a.server_list)
+    if servers is None:
+        return 1
     tools = {name: shutil.which(name) for name in ("taskset", "socat", "iperf3", "strace")}
     env = harness.Env(binaries=harness.build(), pin=harness.can_pin(tools), tools=tools, work=Path(tempfile.mkdtemp(prefix="echo-bench-modes-")))
     if any(s.name == "echo-server" for s in servers) and not has_mode_option(env.binaries.echo_server):

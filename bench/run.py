@@ -654,6 +654,10 @@ def main(argv: list[str]) -> int:
 
     if modes.is_mode_run(argv):
         return modes.main(argv)
+    import udp  # UDP echo's scenarios (issue 21) have their own load, servers and table
+
+    if udp.is_udp_run(argv):
+        return udp.main(argv)
     opts = parse_options(argv)
     tools, missing = find_tools()
     if missing:

@@ -29,7 +29,7 @@ const METRICS_BACKLOG: u32 = 128;
 fn main() -> ExitCode {
     signal::restore_default_sigpipe();
     let config = match sources::load(std::env::args_os()) {
-        Ok(Startup::Run(config)) => config,
+        Ok(Startup::Run(config)) => *config,
         Ok(Startup::Print(text)) => {
             let mut out = std::io::stdout().lock();
             return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -86,6 +86,9 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
     // them (a paused terminal, a full disk).
     logging::print_line(&format!("Echo Server v{}", env!("CARGO_PKG_VERSION")));
     logging::print_line(&format!("Listening on {}", server.local_addr()));
+    if let Some(line) = server.udp_banner() {
+        logging::print_line(&line);
+    }
     logging::print_line(&mode_line(&server));
     if let Some(addr) = metrics_addr {
         logging::print_line(&format!(

@@ -14,8 +14,9 @@ use clap::Parser;
 use log::LevelFilter;
 
 use crate::config::units::{parse_seconds, parse_size};
-use crate::config::{Config, DEFAULT_METRICS};
+use crate::config::{Config, UdpSettings, DEFAULT_METRICS};
 use crate::logic::busy_poll::BusyPollSetting;
+use crate::logic::cidr::{parse_cidr, AllowList, Cidr};
 use crate::logic::service::{Mode, PrimeTest, FRAMED_HEADROOM, LINES_HEADROOM};
 use crate::os::listener::{parse_listen_ip, ListenIp};
 use crate::server::logging::LogFormat;
@@ -39,6 +40,11 @@ const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
 const MAX_LINE: RangeInclusive<usize> = 1..=16 << 20;
 /// Accepted `--workers`: threads for prime checks.
 const WORKERS: RangeInclusive<usize> = 1..=1024;
+/// Accepted `--udp-rate`, datagrams per second per source: 0 would echo
+/// nothing, and beyond ten million one source's limit is no limit.
+const UDP_RATES: RangeInclusive<u64> = 1..=10_000_000;
+/// Accepted `--udp-bytes`, bytes per second per source (up to 16 GiB/s).
+const UDP_BYTES: RangeInclusive<u64> = 1..=16 << 30;
 
 /// TCP echo server for network diagnostics: every byte a client sends comes
 /// back, in order, on one event-loop thread.
@@ -192,6 +198,29 @@ pub struct Cli {
     /// (exact for every 64-bit number, in microseconds).
     #[arg(long, env = "ECHO_SERVER_PRIME_TEST", default_value = "trial-division", value_name = "TEST", value_parser = prime_test)]
     pub prime_test: PrimeTest,
+
+    /// Also serve UDP echo (RFC 862) on the same port: each datagram goes
+    /// back to its sender unchanged (up to 65,507 bytes, never a larger
+    /// reply), within --udp-rate and --udp-bytes per source address; the
+    /// rest are dropped and counted. Off by default.
+    #[arg(long, env = "ECHO_SERVER_UDP", value_parser = BoolishValueParser::new())]
+    pub udp: bool,
+
+    /// UDP: datagrams per second echoed to each source address (also the
+    /// burst a quiet source may send at once); more are dropped and counted.
+    #[arg(long, env = "ECHO_SERVER_UDP_RATE", default_value = "100/s", value_name = "N/s", allow_hyphen_values = true, value_parser = udp_rate)]
+    pub udp_rate: u64,
+
+    /// UDP: bytes per second echoed to each source address (also its burst,
+    /// never less than one 65,507-byte datagram). Accepts K and M suffixes.
+    #[arg(long, env = "ECHO_SERVER_UDP_BYTES", default_value = "1MB/s", value_name = "BYTES/s", allow_hyphen_values = true, value_parser = udp_bytes)]
+    pub udp_bytes: u64,
+
+    /// Serve only sources in this network (CIDR such as 10.0.0.0/8 or
+    /// 2001:db8::/32, or one address; repeatable); IPv4-mapped IPv6 sources
+    /// are matched as IPv4. Without it every source is served.
+    #[arg(long, env = "ECHO_SERVER_ALLOW", value_name = "CIDR", value_delimiter = ',', value_parser = parse_cidr)]
+    pub allow: Vec<Cidr>,
 }
 
 /// `--workers`: a count, or one less than the usable CPUs.
@@ -313,6 +342,37 @@ fn busy_poll(text: &str) -> Result<BusyPollSetting, String> {
     .map(|usecs| BusyPollSetting::Window(Duration::from_micros(usecs)))
 }
 
+/// `--udp-rate`: `N/s` or `N`, datagrams per second.
+fn udp_rate(text: &str) -> Result<u64, String> {
+    let number = per_second(text);
+    whole_number_in(
+        number,
+        &UDP_RATES,
+        "of datagrams per second such as 100/s",
+        "/s",
+    )
+}
+
+/// `--udp-bytes`: a size (`parse_size`'s suffixes) per second, as `1MB/s`.
+fn udp_bytes(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(per_second(text))? as u64;
+    if UDP_BYTES.contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!(
+            "must be between {} and {} bytes per second (such as 64K/s or 1MB/s)",
+            UDP_BYTES.start(),
+            UDP_BYTES.end()
+        ))
+    }
+}
+
+/// The number of a per-second rate: `100/s` and `100` are the same.
+fn per_second(text: &str) -> &str {
+    let text = text.trim();
+    text.strip_suffix("/s").unwrap_or(text)
+}
+
 fn max_connections(text: &str) -> Result<usize, String> {
     whole_number_in(text, &MAX_CONNECTIONS, "such as 10000", "")
 }
@@ -404,8 +464,22 @@ impl Cli {
             max_line: self.max_line,
             workers: self.workers,
             prime_test: self.prime_test,
+            udp: self.udp.then_some(UdpSettings {
+                rate: self.udp_rate,
+                bytes: self.udp_bytes,
+            }),
+            allow: allow_list(&self.allow),
         }
     }
+}
+
+/// The `--allow` networks; `None` when none was given (everyone served).
+fn allow_list(networks: &[Cidr]) -> Option<AllowList> {
+    if networks.is_empty() {
+        return None;
+    }
+    let texts: Vec<String> = networks.iter().map(Cidr::to_string).collect();
+    AllowList::parse(texts.iter().map(String::as_str)).ok()
 }
 
 #[cfg(test)]
@@ -448,6 +522,8 @@ mod tests {
             max_line: None,
             workers: Workers::Auto,
             prime_test: PrimeTest::TrialDivision,
+            udp: None,
+            allow: None,
         };
         assert_eq!(parse(&[]).unwrap(), documented);
     }
@@ -577,6 +653,38 @@ mod tests {
         assert_eq!(metrics("fe80::1%lo").port(), 9187);
     }
 
+    // --udp is off by default; on, its rates take N/s and sizes per second;
+    // --allow repeats and lists networks.
+    #[test]
+    fn udp_and_allow_reach_the_config() {
+        let config = parse(&[
+            "--udp",
+            "--udp-rate",
+            "50/s",
+            "--udp-bytes",
+            "64K/s",
+            "--allow",
+            "127.0.0.1",
+            "--allow",
+            "10.0.0.0/8,::1/128",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.udp,
+            Some(UdpSettings {
+                rate: 50,
+                bytes: 65_536
+            })
+        );
+        let allow = config.allow.expect("allow list");
+        assert_eq!(allow.networks().len(), 3);
+        assert!(allow.allows("10.2.3.4".parse().unwrap()));
+        assert!(!allow.allows("127.0.0.2".parse().unwrap()));
+        let defaults = parse(&["--udp"]).unwrap().udp.unwrap();
+        assert_eq!((defaults.rate, defaults.bytes), (100, 1 << 20));
+        assert_eq!(parse(&["--udp-rate", "7"]).unwrap().udp, None);
+    }
+
     // Sub-nanosecond durations round up: the idle timeout stays on.
     #[test]
     fn tiny_durations_do_not_turn_off() {
@@ -654,6 +762,19 @@ mod tests {
             &["--workers", "0"],
             &["--workers", "many"],
             &["--prime-test", "fermat"],
+            &["--udp-rate", "0"],
+            &["--udp-rate", "0/s"],
+            &["--udp-rate", "-5/s"],
+            &["--udp-rate", "fast"],
+            &["--udp-rate", "100/min"],
+            &["--udp-rate", "20000000/s"],
+            &["--udp-bytes", "0"],
+            &["--udp-bytes", "1GB/s"],
+            &["--udp-bytes", "-1K/s"],
+            &["--udp-bytes", "17000M/s"],
+            &["--allow", "10.1.0.0/8"],
+            &["--allow", "10.0.0.0/33"],
+            &["--allow", "example.org"],
         ] {
             let error = parse(args).expect_err(&format!("{args:?} accepted"));
             assert_eq!(error.exit_code(), 2, "{args:?}");

@@ -13,6 +13,7 @@ use log::LevelFilter;
 
 use crate::config::cli::Workers;
 use crate::logic::busy_poll::{self, BusyPollSetting};
+use crate::logic::cidr::AllowList;
 use crate::logic::service::{Mode, PrimeTest};
 use crate::os::cpu_budget;
 use crate::server::logging::LogFormat;
@@ -76,6 +77,20 @@ pub struct Config {
     pub workers: Workers,
     /// framed: how primes are checked.
     pub prime_test: PrimeTest,
+    /// UDP echo on the same port(s) (`--udp`), with its per-source limits;
+    /// `None` serves no UDP.
+    pub udp: Option<UdpSettings>,
+    /// The sources served (`--allow`); `None` serves every source.
+    pub allow: Option<AllowList>,
+}
+
+/// `--udp`'s per-source limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpSettings {
+    /// Datagrams per second echoed to one source address (`--udp-rate`).
+    pub rate: u64,
+    /// Bytes per second echoed to one source address (`--udp-bytes`).
+    pub bytes: u64,
 }
 
 impl Config {

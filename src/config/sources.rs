@@ -22,7 +22,7 @@ use crate::config::Config;
 #[derive(Debug)]
 pub enum Startup {
     /// Serve with these settings.
-    Run(Config),
+    Run(Box<Config>),
     /// `--print-config`: write this text to stdout and exit 0.
     Print(String),
 }
@@ -104,7 +104,7 @@ where
             file.as_deref(),
         )));
     }
-    Ok(Startup::Run(cli.into_config()))
+    Ok(Startup::Run(Box::new(cli.into_config())))
 }
 
 impl Source {
@@ -248,7 +248,7 @@ mod tests {
 
     fn config(startup: Result<Startup, clap::Error>) -> Config {
         match startup {
-            Ok(Startup::Run(config)) => config,
+            Ok(Startup::Run(config)) => *config,
             other => panic!("{other:?}"),
         }
     }
@@ -299,6 +299,8 @@ mod tests {
             max_line: Some(20),
             workers: Workers::Count(2),
             prime_test: PrimeTest::MillerRabin,
+            udp: None,
+            allow: None,
         };
         assert_eq!(config(with_file(file, &[])), expected);
         // `metrics = true` is `--metrics` without a value; `false` is off.

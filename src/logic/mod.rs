@@ -22,5 +22,5 @@ pub mod stats;
 pub mod stream;
 pub mod tcp_info;
 pub mod timer;
-#[allow(dead_code)]
 pub mod token_bucket;
+pub mod udp;

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::logic::udp::UdpCounts;
+
 /// Totals since the server started: what the STATS line and the Summary
 /// report (and the endpoint, beside its own `EndpointCounters`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -23,6 +25,8 @@ pub struct Totals {
     pub bytes_out: u64,
     /// Connections that switched to the zero-copy (splice) path.
     pub spliced: u64,
+    /// UDP echo's counters, when `--udp` is on.
+    pub udp: Option<UdpCounts>,
 }
 
 impl Totals {
@@ -66,7 +70,11 @@ impl fmt::Display for StatsLine<'_> {
             "connections: {} total, {} active, {} peak; bytes: {} in, {} out; \
              rejected: {}; timed out: {}",
             s.served, s.active, s.peak, s.bytes_in, s.bytes_out, s.rejected, s.timed_out
-        )
+        )?;
+        match &s.udp {
+            Some(udp) => write!(f, "; {}", udp.report()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -97,6 +105,9 @@ impl fmt::Display for Summary<'_> {
             s.rejected,
             s.timed_out
         )?;
+        if let Some(udp) = &s.udp {
+            write!(f, "; {}", udp.report())?;
+        }
         if self.log_dropped > 0 {
             write!(f, ", {} log lines dropped", self.log_dropped)?;
         }
@@ -171,6 +182,7 @@ mod tests {
             bytes_in: 1234,
             bytes_out: 1200,
             spliced: 1,
+            udp: None,
         };
         assert_eq!(
             stats.report().to_string(),
@@ -186,6 +198,37 @@ mod tests {
             .summary(12, Duration::from_secs(3723))
             .to_string()
             .ends_with(", 1 timed out, 12 log lines dropped, up 1h 02m 03s"));
+    }
+
+    // With --udp on, both lines carry UDP's figures too.
+    #[test]
+    fn lines_carry_udp_when_on() {
+        let mut udp = UdpCounts::default();
+        udp.received(64);
+        udp.sent(64);
+        udp.received(64);
+        udp.drop(crate::logic::udp::UdpDrop::RateLimit);
+        let stats = Totals {
+            udp: Some(udp),
+            ..Totals::default()
+        };
+        let udp_part = "UDP: 2 datagrams in, 1 out, 128 bytes in, 64 out, 1 dropped \
+                        (1 over the per-source rate limit)";
+        assert!(
+            stats
+                .report()
+                .to_string()
+                .ends_with(&format!("; {udp_part}")),
+            "{}",
+            stats.report()
+        );
+        assert_eq!(
+            stats.summary(2, Duration::from_secs(1)).to_string(),
+            format!(
+                "Summary: 0 connections served, 0 bytes in, 0 bytes out, peak 0 concurrent, \
+                 0 rejected, 0 timed out; {udp_part}, 2 log lines dropped, up 1.0s"
+            )
+        );
     }
 
     // Large counts read at a glance; small ones need no unit.

@@ -13,3 +13,4 @@ pub mod signal;
 pub(crate) mod sigpipe;
 pub(crate) mod splice;
 pub mod tcp_info;
+pub mod udp;

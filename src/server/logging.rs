@@ -148,6 +148,13 @@ pub fn print_summary(summary: &Summary<'_>) {
                     timed_out: s.timed_out,
                     log_lines_dropped: summary.log_dropped,
                     uptime_s: (summary.uptime.as_secs_f64() * 1e3).round() / 1e3,
+                    udp: s.udp.as_ref().map(|u| UdpFields {
+                        datagrams_in: u.datagrams_in,
+                        datagrams_out: u.datagrams_out,
+                        bytes_in: u.bytes_in,
+                        bytes_out: u.bytes_out,
+                        dropped: u.dropped_total(),
+                    }),
                 }),
             })
         }
@@ -180,6 +187,19 @@ struct SummaryFields {
     timed_out: u64,
     log_lines_dropped: u64,
     uptime_s: f64,
+    /// With `--udp` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    udp: Option<UdpFields>,
+}
+
+/// The Summary's UDP counts (`--udp`).
+#[derive(Serialize)]
+struct UdpFields {
+    datagrams_in: u64,
+    datagrams_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    dropped: u64,
 }
 
 /// The text line for `record` logged at `now`:

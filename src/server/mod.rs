@@ -9,7 +9,8 @@
 //! - `wait`: waiting for readiness (busy-poll, then sleep);
 //! - `workers`: the prime checks of `--mode framed`, on their own threads;
 //! - `endpoint`, `endpoint_client`, `pages`: the metrics endpoint;
-//! - `token`: which socket an event is for.
+//! - `token`: which socket an event is for;
+//! - `udp`: UDP echo (`--udp`), its sockets and per-source limits.
 //!
 //! The flow of one byte: `wait` returns a readable edge for a connection's
 //! token → `dispatch` (here) → `Server::service` finds the connection
@@ -57,6 +58,7 @@ mod resume;
 mod service;
 mod shutdown;
 mod token;
+mod udp;
 mod wait;
 mod workers;
 
@@ -129,6 +131,8 @@ pub struct Server {
     workers: Option<Workers>,
     /// Reused list of the workers' answers.
     done: Vec<Done>,
+    /// UDP echo, when `--udp` is on.
+    udp: Option<udp::UdpEcho>,
 }
 
 impl Server {
@@ -139,6 +143,7 @@ impl Server {
         mut signals: StopSignals,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
+        let (listener, udp_sockets) = udp::bind_beside(listener, &config)?;
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
         let local_addr = listener.local_addr()?;
@@ -159,7 +164,7 @@ impl Server {
             _ => None,
         };
         let now = Instant::now();
-        Ok(Self {
+        let mut server = Self {
             poll,
             listener: Some(listener),
             local_addr,
@@ -184,8 +189,13 @@ impl Server {
             endpoint: None,
             workers,
             done: Vec::new(),
+            udp: None,
             config,
-        })
+        };
+        if let Some(sockets) = udp_sockets {
+            server.serve_udp_on(sockets)?;
+        }
+        Ok(server)
     }
 
     /// The settings it runs with.
@@ -224,6 +234,7 @@ impl Server {
     fn serve(&mut self) -> io::Result<Stop> {
         let stop = self.serve_until_stopped();
         self.report_held_rejects(None);
+        self.report_udp_drops(None);
         stop
     }
 
@@ -248,6 +259,7 @@ impl Server {
                 }
             }
             self.resume_queued();
+            self.resume_udp();
 
             // The turn's start, not a fresh reading: activity was stamped
             // with it, so an idle connection is judged by one clock only.
@@ -263,6 +275,7 @@ impl Server {
                 endpoint.record_history(&self.stats, &self.connections, now);
             }
             self.report_held_rejects(Some(now));
+            self.report_udp_drops(Some(now));
             if let Some(deadline) = self.stop_deadline {
                 if self.connections.is_empty() {
                     return Ok(Stop::Clean);
@@ -278,7 +291,7 @@ impl Server {
     /// How long `poll` may sleep: until the earliest thing the loop itself
     /// must do, or not at all while connections wait to be resumed.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.resume.is_empty() {
+        if !self.resume.is_empty() || self.udp.as_ref().is_some_and(udp::UdpEcho::has_owed) {
             return Some(Duration::ZERO);
         }
         let idle = self
@@ -298,6 +311,7 @@ impl Server {
             self.stop_deadline,
             held_rejects,
             self.endpoint.as_ref().and_then(Endpoint::history_due),
+            self.udp.as_ref().and_then(udp::UdpEcho::report_due),
         ]
         .into_iter()
         .flatten()
@@ -318,7 +332,10 @@ impl Server {
             return None;
         }
         if token::is_http(token) {
-            self.service_http(token);
+            match token::udp_index(token) {
+                Some(index) => self.service_udp(index),
+                None => self.service_http(token),
+            }
             return None;
         }
         if let Some((signal, count)) = self.signals.take(SIGNALS, token) {

@@ -100,6 +100,10 @@ impl Server {
             // Closing it (on drop) makes new connects fail at once.
             let _ = self.poll.registry().deregister(&mut listener);
         }
+        // UDP stops at once: a datagram has no connection to drain.
+        if let Some(udp) = &mut self.udp {
+            udp.stop(self.poll.registry());
+        }
         // The endpoint stops too; the loop ends when the echo side is done.
         if let Some(endpoint) = &mut self.endpoint {
             endpoint.stop(self.poll.registry(), &mut self.wheel);

@@ -21,6 +21,14 @@ pub const METRICS: Token = Token(usize::MAX - 8);
 /// The prime-check workers' waker: answers are ready.
 pub const WORKERS: Token = Token(usize::MAX - 9);
 
+/// UDP echo sockets (`--udp`), one per port, at most this many.
+pub const MAX_UDP_SOCKETS: usize = 4096;
+/// The key half of UDP socket `i`'s token is this plus `i`, with the HTTP
+/// flag set and generation 0: the HTTP slab's keys (a few hundred) never
+/// come near it, so UDP tokens share HTTP's branch of the dispatch and stay
+/// off the path of echo connections' events.
+const UDP_KEY_BASE: usize = 1 << 30;
+
 const KEY_BITS: u32 = 32;
 /// Set in the key half of an HTTP connection's token: HTTP connections
 /// live in their own slab, whose keys never reach this bit.
@@ -56,6 +64,19 @@ pub fn is_http(token: Token) -> bool {
     token.0 & HTTP_FLAG != 0 && token.0 < WORKERS.0
 }
 
+/// The token of UDP socket `index` (below [`MAX_UDP_SOCKETS`]).
+pub fn udp(index: usize) -> Token {
+    debug_assert!(index < MAX_UDP_SOCKETS, "UDP socket {index} has no token");
+    Token(HTTP_FLAG | UDP_KEY_BASE | index)
+}
+
+/// Which UDP socket a token is for, if it is one's (checked after
+/// [`is_http`], which is also true for them).
+pub fn udp_index(token: Token) -> Option<usize> {
+    let index = token.0.wrapping_sub(HTTP_FLAG | UDP_KEY_BASE);
+    (index < MAX_UDP_SOCKETS).then_some(index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +107,34 @@ mod tests {
         assert!(key(WORKERS) > 1_000_000);
         assert_eq!(key(http(7, 3)), 7);
         assert_ne!(http(7, 3), connection(7, 3));
+    }
+
+    // UDP tokens are found in HTTP's branch, never taken for a connection,
+    // an HTTP client or a reserved token, and give their index back.
+    #[test]
+    fn udp_tokens_are_their_own() {
+        for index in [0, 1, MAX_UDP_SOCKETS - 1] {
+            let token = udp(index);
+            assert!(is_http(token), "dispatched in HTTP's branch");
+            assert_eq!(udp_index(token), Some(index));
+            assert!(key(token) > 1_000_000);
+            assert!(token.0 < WORKERS.0);
+        }
+        for other in [
+            connection(5, 1),
+            connection(1_000_000, u32::MAX),
+            http(0, 0),
+            http(100_000, 7),
+            http(100_000, u32::MAX),
+            LISTENER,
+            SIGNALS,
+            METRICS,
+            WORKERS,
+            LOG_DRAINED,
+            Token(0),
+        ] {
+            assert_eq!(udp_index(other), None, "{other:?}");
+        }
+        assert_eq!(udp_index(Token(udp(MAX_UDP_SOCKETS - 1).0 + 1)), None);
     }
 }

@@ -47,4 +47,5 @@ mod scale;
 mod server_exit_codes;
 mod shutdown;
 mod timeouts;
+mod udp;
 mod zero_copy;

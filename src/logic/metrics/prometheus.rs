@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use super::{unix_seconds, Histogram, Snapshot};
 use crate::logic::echo::CloseReason;
 use crate::logic::http::HttpCounts;
+use crate::logic::udp::{UdpCounts, UdpDrop};
 
 /// `Content-Type` of the Prometheus text exposition format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -63,6 +64,11 @@ const HISTOGRAM: &str = "histogram";
 
 fn int(v: u64) -> Option<Value<'static>> {
     Some(Value::Int(v))
+}
+
+/// A UDP figure, when `--udp` is on (the families are left out otherwise).
+fn udp(s: &Snapshot<'_>, figure: fn(&UdpCounts) -> u64) -> Option<Value<'static>> {
+    s.stats.udp.as_ref().map(|u| Value::Int(figure(u)))
 }
 
 fn limit(rejected: u64) -> Option<Value<'static>> {
@@ -190,6 +196,52 @@ const FAMILIES: &[Family] = &[
         value: |s| limit(s.observed.http_rejected),
     },
     Family {
+        name: "echo_udp_datagrams_received_total",
+        help: "UDP datagrams received (--udp).",
+        kind: COUNTER,
+        value: |s| udp(s, |u| u.datagrams_in),
+    },
+    Family {
+        name: "echo_udp_datagrams_sent_total",
+        help: "UDP datagrams echoed (--udp).",
+        kind: COUNTER,
+        value: |s| udp(s, |u| u.datagrams_out),
+    },
+    Family {
+        name: "echo_udp_bytes_received_total",
+        help: "Bytes of UDP datagrams received (--udp).",
+        kind: COUNTER,
+        value: |s| udp(s, |u| u.bytes_in),
+    },
+    Family {
+        name: "echo_udp_bytes_sent_total",
+        help: "Bytes of UDP datagrams echoed (--udp).",
+        kind: COUNTER,
+        value: |s| udp(s, |u| u.bytes_out),
+    },
+    Family {
+        name: "echo_udp_datagrams_dropped_total",
+        help: "UDP datagrams not echoed, by reason (rate_limit: over --udp-rate or --udp-bytes for their source; not_allowed: source not in --allow; send_blocked: send buffer full; send_failed: the kernel refused the reply).",
+        kind: COUNTER,
+        value: |s| {
+            let u = s.stats.udp.as_ref()?;
+            let labels = UdpDrop::LABELS.iter().map(|l| l.to_string());
+            Some(Value::Labelled("reason", labels.zip(u.dropped).collect()))
+        },
+    },
+    Family {
+        name: "echo_udp_sources_tracked",
+        help: "Source addresses whose UDP rate is tracked now (a bounded table).",
+        kind: GAUGE,
+        value: |s| udp(s, |u| u.sources as u64),
+    },
+    Family {
+        name: "echo_udp_sources_evicted_total",
+        help: "Sources forgotten to make room in that table (many sources: a spoofed flood, or a busy service).",
+        kind: COUNTER,
+        value: |s| udp(s, |u| u.sources_evicted),
+    },
+    Family {
         name: "echo_log_lines_dropped_total",
         help: "Log lines lost because stdout did not take them (a reader not keeping up, a full disk, no reader).",
         kind: COUNTER,
@@ -275,7 +327,10 @@ mod tests {
     // the process figures but the start time are left out.
     #[test]
     fn every_family_is_declared_once_in_order() {
-        let stats = Totals::default();
+        let mut stats = Totals {
+            udp: Some(UdpCounts::default()),
+            ..Totals::default()
+        };
         let mut observed = EndpointCounters::default();
         observed.closed(&CloseReason::Reset, Duration::from_secs(2), 100, None);
         let mut snap = snapshot(&stats, &observed);
@@ -314,5 +369,22 @@ mod tests {
         assert!(text.contains(&format!(
             "\necho_server_build_info{{version=\"{version}\"}} 1\n"
         )));
+        // The UDP families, with --udp only.
+        let udp = stats.udp.as_mut().unwrap();
+        udp.received(64);
+        udp.drop(UdpDrop::RateLimit);
+        let text = render_prometheus(&snapshot(&stats, &observed));
+        assert!(
+            text.contains("\necho_udp_datagrams_received_total 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("\necho_udp_bytes_received_total 64\n"));
+        assert!(text.contains("echo_udp_datagrams_dropped_total{reason=\"rate_limit\"} 1\n"));
+        assert!(text.contains("echo_udp_datagrams_dropped_total{reason=\"send_blocked\"} 0\n"));
+        stats.udp = None;
+        let text = render_prometheus(&snapshot(&stats, &observed));
+        // The seven UDP families go, and max_fds (unknown in this snapshot).
+        assert_eq!(declared(&text).len(), all.len() - 8);
+        assert!(!text.contains("echo_udp"));
     }
 }

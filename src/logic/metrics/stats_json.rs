@@ -11,6 +11,7 @@ use super::{unix_seconds, ConnView, HistorySeries, Process, Rates, Snapshot};
 use crate::logic::echo::{CloseReason, Phase};
 use crate::logic::json;
 use crate::logic::tcp_info::ms;
+use crate::logic::udp::{UdpCounts, UdpDrop};
 
 /// The `/stats.json` document of `snap`.
 pub fn render_json(snap: &Snapshot<'_>) -> String {
@@ -34,6 +35,9 @@ struct StatsDocument {
     tcp: TcpTotals,
     http: HttpTotals,
     log: LogTotals,
+    /// With `--udp` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    udp: Option<UdpTotals>,
     /// `{}` off Linux: the dashboard reads its members from an object.
     #[serde(serialize_with = "empty_if_none")]
     process: Option<Process>,
@@ -78,6 +82,32 @@ struct HttpTotals {
     active: usize,
     accepted: u64,
     rejected: u64,
+}
+
+#[derive(Serialize)]
+struct UdpTotals {
+    datagrams_received: u64,
+    datagrams_sent: u64,
+    bytes_received: u64,
+    bytes_sent: u64,
+    #[serde(serialize_with = "udp_by_reason")]
+    dropped: [u64; UdpDrop::ALL.len()],
+    sources_tracked: usize,
+    sources_evicted: u64,
+}
+
+impl From<&UdpCounts> for UdpTotals {
+    fn from(u: &UdpCounts) -> Self {
+        Self {
+            datagrams_received: u.datagrams_in,
+            datagrams_sent: u.datagrams_out,
+            bytes_received: u.bytes_in,
+            bytes_sent: u.bytes_out,
+            dropped: u.dropped,
+            sources_tracked: u.sources,
+            sources_evicted: u.sources_evicted,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -159,6 +189,7 @@ impl StatsDocument {
             log: LogTotals {
                 dropped: snap.log_lines_dropped,
             },
+            udp: s.udp.as_ref().map(UdpTotals::from),
             process: snap.process,
             rates: snap.history.rates(time_s, s),
             history: snap.history.series(),
@@ -221,6 +252,10 @@ fn by_reason<S: Serializer>(closed: &[u64], out: S) -> Result<S::Ok, S::Error> {
     out.collect_map(CloseReason::LABELS.iter().zip(closed))
 }
 
+fn udp_by_reason<S: Serializer>(dropped: &[u64], out: S) -> Result<S::Ok, S::Error> {
+    out.collect_map(UdpDrop::LABELS.iter().zip(dropped))
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -244,6 +279,7 @@ mod tests {
         );
         assert!(doc.contains(r#""active_listed":1"#));
         assert!(doc.contains(r#""mode":"framed""#), "{doc}");
+        assert!(!doc.contains(r#""udp""#), "{doc}");
         assert!(
             doc.contains(r#""activity":"zero-copy","rate_in_bps":1000,"rate_out_bps":500"#),
             "{doc}"
@@ -280,5 +316,26 @@ mod tests {
                 "draining"
             );
         }
+    }
+
+    // With --udp, the document has its totals, drops by reason.
+    #[test]
+    fn json_has_udp_totals_when_on() {
+        let mut udp = UdpCounts::default();
+        udp.received(10);
+        udp.sent(10);
+        udp.drop(UdpDrop::NotAllowed);
+        let stats = Totals {
+            udp: Some(udp),
+            ..Totals::default()
+        };
+        let observed = EndpointCounters::default();
+        let doc = render_json(&snapshot(&stats, &observed));
+        assert!(
+            doc.contains(
+                r#""udp":{"datagrams_received":1,"datagrams_sent":1,"bytes_received":10,"bytes_sent":10,"dropped":{"rate_limit":0,"not_allowed":1,"send_blocked":0,"send_failed":0},"sources_tracked":0,"sources_evicted":0}"#
+            ),
+            "{doc}"
+        );
     }
 }
