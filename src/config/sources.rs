@@ -22,7 +22,7 @@ use crate::config::Config;
 #[derive(Debug)]
 pub enum Startup {
     /// Serve with these settings.
-    Run(Config),
+    Run(Box<Config>),
     /// `--print-config`: write this text to stdout and exit 0.
     Print(String),
 }
@@ -104,7 +104,7 @@ where
             file.as_deref(),
         )));
     }
-    Ok(Startup::Run(cli.into_config()))
+    Ok(Startup::Run(Box::new(cli.into_config())))
 }
 
 impl Source {
@@ -248,7 +248,7 @@ mod tests {
 
     fn config(startup: Result<Startup, clap::Error>) -> Config {
         match startup {
-            Ok(Startup::Run(config)) => config,
+            Ok(Startup::Run(config)) => *config,
             other => panic!("{other:?}"),
         }
     }
@@ -279,9 +279,19 @@ mod tests {
             max-line = 20
             workers = 2
             prime-test = "miller-rabin"
+            allow = ["127.0.0.0/8", "::1"]
+            max-per-source = 4
+            proxy-protocol = true
+            proxy-timeout = 2.5
         "#;
         let expected = Config {
             listen: "[::1]:0".parse().unwrap(),
+            ports: vec![0],
+            listen_more: Vec::new(),
+            dual_stack_default: false,
+            allow: Some(crate::logic::cidr::AllowList::parse(["127.0.0.0/8", "::1"]).unwrap()),
+            max_per_source: Some(4),
+            proxy_protocol: Some(Duration::from_millis(2500)),
             backlog: 64,
             buffer_size: 16 << 10,
             splice: false,

@@ -96,10 +96,8 @@ impl Server {
     }
 
     fn begin_stop(&mut self, name: &str) {
-        if let Some(mut listener) = self.listener.take() {
-            // Closing it (on drop) makes new connects fail at once.
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
+        // Closing them (on drop) makes new connects fail at once.
+        self.listeners.close_all(self.poll.registry());
         // The endpoint stops too; the loop ends when the echo side is done.
         if let Some(endpoint) = &mut self.endpoint {
             endpoint.stop(self.poll.registry(), &mut self.wheel);

@@ -1,0 +1,271 @@
+//! The listening sockets: which ones `--port`, `--bind` and `--listen`
+//! ask for, opening them all or none, and the table the loop accepts from
+//! (one token per listener, each with its service mode).
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use mio::net::TcpListener;
+use mio::{Interest, Registry};
+
+use super::token;
+use crate::config::Config;
+use crate::logic::port_list::format_port_list;
+use crate::logic::service::Mode;
+use crate::os::listener::{self, BindError};
+
+/// One listening socket to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    /// Where.
+    pub addr: SocketAddr,
+    /// What its connections do with their bytes.
+    pub mode: Mode,
+}
+
+/// The listeners a configuration asks for, in the order the banner shows
+/// them; and why the default `::` became `0.0.0.0`, if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Every socket to open.
+    pub listeners: Vec<Planned>,
+    /// Set when the default address fell back to IPv4 only.
+    pub ipv4_only_because: Option<&'static str>,
+}
+
+/// The listeners for `config`; `dual_stack` says whether this host can
+/// listen on `::` for both families (see
+/// [`listener::dual_stack_available`]).
+pub fn plan(config: &Config, dual_stack: bool) -> Plan {
+    let mut base = config.listen;
+    let mut ipv4_only_because = None;
+    if config.dual_stack_default && !dual_stack {
+        base = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), base.port());
+        ipv4_only_because = Some("this host has no IPv6");
+    }
+    // set_port keeps a link-local --bind's scope.
+    let mut listeners: Vec<Planned> = config
+        .ports
+        .iter()
+        .map(|&port| {
+            let mut addr = base;
+            addr.set_port(port);
+            Planned {
+                addr,
+                mode: config.mode,
+            }
+        })
+        .collect();
+    for group in &config.listen_more {
+        let mode = group.mode.unwrap_or(config.mode);
+        for &port in &group.ports {
+            listeners.push(Planned {
+                addr: SocketAddr::new(group.ip, port),
+                mode,
+            });
+        }
+    }
+    Plan {
+        listeners,
+        ipv4_only_because,
+    }
+}
+
+/// Opens every planned listener, or none: the first that fails is the
+/// error (naming its address), and those already open are closed.
+pub fn open_all(
+    plan: &Plan,
+    backlog: u32,
+) -> Result<Vec<(std::net::TcpListener, Mode)>, BindError> {
+    plan.listeners
+        .iter()
+        .map(|planned| listener::bind(planned.addr, backlog).map(|socket| (socket, planned.mode)))
+        .collect()
+}
+
+/// One listener of the table.
+#[derive(Debug)]
+struct Entry {
+    /// `None` once stopping.
+    socket: Option<TcpListener>,
+    /// The address bound (the real port when 0 was asked).
+    addr: SocketAddr,
+    mode: Mode,
+    /// Connections it accepted that were served.
+    accepted: u64,
+}
+
+/// The listeners the loop accepts echo clients from.
+#[derive(Debug)]
+pub struct Listeners {
+    entries: Vec<Entry>,
+}
+
+impl Listeners {
+    /// Takes over the bound sockets and registers each under its token.
+    pub fn register(
+        bound: Vec<(std::net::TcpListener, Mode)>,
+        registry: &Registry,
+    ) -> io::Result<Self> {
+        let mut entries = Vec::with_capacity(bound.len());
+        for (index, (socket, mode)) in bound.into_iter().enumerate() {
+            socket.set_nonblocking(true)?;
+            let mut socket = TcpListener::from_std(socket);
+            let addr = socket.local_addr()?;
+            registry.register(&mut socket, token::listener(index), Interest::READABLE)?;
+            entries.push(Entry {
+                socket: Some(socket),
+                addr,
+                mode,
+                accepted: 0,
+            });
+        }
+        Ok(Self { entries })
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are none (never, once the server runs).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The socket of listener `index`, while not stopping.
+    pub fn socket(&self, index: usize) -> Option<&TcpListener> {
+        self.entries.get(index).and_then(|e| e.socket.as_ref())
+    }
+
+    /// The address listener `index` is bound to.
+    pub fn addr(&self, index: usize) -> Option<SocketAddr> {
+        self.entries.get(index).map(|e| e.addr)
+    }
+
+    /// The mode of listener `index`'s connections.
+    pub fn mode(&self, index: usize) -> Option<Mode> {
+        self.entries.get(index).map(|e| e.mode)
+    }
+
+    /// Whether any listener serves `mode`.
+    pub fn serve(&self, mode: Mode) -> bool {
+        self.entries.iter().any(|e| e.mode == mode)
+    }
+
+    /// Counts a connection listener `index` accepted and served.
+    pub fn note_accepted(&mut self, index: usize) {
+        if let Some(entry) = self.entries.get_mut(index) {
+            entry.accepted += 1;
+        }
+    }
+
+    /// Connections served per local port, when there is more than one
+    /// listener (one port: the server-wide counter says it). At most one
+    /// figure per listener, so the label's values are bounded by the
+    /// listener bound; the same port on two addresses is one figure.
+    pub fn accepted_by_port(&self) -> Vec<(u16, u64)> {
+        if self.entries.len() < 2 {
+            return Vec::new();
+        }
+        let mut ports: Vec<(u16, u64)> = self
+            .entries
+            .iter()
+            .map(|e| (e.addr.port(), e.accepted))
+            .collect();
+        ports.sort_unstable_by_key(|&(port, _)| port);
+        ports.dedup_by(|later, first| {
+            let same = later.0 == first.0;
+            if same {
+                first.1 += later.1;
+            }
+            same
+        });
+        ports
+    }
+
+    /// Closes every listener: new connects fail at once.
+    pub fn close_all(&mut self, registry: &Registry) {
+        for entry in &mut self.entries {
+            if let Some(mut socket) = entry.socket.take() {
+                let _ = registry.deregister(&mut socket);
+            }
+        }
+    }
+
+    /// What the banner says after `Listening on `: the one address as it
+    /// always was, or each address with its ports and mode
+    /// (`0.0.0.0:7000-7010,8443 (echo), 127.0.0.1:9 (discard)`). An IPv6
+    /// wildcard says that it takes IPv4 clients too.
+    pub fn banner(&self) -> String {
+        let both = |addr: &SocketAddr| addr.is_ipv6() && addr.ip().is_unspecified();
+        if let [only] = &self.entries[..] {
+            let extra = if both(&only.addr) {
+                " (IPv6 and IPv4)"
+            } else {
+                ""
+            };
+            return format!("{}{extra}", only.addr);
+        }
+        // Consecutive listeners on one address with one mode are one group.
+        let mut groups: Vec<(SocketAddr, Mode, Vec<u16>)> = Vec::new();
+        for entry in &self.entries {
+            match groups.last_mut() {
+                Some((addr, mode, ports))
+                    if addr.ip() == entry.addr.ip() && *mode == entry.mode =>
+                {
+                    ports.push(entry.addr.port());
+                }
+                _ => groups.push((entry.addr, entry.mode, vec![entry.addr.port()])),
+            }
+        }
+        let shown: Vec<String> = groups
+            .into_iter()
+            .map(|(addr, mode, mut ports)| {
+                ports.sort_unstable();
+                let host = addr.to_string();
+                let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+                let extra = if both(&addr) { ", IPv6 and IPv4" } else { "" };
+                format!(
+                    "{host}:{} ({}{extra})",
+                    format_port_list(&ports),
+                    mode.name()
+                )
+            })
+            .collect();
+        shown.join(", ")
+    }
+}
+
+impl super::Server {
+    /// The CONNECT line of a server with several listeners (it names the
+    /// local port) or behind a proxy (it names the proxy).
+    pub(super) fn log_connect(
+        &self,
+        peer: SocketAddr,
+        mode: Mode,
+        listener: usize,
+        via: Option<SocketAddr>,
+    ) {
+        let mut parts = Vec::with_capacity(3);
+        if let Some(via) = via {
+            parts.push(format!("via {via}"));
+        }
+        let port = self.listeners.addr(listener).map(|a| a.port());
+        if let (true, Some(port)) = (self.listeners.len() > 1, port) {
+            parts.push(format!("port {port}"));
+        }
+        if mode != Mode::Echo || self.listeners.len() > 1 {
+            parts.push(format!("mode {}", mode.name()));
+        }
+        log::info!(
+            target: "CONNECT",
+            peer:% = peer,
+            mode = mode.name(),
+            port = port,
+            via:? = via;
+            "{peer} ({})",
+            parts.join(", ")
+        );
+    }
+}
