@@ -32,6 +32,7 @@ mod half_close;
 mod integrity;
 mod limits;
 mod listen;
+mod listeners;
 mod log_never_blocks;
 mod logging;
 mod modes_client;
