@@ -126,7 +126,10 @@ impl Admission {
             .iter()
             .enumerate()
             .filter(|(_, &n)| n > 0)
-            .map(|(i, n)| format!("{n} {}", Self::reason_of(i, config)))
+            .map(|(i, n)| match i {
+                3 => format!("{n} without a valid PROXY header"),
+                _ => format!("{n} {}", Self::reason_of(i, config)),
+            })
             .collect();
         (!parts.is_empty()).then(|| parts.join(", "))
     }

@@ -8,6 +8,7 @@
 mod support;
 
 mod abrupt_disconnects;
+mod admission;
 mod backpressure;
 mod busy_poll;
 mod churn;
@@ -40,6 +41,7 @@ mod modes_framed;
 mod modes_text;
 mod observability;
 mod other_protocols;
+mod proxy_protocol;
 mod scale;
 mod server_exit_codes;
 mod shutdown;
