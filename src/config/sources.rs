@@ -92,6 +92,11 @@ where
             cli.quiet = false;
         }
     }
+    // --listen alone replaces the default port, whichever source gave it;
+    // a port someone set is listened on beside it.
+    if !cli.listen.is_empty() && source("port") == Source::Default {
+        cli.port = None;
+    }
     if let Some(message) = cli.conflicts() {
         return Err(cmd.clone().error(ErrorKind::ArgumentConflict, message));
     }
@@ -344,6 +349,27 @@ mod tests {
         );
         let ok = ["echo-server", "--max-line", "100", "--buffer-size", "164"];
         assert!(load(ok).is_ok());
+    }
+
+    // --listen replaces the default port, from any source, but not a port
+    // that was set (in the file, a variable or a flag).
+    #[test]
+    fn listen_replaces_only_the_default_port() {
+        let ports = |startup| config(startup).ports;
+        let only_listen = ["echo-server", "--listen", "127.0.0.1:9/discard"];
+        assert_eq!(ports(load(only_listen)), Vec::<u16>::new());
+        assert_eq!(
+            ports(with_file("listen = [\"127.0.0.1:9\"]\n", &[])),
+            Vec::<u16>::new()
+        );
+        let both = "listen = [\"127.0.0.1:9\"]\nport = 7000\n";
+        assert_eq!(ports(with_file(both, &[])), vec![7000]);
+        let flag = ["--port", "7001"];
+        assert_eq!(
+            ports(with_file("listen = [\"127.0.0.1:9\"]\n", &flag)),
+            vec![7001]
+        );
+        assert_eq!(ports(load(["echo-server"])), vec![7878]);
     }
 
     // A flag wins over the file, key by key; the other keys stay the file's.
