@@ -194,18 +194,24 @@ impl Listeners {
     }
 
     /// What the banner says after `Listening on `: the one address as it
-    /// always was, or each address with its ports and mode
-    /// (`0.0.0.0:7000-7010,8443 (echo), 127.0.0.1:9 (discard)`). An IPv6
-    /// wildcard says that it takes IPv4 clients too.
-    pub fn banner(&self) -> String {
+    /// always was (with its mode if it is not `--mode`'s, `default`), or
+    /// each address with its ports and mode (`0.0.0.0:7000-7010,8443
+    /// (echo), 127.0.0.1:9 (discard)`). An IPv6 wildcard says that it
+    /// takes IPv4 clients too.
+    pub fn banner(&self, default: Mode) -> String {
         let both = |addr: &SocketAddr| addr.is_ipv6() && addr.ip().is_unspecified();
         if let [only] = &self.entries[..] {
-            let extra = if both(&only.addr) {
-                " (IPv6 and IPv4)"
-            } else {
-                ""
-            };
-            return format!("{}{extra}", only.addr);
+            let mut notes = Vec::new();
+            if only.mode != default {
+                notes.push(only.mode.name());
+            }
+            if both(&only.addr) {
+                notes.push("IPv6 and IPv4");
+            }
+            if notes.is_empty() {
+                return only.addr.to_string();
+            }
+            return format!("{} ({})", only.addr, notes.join(", "));
         }
         // Consecutive listeners on one address with one mode are one group.
         let mut groups: Vec<(SocketAddr, Mode, Vec<u16>)> = Vec::new();
@@ -263,7 +269,7 @@ impl super::Server {
             peer:% = peer,
             mode = mode.name(),
             port = port,
-            via:? = via;
+            via = via.map(|v| v.to_string());
             "{peer} ({})",
             parts.join(", ")
         );

@@ -215,7 +215,7 @@ impl Server {
 
     /// The listeners, as the banner lists them.
     pub fn listening_on(&self) -> String {
-        self.listeners.banner()
+        self.listeners.banner(self.config.mode)
     }
 
     /// When a stop's drain must end: `None` until a stop signal came.

@@ -2,6 +2,7 @@
 //! `--listen ADDR:PORTS/MODE`, the banner, the all-or-nothing bind, the
 //! dual-stack default and the port in CONNECT lines and /metrics.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
@@ -111,6 +112,21 @@ fn every_listener_serves_its_own_mode() {
             WAIT,
         );
     }
+}
+
+#[test]
+fn listen_alone_replaces_the_default_port() {
+    // Proves: with only --listen, the server listens there alone (banner
+    // with its mode) and serves that mode.
+    let port = free_ports(1)[0];
+    let srv = Server::start_raw(&["--listen", &format!("127.0.0.1:{port}/upper")]);
+    assert_eq!(
+        srv.wait_for("Listening on ", WAIT),
+        format!("Listening on 127.0.0.1:{port} (upper)")
+    );
+    let mut c = connect(on(port));
+    c.write_all(b"quiet please\n").unwrap();
+    assert_eq!(read_exactly(&mut c, 13), b"QUIET PLEASE\n");
 }
 
 #[test]
