@@ -270,3 +270,56 @@ fn metrics_count_accepts_per_port_and_take_colon_port() {
         assert!(body.contains(&line), "{line} missing:\n{body}");
     }
 }
+
+#[test]
+fn out_of_descriptors_every_listener_is_retried() {
+    // Proves: when accepting fails for lack of descriptors while clients
+    // queue on two listeners, freeing descriptors gets both queued clients
+    // accepted and echoed: the retry covers every listener, not only the
+    // one whose accept failed.
+    let test = "out_of_descriptors_every_listener_is_retried";
+    if !require_tool(test, "prlimit") {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let ports = free_ports(2);
+    let srv = Server::start_raw(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &list(&ports),
+        "--max-connections",
+        "100",
+    ]);
+    srv.wait_for("Press Ctrl+C", WAIT);
+    // Room for exactly two more descriptors from now on.
+    let soft = srv.open_fds() + 2;
+    let status = Command::new("prlimit")
+        .args([
+            "--pid",
+            &srv.pid().to_string(),
+            &format!("--nofile={soft}:"),
+        ])
+        .status()
+        .expect("run prlimit");
+    assert!(status.success(), "prlimit --pid: {status}");
+    assert_eq!(srv.nofile_soft_limit(), soft as u64);
+    let mut held: Vec<TcpStream> = (0..2).map(|_| connect(on(ports[0]))).collect();
+    for c in &mut held {
+        echo_roundtrip(c, b"holding a descriptor\n");
+    }
+    // These complete their handshakes in the kernel's queues; accepting
+    // them fails.
+    let mut first = connect(on(ports[0]));
+    let mut second = connect(on(ports[1]));
+    first.write_all(b"queued on the first\n").unwrap();
+    second.write_all(b"queued on the second\n").unwrap();
+    srv.wait_for("accept failed", WAIT);
+    drop(held);
+    assert_eq!(read_exactly(&mut first, 20), b"queued on the first\n");
+    assert_eq!(read_exactly(&mut second, 21), b"queued on the second\n");
+    srv.wait_for_line(
+        |l| l.contains("[CONNECT]") && l.contains(&format!("(port {}, mode echo)", ports[1])),
+        WAIT,
+    );
+}
