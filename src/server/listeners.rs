@@ -275,3 +275,70 @@ impl super::Server {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::cli::Cli;
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> Config {
+        let argv = std::iter::once("echo-server").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap().into_config()
+    }
+
+    // The default address is :: where the host has IPv6 and 0.0.0.0, with
+    // the reason, where it has not; an address given is kept either way.
+    #[test]
+    fn default_address_falls_back_to_ipv4_only() {
+        let dual = plan(&config(&["-p", "7"]), true);
+        assert_eq!(dual.listeners[0].addr, "[::]:7".parse().unwrap());
+        assert_eq!(dual.ipv4_only_because, None);
+        let v4 = plan(&config(&["-p", "7"]), false);
+        assert_eq!(v4.listeners[0].addr, "0.0.0.0:7".parse().unwrap());
+        assert!(v4.ipv4_only_because.is_some());
+        let given = plan(&config(&["-p", "7", "--bind", "::"]), false);
+        assert_eq!(given.listeners[0].addr, "[::]:7".parse().unwrap());
+        assert_eq!(given.ipv4_only_because, None);
+    }
+
+    // --port's ports come first with --mode's mode, then each --listen's
+    // with its own; a link-local --bind keeps its scope on every port.
+    #[test]
+    fn plan_lists_every_port_with_its_mode() {
+        let p = plan(
+            &config(&[
+                "--bind",
+                "127.0.0.1",
+                "-p",
+                "8,7",
+                "--mode",
+                "upper",
+                "--listen",
+                "[::1]:9/discard",
+                "--listen",
+                "127.0.0.2:10",
+            ]),
+            true,
+        );
+        let got: Vec<(String, Mode)> = p
+            .listeners
+            .iter()
+            .map(|l| (l.addr.to_string(), l.mode))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("127.0.0.1:7".to_string(), Mode::Upper),
+                ("127.0.0.1:8".to_string(), Mode::Upper),
+                ("[::1]:9".to_string(), Mode::Discard),
+                ("127.0.0.2:10".to_string(), Mode::Upper),
+            ]
+        );
+        let scoped = plan(&config(&["--bind", "fe80::1%lo", "-p", "7,8"]), true);
+        for l in &scoped.listeners {
+            let SocketAddr::V6(v6) = l.addr else { panic!() };
+            assert_ne!(v6.scope_id(), 0, "{}", l.addr);
+        }
+    }
+}
