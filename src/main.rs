@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use echo_server::config::sources::{self, Startup};
+use echo_server::os::limits::check_listener_fds;
 use echo_server::os::limits::{raise_open_file_limit, FileLimit};
 use echo_server::os::signal::{self, StopSignals};
 use echo_server::os::{listener, log_writer};
-use echo_server::server::{logging, reserved_fds};
+use echo_server::server::{listeners, logging, reserved_fds};
 use echo_server::{Config, Server, Stop};
 
 /// Exit code for "could not start" (2 is clap's, for a bad command line,
@@ -57,12 +58,15 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
     logging::init(config.log_level, config.log_format)?;
     let busy_poll_off_because = config.decide_busy_poll();
     let limit = raise_open_file_limit();
-    let listener = listener::bind(config.listen, config.backlog)?;
-    let signals = StopSignals::install_server()?;
+    let dual_stack = !config.dual_stack_default || listener::dual_stack_available();
+    let plan = listeners::plan(&config, dual_stack);
     let max_connections = config.max_connections;
     let reserved = reserved_fds(&config);
+    check_listener_fds(plan.listeners.len(), max_connections, reserved)?;
+    let bound = listeners::open_all(&plan, config.backlog)?;
+    let signals = StopSignals::install_server()?;
     let metrics = config.metrics;
-    let mut server = Server::new(listener, config, signals)?;
+    let mut server = Server::new(bound, config, signals)?;
     let metrics_addr = match metrics {
         // Same clear errors as the echo port ("address in use", …).
         Some(addr) => {
@@ -85,7 +89,7 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
     // Through the log's writer, like every line: stdout may not be taking
     // them (a paused terminal, a full disk).
     logging::print_line(&format!("Echo Server v{}", env!("CARGO_PKG_VERSION")));
-    logging::print_line(&format!("Listening on {}", server.local_addr()));
+    logging::print_line(&format!("Listening on {}", server.listening_on()));
     if let Some(line) = server.udp_banner() {
         logging::print_line(&line);
     }
@@ -96,6 +100,12 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
         ));
     }
     logging::print_line("Press Ctrl+C to stop");
+    if let Some(reason) = plan.ipv4_only_because {
+        info!(
+            target: "LISTEN",
+            "{reason}: listening on IPv4 only (0.0.0.0); --bind chooses the address"
+        );
+    }
     if let Some(reason) = busy_poll_off_because {
         info!(target: "CPU", "busy polling off: {reason}; --busy-poll USECS turns it on");
     }

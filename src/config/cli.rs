@@ -14,11 +14,12 @@ use clap::Parser;
 use log::LevelFilter;
 
 use crate::config::units::{parse_seconds, parse_size};
-use crate::config::{Config, UdpSettings, DEFAULT_METRICS};
+use crate::config::{Config, ListenGroup, UdpSettings, DEFAULT_METRICS};
 use crate::logic::busy_poll::BusyPollSetting;
-use crate::logic::cidr::{parse_cidr, AllowList, Cidr};
+use crate::logic::cidr::{parse_cidr, AllowList};
+use crate::logic::port_list::{parse_listen, parse_port_list, MAX_LISTEN_PORTS};
 use crate::logic::service::{Mode, PrimeTest, FRAMED_HEADROOM, LINES_HEADROOM};
-use crate::os::listener::{parse_listen_ip, ListenIp};
+use crate::os::listener::{check_listenable, parse_listen_ip, ListenIp};
 use crate::server::logging::LogFormat;
 
 /// The end of `--help`: where settings come from besides flags.
@@ -69,21 +70,60 @@ pub struct Cli {
     #[arg(long)]
     pub print_config: bool,
 
-    /// Port to listen on; 0 lets the kernel pick a free one (the banner shows it).
+    /// Port(s) to listen on: one port, or a list and ranges such as
+    /// 7000-7010,8443 (at most 1024 in all, with --listen's); 0 alone lets
+    /// the kernel pick a free one (the banner shows it). Not listened on
+    /// when only --listen is given.
     #[arg(
         short,
         long,
         env = "ECHO_SERVER_PORT",
-        default_value_t = 7878,
-        allow_negative_numbers = true
+        default_value = "7878",
+        value_name = "PORTS",
+        allow_negative_numbers = true,
+        value_parser = ports
     )]
-    pub port: u16,
+    pub port: Option<Ports>,
 
-    /// Address to listen on: 0.0.0.0 for all IPv4 interfaces, :: for IPv6
-    /// and IPv4, or one address of this host such as 127.0.0.1 or ::1; a
-    /// link-local IPv6 address with its interface, as in fe80::1%eth0.
-    #[arg(short, long, env = "ECHO_SERVER_BIND", default_value = "0.0.0.0", value_name = "ADDR", value_parser = parse_listen_ip)]
-    pub bind: ListenIp,
+    /// Address to listen on: 0.0.0.0 for all IPv4 interfaces only, :: for
+    /// IPv6 and IPv4, or one address of this host such as 127.0.0.1 or
+    /// ::1; a link-local IPv6 address with its interface, as in
+    /// fe80::1%eth0. Without it: :: (IPv6 and IPv4) where the host has
+    /// IPv6, else 0.0.0.0 (the log says so).
+    #[arg(short, long, env = "ECHO_SERVER_BIND", value_name = "ADDR", value_parser = parse_listen_ip)]
+    pub bind: Option<ListenIp>,
+
+    /// Also listen on ADDR:PORTS, with its own --mode after a slash
+    /// (repeatable), as inetd does: --listen 127.0.0.1:9/discard --listen
+    /// [::1]:19/chargen. PORTS as --port takes them; IPv6 in brackets.
+    #[arg(long, env = "ECHO_SERVER_LISTEN", value_name = "ADDR:PORTS[/MODE]", value_parser = listen_group)]
+    pub listen: Vec<ListenGroup>,
+
+    /// Admit only clients from these networks (repeatable or
+    /// comma-separated CIDRs such as 10.0.0.0/8 or 2001:db8::/32, or single
+    /// addresses); others are closed at once and logged as REJECT. IPv4
+    /// clients of a :: listener match IPv4 networks.
+    #[arg(long, env = "ECHO_SERVER_ALLOW", value_name = "CIDR", value_delimiter = ',', value_parser = allow_cidr)]
+    pub allow: Vec<String>,
+
+    /// Most connections open at once from one client address; more are
+    /// closed at once and logged as REJECT.
+    #[arg(long, env = "ECHO_SERVER_MAX_PER_SOURCE", value_name = "N", allow_negative_numbers = true, value_parser = max_connections)]
+    pub max_per_source: Option<usize>,
+
+    /// Every connection starts with a PROXY protocol header (v1 or v2, as
+    /// HAProxy, AWS NLB, Envoy and nginx send it): the client it names is
+    /// the one logged, shown and checked by --allow and --max-per-source;
+    /// its bytes are never echoed. A connection without a valid header is
+    /// closed and logged as REJECT; LOCAL (health checks) is served as
+    /// its direct peer.
+    #[arg(long, env = "ECHO_SERVER_PROXY_PROTOCOL", value_parser = BoolishValueParser::new())]
+    pub proxy_protocol: bool,
+
+    /// --proxy-protocol: seconds a connection may take to send its whole
+    /// header before it is closed. Decimals allowed.
+    #[arg(long, env = "ECHO_SERVER_PROXY_TIMEOUT", default_value = "5", value_name = "SECS", allow_negative_numbers = true, value_parser = proxy_timeout)]
+    pub proxy_timeout: Duration,
 
     /// Length of the queue of connections waiting to be accepted (the kernel
     /// caps it at net.core.somaxconn).
@@ -161,7 +201,8 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// Serve a live dashboard (/), Prometheus metrics (/metrics),
-    /// /stats.json and /healthz over HTTP on ADDR (IP:PORT, IP or PORT).
+    /// /stats.json and /healthz over HTTP on ADDR (IP:PORT, IP, PORT or
+    /// :PORT; localhost is 127.0.0.1).
     /// Without ADDR: 127.0.0.1:9187. It lists client addresses: keep it on
     /// loopback or a trusted network.
     #[arg(long, env = "ECHO_SERVER_METRICS", value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9187", value_parser = metrics_addr)]
@@ -199,7 +240,7 @@ pub struct Cli {
     #[arg(long, env = "ECHO_SERVER_PRIME_TEST", default_value = "trial-division", value_name = "TEST", value_parser = prime_test)]
     pub prime_test: PrimeTest,
 
-    /// Also serve UDP echo (RFC 862) on the same port: each datagram goes
+    /// Also serve UDP echo (RFC 862) on the same ports: each datagram goes
     /// back to its sender unchanged (up to 65,507 bytes, never a larger
     /// reply), within --udp-rate and --udp-bytes per source address; the
     /// rest are dropped and counted. Off by default.
@@ -215,12 +256,6 @@ pub struct Cli {
     /// never less than one 65,507-byte datagram). Accepts K and M suffixes.
     #[arg(long, env = "ECHO_SERVER_UDP_BYTES", default_value = "1MB/s", value_name = "BYTES/s", allow_hyphen_values = true, value_parser = udp_bytes)]
     pub udp_bytes: u64,
-
-    /// Serve only sources in this network (CIDR such as 10.0.0.0/8 or
-    /// 2001:db8::/32, or one address; repeatable); IPv4-mapped IPv6 sources
-    /// are matched as IPv4. Without it every source is served.
-    #[arg(long, env = "ECHO_SERVER_ALLOW", value_name = "CIDR", value_delimiter = ',', value_parser = parse_cidr)]
-    pub allow: Vec<Cidr>,
 }
 
 /// `--workers`: a count, or one less than the usable CPUs.
@@ -289,7 +324,31 @@ fn allow_host_name(text: &str) -> Result<String, String> {
 /// (on 127.0.0.1); the IP is checked as `--bind`'s is.
 fn metrics_addr(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
+    // `:PORT`, the exporters' convention, keeps the loopback default host.
+    if let Some(port) = text.strip_prefix(':').filter(|rest| !rest.contains(':')) {
+        return port
+            .parse::<u16>()
+            .map(|port| SocketAddr::new(DEFAULT_METRICS.ip(), port))
+            .map_err(|_| {
+                "expected IP:PORT (such as 127.0.0.1:9187), :PORT, an IP address or a port".into()
+            });
+    }
     if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::new(DEFAULT_METRICS.ip(), port));
+    }
+    // localhost is loopback, whatever a resolver would say.
+    if let Some(port) = text.strip_prefix("localhost") {
+        let port = match port.strip_prefix(':') {
+            Some(port) => port.parse::<u16>().map_err(|_| {
+                "expected IP:PORT (such as 127.0.0.1:9187), an IP address or a port".to_string()
+            })?,
+            None if port.is_empty() => DEFAULT_METRICS.port(),
+            None => {
+                return Err(
+                    "expected IP:PORT (such as 127.0.0.1:9187), an IP address or a port".into(),
+                )
+            }
+        };
         return Ok(SocketAddr::new(DEFAULT_METRICS.ip(), port));
     }
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
@@ -314,6 +373,46 @@ fn metrics_addr(text: &str) -> Result<SocketAddr, String> {
         return Err(syntax());
     }
     parse_listen_ip(host).map(|ip| ip.with_port(port))
+}
+
+/// `--port`'s ports: one port (0 included), or a list of ports and ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ports(pub Vec<u16>);
+
+fn ports(text: &str) -> Result<Ports, String> {
+    if text.trim() == "0" {
+        return Ok(Ports(vec![0]));
+    }
+    parse_port_list(text, MAX_LISTEN_PORTS).map(Ports)
+}
+
+/// `--listen ADDR:PORTS[/MODE]`, its address checked as `--bind`'s and its
+/// mode one the server has.
+fn listen_group(text: &str) -> Result<ListenGroup, String> {
+    let spec = parse_listen(text, MAX_LISTEN_PORTS)?;
+    check_listenable(spec.ip)?;
+    let mode = match &spec.mode {
+        Some(name) => Some(mode(name)?),
+        None => None,
+    };
+    Ok(ListenGroup {
+        ip: spec.ip,
+        ports: spec.ports,
+        mode,
+    })
+}
+
+/// An `--allow` network, checked here and kept as written.
+fn allow_cidr(text: &str) -> Result<String, String> {
+    parse_cidr(text).map(|_| text.trim().to_string())
+}
+
+fn proxy_timeout(text: &str) -> Result<Duration, String> {
+    let secs = parse_seconds(text)?;
+    if secs.is_zero() {
+        return Err("must be more than 0 seconds".into());
+    }
+    Ok(secs)
 }
 
 fn buffer_size(text: &str) -> Result<usize, String> {
@@ -410,6 +509,9 @@ fn nonzero(duration: Duration) -> Option<Duration> {
 impl Cli {
     /// Settings that do not go together, as the error to stop with.
     pub fn conflicts(&self) -> Option<String> {
+        if let Some(message) = self.listener_conflicts() {
+            return Some(message);
+        }
         let buffer = self.buffer_size;
         if let Some(max) = self.max_line {
             if !self.mode.takes_lines() {
@@ -436,6 +538,45 @@ impl Cli {
         None
     }
 
+    /// `--port` and `--listen` together: the bound on listeners, each
+    /// address and port named once, and the buffer a framed one needs.
+    fn listener_conflicts(&self) -> Option<String> {
+        let ports = self.port.as_ref().map_or(0, |p| p.0.len());
+        let total = ports + self.listen.iter().map(|g| g.ports.len()).sum::<usize>();
+        if total > MAX_LISTEN_PORTS {
+            return Some(format!(
+                "--port and --listen name {total} ports in all; at most {MAX_LISTEN_PORTS} \
+                 (each is a listening socket and a file descriptor)"
+            ));
+        }
+        let bind_ip = self.bind.map(|b| b.ip);
+        let mut seen = std::collections::HashSet::new();
+        let port_ips = self
+            .port
+            .iter()
+            .flat_map(|p| p.0.iter().map(|&port| (bind_ip, port)));
+        let group_ips = self
+            .listen
+            .iter()
+            .flat_map(|g| g.ports.iter().map(|&port| (Some(g.ip), port)));
+        for (ip, port) in port_ips.chain(group_ips) {
+            if port != 0 && !seen.insert((ip, port)) {
+                let ip = ip.map_or_else(|| "the default address".to_string(), |ip| ip.to_string());
+                return Some(format!(
+                    "port {port} on {ip} is named twice by --port and --listen"
+                ));
+            }
+        }
+        let framed = self.listen.iter().any(|g| g.mode == Some(Mode::Framed));
+        if framed && self.buffer_size < 2 * FRAMED_HEADROOM {
+            return Some(format!(
+                "--listen …/framed needs a --buffer-size of at least {}",
+                2 * FRAMED_HEADROOM
+            ));
+        }
+        None
+    }
+
     /// The checked settings these arguments ask for.
     pub fn into_config(self) -> Config {
         let log_level = if self.quiet {
@@ -445,8 +586,24 @@ impl Cli {
         } else {
             LevelFilter::Info
         };
+        let ports = self.port.map_or_else(Vec::new, |p| p.0);
+        let first = ports.first().copied().unwrap_or(0);
+        let listen = match self.bind {
+            Some(bind) => bind.with_port(first),
+            None => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, first)),
+        };
+        let allow = (!self.allow.is_empty()).then(|| {
+            // Each was checked by its value parser.
+            AllowList::parse(self.allow.iter().map(String::as_str)).unwrap_or_default()
+        });
         Config {
-            listen: self.bind.with_port(self.port),
+            listen,
+            ports,
+            listen_more: self.listen,
+            dual_stack_default: self.bind.is_none(),
+            allow,
+            max_per_source: self.max_per_source,
+            proxy_protocol: self.proxy_protocol.then_some(self.proxy_timeout),
             backlog: self.backlog,
             buffer_size: self.buffer_size,
             splice: !self.no_splice,
@@ -468,18 +625,8 @@ impl Cli {
                 rate: self.udp_rate,
                 bytes: self.udp_bytes,
             }),
-            allow: allow_list(&self.allow),
         }
     }
-}
-
-/// The `--allow` networks; `None` when none was given (everyone served).
-fn allow_list(networks: &[Cidr]) -> Option<AllowList> {
-    if networks.is_empty() {
-        return None;
-    }
-    let texts: Vec<String> = networks.iter().map(Cidr::to_string).collect();
-    AllowList::parse(texts.iter().map(String::as_str)).ok()
 }
 
 #[cfg(test)]
@@ -499,12 +646,19 @@ mod tests {
     }
 
     // No arguments gives the documented defaults (README's options table;
-    // FR-1: port 7878 on all IPv4 interfaces). The defaults themselves live
+    // FR-1: port 7878 on all interfaces, IPv6 and IPv4 where the host has
+    // IPv6). The defaults themselves live
     // only in the clap attributes above.
     #[test]
     fn defaults_match_the_documented_config() {
         let documented = Config {
-            listen: SocketAddr::from(([0, 0, 0, 0], 7878)),
+            listen: SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 7878)),
+            ports: vec![7878],
+            listen_more: Vec::new(),
+            dual_stack_default: true,
+            allow: None,
+            max_per_source: None,
+            proxy_protocol: None,
             backlog: 1024,
             buffer_size: 64 * 1024,
             splice: true,
@@ -523,7 +677,6 @@ mod tests {
             workers: Workers::Auto,
             prime_test: PrimeTest::TrialDivision,
             udp: None,
-            allow: None,
         };
         assert_eq!(parse(&[]).unwrap(), documented);
     }
@@ -683,6 +836,121 @@ mod tests {
         let defaults = parse(&["--udp"]).unwrap().udp.unwrap();
         assert_eq!((defaults.rate, defaults.bytes), (100, 1 << 20));
         assert_eq!(parse(&["--udp-rate", "7"]).unwrap().udp, None);
+    }
+
+    // --port takes lists and ranges; --listen adds addresses with their
+    // own modes, and alone replaces the default port; --bind absent means
+    // the dual-stack default; the admission and PROXY flags reach the config.
+    #[test]
+    fn listeners_and_admission_reach_the_config() {
+        let config = parse(&["--port", "7000-7002,8443,7001", "--bind", "0.0.0.0"]).unwrap();
+        assert_eq!(config.ports, vec![7000, 7001, 7002, 8443]);
+        assert_eq!(config.listen, "0.0.0.0:7000".parse().unwrap());
+        assert!(!config.dual_stack_default);
+        let config = parse(&[
+            "--listen",
+            "127.0.0.1:9/discard",
+            "--listen",
+            "[::1]:19,20/chargen",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.listen_more,
+            vec![
+                ListenGroup {
+                    ip: "127.0.0.1".parse().unwrap(),
+                    ports: vec![9],
+                    mode: Some(Mode::Discard)
+                },
+                ListenGroup {
+                    ip: "::1".parse().unwrap(),
+                    ports: vec![19, 20],
+                    mode: Some(Mode::Chargen)
+                },
+            ]
+        );
+        let both = parse(&["-p", "7", "--listen", "127.0.0.1:9"]).unwrap();
+        assert_eq!(
+            (both.ports.as_slice(), both.listen_more[0].mode),
+            (&[7][..], None)
+        );
+        let config = parse(&[
+            "--allow",
+            "10.0.0.0/8,::1",
+            "--allow",
+            "192.0.2.7",
+            "--max-per-source",
+            "3",
+            "--proxy-protocol",
+            "--proxy-timeout",
+            "0.5",
+        ])
+        .unwrap();
+        let allow = config.allow.unwrap();
+        assert_eq!(allow.networks().len(), 3);
+        assert!(allow.allows("10.1.2.3".parse().unwrap()));
+        assert!(!allow.allows("192.0.2.8".parse().unwrap()));
+        assert_eq!(config.max_per_source, Some(3));
+        assert_eq!(config.proxy_protocol, Some(Duration::from_millis(500)));
+        assert_eq!(parse(&[]).unwrap().proxy_protocol, None);
+        assert_eq!(
+            parse(&["--proxy-protocol"]).unwrap().proxy_protocol,
+            Some(Duration::from_secs(5))
+        );
+        let metrics = |v: &str| parse(&["--metrics", v]).unwrap().metrics.unwrap();
+        assert_eq!(metrics(":9300"), "127.0.0.1:9300".parse().unwrap());
+        assert_eq!(metrics("localhost:9300"), "127.0.0.1:9300".parse().unwrap());
+        assert_eq!(metrics("localhost"), "127.0.0.1:9187".parse().unwrap());
+    }
+
+    // Listener mistakes are usage errors (exit 2) saying what is wrong.
+    #[test]
+    fn listener_mistakes_are_refused() {
+        let refused = |args: &[&str], says: &str| {
+            let argv = std::iter::once("echo-server").chain(args.iter().copied());
+            let cli = Cli::try_parse_from(argv);
+            let text = match cli {
+                Err(e) => {
+                    assert_eq!(e.exit_code(), 2, "{args:?}");
+                    e.to_string()
+                }
+                Ok(cli) => cli
+                    .conflicts()
+                    .unwrap_or_else(|| panic!("{args:?} accepted")),
+            };
+            assert!(text.contains(says), "{args:?}: {text}");
+        };
+        refused(&["--port", "1-2000"], "1024");
+        refused(&["--port", "10-5"], "--port");
+        refused(&["--port", "0,7"], "--port");
+        refused(
+            &["--port", "1-600", "--listen", "127.0.0.1:1000-1600"],
+            "1201 ports",
+        );
+        refused(
+            &[
+                "--port",
+                "7",
+                "--bind",
+                "127.0.0.1",
+                "--listen",
+                "127.0.0.1:7/discard",
+            ],
+            "port 7 on 127.0.0.1 is named twice",
+        );
+        refused(&["--listen", "127.0.0.1:9/daytime"], "expected one of");
+        refused(&["--listen", "224.0.0.1:9"], "multicast");
+        refused(&["--listen", "localhost:9"], "--listen");
+        refused(
+            &["--listen", "127.0.0.1:9/framed", "--buffer-size", "10"],
+            "framed needs",
+        );
+        refused(&["--allow", "10.1.0.0/8"], "--allow");
+        refused(&["--allow", "300.0.0.0/8"], "--allow");
+        refused(&["--max-per-source", "0"], "--max-per-source");
+        refused(&["--proxy-timeout", "0"], "--proxy-timeout");
+        refused(&["--metrics", "localhost:x"], "--metrics");
+        refused(&["--metrics", ":x"], "--metrics");
     }
 
     // Sub-nanosecond durations round up: the idle timeout stays on.

@@ -6,7 +6,7 @@ pub mod help;
 pub mod sources;
 pub mod units;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use log::LevelFilter;
@@ -32,8 +32,23 @@ pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(100);
 /// Everything the server needs to know from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Address and port to listen on (port 0: the kernel picks one).
+    /// Address and port to listen on (port 0: the kernel picks one); with
+    /// several `--port`s, the first.
     pub listen: SocketAddr,
+    /// Every `--port` on `listen`'s address, sorted; empty when only
+    /// `--listen` was given.
+    pub ports: Vec<u16>,
+    /// `--listen`: more addresses and ports, each with its mode.
+    pub listen_more: Vec<ListenGroup>,
+    /// `--bind` not given: `listen` is `::` (IPv6 and IPv4), falling back
+    /// to `0.0.0.0` where the host has no IPv6.
+    pub dual_stack_default: bool,
+    /// `--allow`: the only networks admitted; `None` admits everyone.
+    pub allow: Option<AllowList>,
+    /// `--max-per-source`: most connections open at once per client address.
+    pub max_per_source: Option<usize>,
+    /// `--proxy-protocol`: how long a connection's PROXY header may take.
+    pub proxy_protocol: Option<Duration>,
     /// Length of the kernel's queue of connections not yet accepted; a
     /// longer queue absorbs bigger bursts of connects.
     pub backlog: u32,
@@ -80,8 +95,6 @@ pub struct Config {
     /// UDP echo on the same port(s) (`--udp`), with its per-source limits;
     /// `None` serves no UDP.
     pub udp: Option<UdpSettings>,
-    /// The sources served (`--allow`); `None` serves every source.
-    pub allow: Option<AllowList>,
 }
 
 /// `--udp`'s per-source limits.
@@ -91,6 +104,17 @@ pub struct UdpSettings {
     pub rate: u64,
     /// Bytes per second echoed to one source address (`--udp-bytes`).
     pub bytes: u64,
+}
+
+/// One `--listen ADDR:PORTS[/MODE]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenGroup {
+    /// The address to bind.
+    pub ip: IpAddr,
+    /// Sorted, distinct ports.
+    pub ports: Vec<u16>,
+    /// Its service mode; `None`: `--mode`'s.
+    pub mode: Option<Mode>,
 }
 
 impl Config {

@@ -92,6 +92,11 @@ where
             cli.quiet = false;
         }
     }
+    // --listen alone replaces the default port, whichever source gave it;
+    // a port someone set is listened on beside it.
+    if !cli.listen.is_empty() && source("port") == Source::Default {
+        cli.port = None;
+    }
     if let Some(message) = cli.conflicts() {
         return Err(cmd.clone().error(ErrorKind::ArgumentConflict, message));
     }
@@ -279,9 +284,19 @@ mod tests {
             max-line = 20
             workers = 2
             prime-test = "miller-rabin"
+            allow = ["127.0.0.0/8", "::1"]
+            max-per-source = 4
+            proxy-protocol = true
+            proxy-timeout = 2.5
         "#;
         let expected = Config {
             listen: "[::1]:0".parse().unwrap(),
+            ports: vec![0],
+            listen_more: Vec::new(),
+            dual_stack_default: false,
+            allow: Some(crate::logic::cidr::AllowList::parse(["127.0.0.0/8", "::1"]).unwrap()),
+            max_per_source: Some(4),
+            proxy_protocol: Some(Duration::from_millis(2500)),
             backlog: 64,
             buffer_size: 16 << 10,
             splice: false,
@@ -300,7 +315,6 @@ mod tests {
             workers: Workers::Count(2),
             prime_test: PrimeTest::MillerRabin,
             udp: None,
-            allow: None,
         };
         assert_eq!(config(with_file(file, &[])), expected);
         // `metrics = true` is `--metrics` without a value; `false` is off.
@@ -336,6 +350,27 @@ mod tests {
         );
         let ok = ["echo-server", "--max-line", "100", "--buffer-size", "164"];
         assert!(load(ok).is_ok());
+    }
+
+    // --listen replaces the default port, from any source, but not a port
+    // that was set (in the file, a variable or a flag).
+    #[test]
+    fn listen_replaces_only_the_default_port() {
+        let ports = |startup| config(startup).ports;
+        let only_listen = ["echo-server", "--listen", "127.0.0.1:9/discard"];
+        assert_eq!(ports(load(only_listen)), Vec::<u16>::new());
+        assert_eq!(
+            ports(with_file("listen = [\"127.0.0.1:9\"]\n", &[])),
+            Vec::<u16>::new()
+        );
+        let both = "listen = [\"127.0.0.1:9\"]\nport = 7000\n";
+        assert_eq!(ports(with_file(both, &[])), vec![7000]);
+        let flag = ["--port", "7001"];
+        assert_eq!(
+            ports(with_file("listen = [\"127.0.0.1:9\"]\n", &flag)),
+            vec![7001]
+        );
+        assert_eq!(ports(load(["echo-server"])), vec![7878]);
     }
 
     // A flag wins over the file, key by key; the other keys stay the file's.

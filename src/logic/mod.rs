@@ -3,18 +3,13 @@
 
 pub mod buffer;
 pub mod busy_poll;
-// Issue 21's parsers and limits: the client uses the port lists now; the
-// server's listeners, UDP echo and admission use the rest once wired.
-#[allow(dead_code)]
 pub mod cidr;
 pub mod cpu_budget;
 pub mod echo;
 pub mod http;
 pub mod json;
 pub mod metrics;
-#[allow(dead_code)]
 pub mod port_list;
-#[allow(dead_code)]
 pub mod proxy_protocol;
 pub mod service;
 pub mod spin_probe;

@@ -61,6 +61,45 @@ pub fn reserved_fds(endpoint_clients: Option<usize>) -> u64 {
     STDIO + EVENT_LOOP + LOG_WAKER + TURNED_AWAY + signals + endpoint
 }
 
+/// With more than one listener, refuses to start when the listeners, the
+/// `reserved` descriptors and `max_connections` connections do not fit the
+/// open-file limit: a server on many ports is otherwise one that refuses
+/// clients as soon as it is busy. (One listener keeps the warning at start,
+/// as it always had.)
+pub fn check_listener_fds(
+    listeners: usize,
+    max_connections: usize,
+    reserved: u64,
+) -> Result<(), String> {
+    fits(
+        getrlimit(Resource::Nofile).current,
+        listeners,
+        max_connections,
+        reserved,
+    )
+}
+
+fn fits(
+    limit: Option<u64>,
+    listeners: usize,
+    max_connections: usize,
+    reserved: u64,
+) -> Result<(), String> {
+    let (Some(limit), true) = (limit, listeners > 1) else {
+        return Ok(());
+    };
+    // `reserved` already counts the listeners.
+    let need = reserved + max_connections as u64;
+    if need <= limit {
+        return Ok(());
+    }
+    Err(format!(
+        "{listeners} listeners and --max-connections {max_connections} need {need} file \
+         descriptors, more than the open file limit of {limit}; raise it (`ulimit -n`), \
+         lower --max-connections, or listen on fewer ports"
+    ))
+}
+
 /// How many zero-copy pipes the server can afford under the current
 /// open-file limit without taking descriptors that `max_connections`
 /// connections and the `reserved` others (see [`reserved_fds`]) need.
@@ -92,6 +131,20 @@ mod tests {
         assert_eq!(budget_under(Some(10_100), 10_064), 18);
         assert_eq!(budget_under(Some(1024), held), 0);
         assert_eq!(budget_under(None, held), MAX_PIPES);
+    }
+
+    // Many listeners and the connection limit must fit the open-file
+    // limit; one listener is only warned about at start.
+    #[test]
+    fn listeners_and_connections_must_fit_the_limit() {
+        let reserved = reserved_fds(None) + 999;
+        assert!(fits(Some(1024), 1000, 10_000, reserved).is_err());
+        let error = fits(Some(1024), 1000, 20, reserved).unwrap_err();
+        assert!(error.contains("1000 listeners"), "{error}");
+        assert!(error.contains("open file limit of 1024"), "{error}");
+        assert!(fits(Some(20_000), 1000, 10_000, reserved).is_ok());
+        assert!(fits(None, 1000, 10_000, reserved).is_ok());
+        assert!(fits(Some(100), 1, 10_000, reserved_fds(None)).is_ok());
     }
 
     // What the server opens besides connections: stdio, epoll, the echo

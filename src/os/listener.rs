@@ -194,6 +194,15 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> Result<TcpListener, BindError> {
     })
 }
 
+/// Whether this host can open an IPv6 socket that also takes IPv4
+/// clients (no IPv6 at all: a kernel without it, or one booted with
+/// `ipv6.disable=1`).
+pub fn dual_stack_available() -> bool {
+    Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))
+        .and_then(|socket| socket.set_only_v6(false))
+        .is_ok()
+}
+
 fn open(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;

@@ -10,6 +10,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 use rustix::io::Errno;
 
+use super::admission::Refusal;
 use super::connection::Connection;
 use super::{token, Server};
 use crate::logic::service::{Mode, Service};
@@ -24,8 +25,8 @@ pub(super) const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// The listeners the loop accepts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Listener {
-    /// The echo port.
-    Echo,
+    /// An echo port: its index in the listener table.
+    Echo(usize),
     /// The metrics endpoint's port (`--metrics`).
     Metrics,
 }
@@ -35,12 +36,12 @@ impl Server {
     /// edge-triggered) or accepting fails.
     pub(super) fn accept(&mut self, from: Listener) {
         // Paused after a failure: the retry timer (or a close) resumes it.
-        if from == Listener::Echo && self.accept_retry_at.is_some() {
+        if matches!(from, Listener::Echo(_)) && self.accept_retry_at.is_some() {
             return;
         }
         loop {
             let listener = match from {
-                Listener::Echo => self.listener.as_ref(),
+                Listener::Echo(index) => self.listeners.socket(index),
                 Listener::Metrics => self.endpoint.as_ref().and_then(|e| e.listener()),
             };
             let Some(listener) = listener else {
@@ -48,11 +49,11 @@ impl Server {
             };
             match accept_one(listener) {
                 Ok(Some((stream, peer))) => match from {
-                    Listener::Echo => self.admit(stream, peer),
+                    Listener::Echo(index) => self.admit(stream, peer, index),
                     Listener::Metrics => self.admit_http(stream, peer),
                 },
                 Ok(None) => {
-                    if from == Listener::Echo {
+                    if matches!(from, Listener::Echo(_)) {
                         // Everyone who queued during a failure episode is in.
                         self.end_accept_failures();
                     }
@@ -74,7 +75,7 @@ impl Server {
     fn accept_failed(&mut self, from: Listener, e: &io::Error) {
         let now = Instant::now();
         match from {
-            Listener::Echo => self.accept_retry_at = Some(now + ACCEPT_RETRY),
+            Listener::Echo(_) => self.accept_retry_at = Some(now + ACCEPT_RETRY),
             Listener::Metrics => {
                 debug!(target: "ERROR", "metrics accept failed: {e}");
                 if self.accept_retry_at.is_none() {
@@ -113,12 +114,46 @@ impl Server {
         }
     }
 
-    /// Takes a freshly accepted echo client into service, or turns it away.
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    /// After a failure, accepting resumes on every listener: each may have
+    /// connections queued that no new edge will announce.
+    pub(super) fn accept_every_listener(&mut self) {
+        for index in 0..self.listeners.len() {
+            if self.accept_retry_at.is_some() {
+                // Failed again: the next retry starts over.
+                return;
+            }
+            self.accept(Listener::Echo(index));
+        }
+    }
+
+    /// Takes a freshly accepted echo client of listener `listener` into
+    /// service, or turns it away; with `--proxy-protocol`, its header
+    /// comes first.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, listener: usize) {
         // Clients of a `::` listener show as ::ffff:a.b.c.d; log them as IPv4.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        if self.connections.len() >= self.config.max_connections {
-            self.reject(peer);
+        if self.connections.len() + self.pending.len() >= self.config.max_connections {
+            self.reject(peer, Refusal::ConnectionLimit(self.config.max_connections));
+            return;
+        }
+        if let Some(timeout) = self.config.proxy_protocol {
+            self.await_header(stream, peer, listener, timeout);
+            return;
+        }
+        self.admit_from(stream, peer, listener, None);
+    }
+
+    /// Serves a client at `peer` (for a proxied connection, the client the
+    /// header named, reached `via` the proxy) if the admission checks let it.
+    pub(super) fn admit_from(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        listener: usize,
+        via: Option<SocketAddr>,
+    ) {
+        if let Some(refusal) = self.admission.check(peer.ip(), &self.config) {
+            self.reject(peer, refusal);
             return;
         }
         // Without it, small echoes wait for delayed ACKs and RTTs show 40 ms.
@@ -142,11 +177,8 @@ impl Server {
             return;
         }
         let now = Instant::now();
-        let service = Service::new(
-            self.config.mode,
-            self.config.max_line,
-            self.config.buffer_size,
-        );
+        let mode_of = self.listeners.mode(listener).unwrap_or(self.config.mode);
+        let service = Service::new(mode_of, self.config.max_line, self.config.buffer_size);
         let mut conn = Connection::new(
             stream,
             peer,
@@ -162,33 +194,42 @@ impl Server {
         }
         entry.insert(conn);
         self.stats.opened();
+        self.admission.opened(peer.ip(), &self.config);
+        self.listeners.note_accepted(listener);
         // Its first message may well follow at once.
         self.busy_poll.note_served(false);
         // The default mode leaves the line as it always was, for the
         // scripts that read it; another one says which it is.
-        let mode = self.config.mode.name();
-        if self.config.mode == Mode::Echo {
+        let mode = mode_of.name();
+        if self.listeners.len() > 1 || via.is_some() {
+            self.log_connect(peer, mode_of, listener, via);
+        } else if mode_of == Mode::Echo {
             info!(target: "CONNECT", peer:% = peer, mode = mode; "{peer}");
         } else {
             info!(target: "CONNECT", peer:% = peer, mode = mode; "{peer} (mode {mode})");
         }
     }
 
-    /// Counts a connection over the limit (already closed by the caller
+    /// Counts a connection turned away (already closed by the caller
     /// dropping it) and logs at most one line per second about such.
-    fn reject(&mut self, peer: SocketAddr) {
+    pub(super) fn reject(&mut self, peer: SocketAddr, refusal: Refusal) {
         self.stats.rejected += 1;
         let now = Instant::now();
-        if self
+        let held = self
             .last_reject_report
-            .is_some_and(|last| now.duration_since(last) < REJECT_REPORT_INTERVAL)
-        {
+            .is_some_and(|last| now.duration_since(last) < REJECT_REPORT_INTERVAL);
+        self.admission.refused(&refusal, held);
+        if held {
             self.rejects_unreported += 1;
             return;
         }
         let max = self.config.max_connections;
         let unreported = std::mem::take(&mut self.rejects_unreported);
-        if unreported > 0 {
+        // This line accounts for them.
+        self.admission.unreported = Default::default();
+        if !matches!(refusal, Refusal::ConnectionLimit(_)) {
+            self.log_refusal(peer, &refusal, unreported);
+        } else if unreported > 0 {
             warn!(
                 target: "REJECT",
                 peer:% = peer;
@@ -214,12 +255,24 @@ impl Server {
             }
         }
         let unreported = std::mem::take(&mut self.rejects_unreported);
-        warn!(
-            target: "REJECT",
-            "{unreported} more connection(s) rejected over the connection limit of {} \
-             since the last report",
-            self.config.max_connections
-        );
+        if self.admission.only_limit_unreported() {
+            self.admission.unreported = Default::default();
+            warn!(
+                target: "REJECT",
+                "{unreported} more connection(s) rejected over the connection limit of {} \
+                 since the last report",
+                self.config.max_connections
+            );
+        } else {
+            let reasons = self
+                .admission
+                .take_unreported(&self.config)
+                .unwrap_or_default();
+            warn!(
+                target: "REJECT",
+                "{unreported} more connection(s) rejected since the last report ({reasons})"
+            );
+        }
         self.last_reject_report = now.or(self.last_reject_report);
     }
 }

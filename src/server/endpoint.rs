@@ -134,6 +134,8 @@ impl Server {
             pass: self.turn_started,
             http_active: endpoint.serving(),
             mode: self.config.mode.name(),
+            rejected_by: self.admission.refused_by_label(),
+            ports_accepted: self.listeners.accepted_by_port(),
         };
         let hosts = AllowedHosts::new(&self.config.metrics_allow_hosts);
         if let Some((peer, reason)) = endpoint.serve(token, hosts, source, &mut self.resume) {

@@ -30,8 +30,7 @@ use std::time::{Duration, Instant};
 
 use log::info;
 use mio::event::Event;
-use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 use slab::Slab;
 
 use crate::config::Config;
@@ -42,18 +41,24 @@ use crate::logic::timer::{TickClock, TimerWheel};
 use crate::os::limits;
 use crate::os::signal::{Signal, StopSignals};
 use accept::{Listener, REJECT_REPORT_INTERVAL};
+use admission::Admission;
 use connection::Connection;
 use endpoint::{Endpoint, MAX_HTTP_REFUSING};
+use listeners::Listeners;
+use proxy_header::PendingHeaders;
 use resume::ResumeQueue;
-use token::{LISTENER, METRICS, SIGNALS, WORKERS};
+use token::{METRICS, SIGNALS, WORKERS};
 use workers::{Done, Workers};
 
 mod accept;
+mod admission;
 mod connection;
 mod endpoint;
 mod endpoint_client;
+pub mod listeners;
 pub mod logging;
 mod pages;
+mod proxy_header;
 mod resume;
 mod service;
 mod shutdown;
@@ -89,9 +94,13 @@ pub enum Stop {
 pub struct Server {
     config: Config,
     poll: Poll,
-    /// `None` once stopping: dropping it makes new connects fail at once.
-    listener: Option<TcpListener>,
-    local_addr: SocketAddr,
+    /// The echo listeners; closed once stopping, so that new connects
+    /// fail at once.
+    listeners: Listeners,
+    /// Who may connect, and the refusals by reason.
+    admission: Admission,
+    /// Connections still sending their PROXY header.
+    pending: PendingHeaders,
     signals: StopSignals,
     connections: Slab<Connection>,
     /// Bumped for every accepted connection (echo or endpoint); part of its
@@ -136,22 +145,19 @@ pub struct Server {
 }
 
 impl Server {
-    /// Takes over a bound listener and the installed stop signals.
+    /// Takes over the bound listeners (each with its mode) and the
+    /// installed stop signals.
     pub fn new(
-        listener: std::net::TcpListener,
+        listeners: Vec<(std::net::TcpListener, Mode)>,
         config: Config,
         mut signals: StopSignals,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let (listener, udp_sockets) = udp::bind_beside(listener, &config)?;
-        listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(listener);
-        let local_addr = listener.local_addr()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let (listeners, udp_sockets) = udp::bind_beside(listeners, &config)?;
+        let listeners = Listeners::register(listeners, poll.registry())?;
         signals.register(poll.registry(), SIGNALS)?;
-        let workers = match config.mode {
-            Mode::Framed => {
+        let workers = match listeners.serve(Mode::Framed) {
+            true => {
                 let cpus = std::thread::available_parallelism().map_or(1, usize::from);
                 let threads = config.workers.resolve(cpus);
                 Some(Workers::start(
@@ -166,8 +172,9 @@ impl Server {
         let now = Instant::now();
         let mut server = Self {
             poll,
-            listener: Some(listener),
-            local_addr,
+            listeners,
+            admission: Admission::default(),
+            pending: PendingHeaders::default(),
             signals,
             connections: Slab::new(),
             generation: 0,
@@ -208,9 +215,17 @@ impl Server {
         self.workers.as_ref().map(Workers::threads)
     }
 
-    /// The address actually bound (with the real port when 0 was asked).
+    /// The address actually bound (with the real port when 0 was asked);
+    /// with several listeners, the first one's.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listeners
+            .addr(0)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The listeners, as the banner lists them.
+    pub fn listening_on(&self) -> String {
+        self.listeners.banner(self.config.mode)
     }
 
     /// When a stop's drain must end: `None` until a stop signal came.
@@ -267,7 +282,7 @@ impl Server {
             self.expire_idle(now);
             if self.accept_retry_at.is_some_and(|at| at <= now) {
                 self.accept_retry_at = None;
-                self.accept(Listener::Echo);
+                self.accept_every_listener();
                 self.accept(Listener::Metrics);
             }
             self.report_stats(now);
@@ -323,8 +338,8 @@ impl Server {
     /// ends the loop at once.
     fn dispatch(&mut self, event: &Event) -> Option<Stop> {
         let token = event.token();
-        if token == LISTENER {
-            self.accept(Listener::Echo);
+        if let Some(index) = token::listener_index(token) {
+            self.accept(Listener::Echo(index));
             return None;
         }
         if token == METRICS {
@@ -336,6 +351,10 @@ impl Server {
                 Some(index) => self.service_udp(index),
                 None => self.service_http(token),
             }
+            return None;
+        }
+        if token::is_proxy(token) {
+            self.read_header(token);
             return None;
         }
         if let Some((signal, count)) = self.signals.take(SIGNALS, token) {
@@ -386,7 +405,15 @@ impl Server {
 /// among them.
 pub fn reserved_fds(config: &Config) -> u64 {
     let endpoint_clients = MAX_HTTP_CONNECTIONS + MAX_HTTP_REFUSING;
-    limits::reserved_fds(config.metrics.map(|_| endpoint_clients))
+    // `limits` counts one echo listener.
+    let more_listeners = (config.ports.len()
+        + config
+            .listen_more
+            .iter()
+            .map(|g| g.ports.len())
+            .sum::<usize>())
+    .saturating_sub(1) as u64;
+    limits::reserved_fds(config.metrics.map(|_| endpoint_clients)) + more_listeners
 }
 
 /// The connection an event's token refers to, if it is still that one.

@@ -40,6 +40,10 @@ pub(super) struct Source<'a> {
     pub http_active: usize,
     /// The server's `--mode`.
     pub mode: &'static str,
+    /// Connections turned away, by reason (`/metrics` labels).
+    pub rejected_by: Vec<(&'static str, u64)>,
+    /// Connections served per local port (several listeners only).
+    pub ports_accepted: Vec<(u16, u64)>,
 }
 
 /// What the endpoint reports beside the loop's state, and what it keeps
@@ -233,6 +237,8 @@ impl Figures {
             buffered,
             http_active: source.http_active,
             mode: source.mode,
+            rejected_by: std::mem::take(&mut source.rejected_by),
+            ports_accepted: std::mem::take(&mut source.ports_accepted),
             connections: listed,
             log_lines_dropped: crate::os::log_writer::dropped(),
             process,

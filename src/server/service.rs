@@ -101,7 +101,7 @@ impl Server {
     /// Fires due idle timers: a timer whose connection moved bytes since it
     /// was armed is re-armed from the last activity instead.
     pub(super) fn expire_idle(&mut self, now: Instant) {
-        if self.config.idle_timeout.is_none() && self.no_http_clients() {
+        if self.config.idle_timeout.is_none() && self.no_http_clients() && self.pending.is_empty() {
             return;
         }
         let tick = self.clock.floor(now);
@@ -110,6 +110,10 @@ impl Server {
         for token in fired.drain(..) {
             if token::is_http(token) {
                 self.expire_http(token, tick);
+                continue;
+            }
+            if token::is_proxy(token) {
+                self.expire_header(token);
                 continue;
             }
             let Some(idle) = self.config.idle_timeout else {
@@ -149,6 +153,7 @@ impl Server {
         }
         cancel_timer(&mut self.wheel, conn.timer, conn.token);
         self.stats.closed();
+        self.admission.closed(conn.peer.ip());
         if reason == CloseReason::IdleTimeout {
             self.stats.timed_out += 1;
         }

@@ -96,10 +96,8 @@ impl Server {
     }
 
     fn begin_stop(&mut self, name: &str) {
-        if let Some(mut listener) = self.listener.take() {
-            // Closing it (on drop) makes new connects fail at once.
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
+        // Closing them (on drop) makes new connects fail at once.
+        self.listeners.close_all(self.poll.registry());
         // UDP stops at once: a datagram has no connection to drain.
         if let Some(udp) = &mut self.udp {
             udp.stop(self.poll.registry());

@@ -9,8 +9,6 @@
 
 use mio::Token;
 
-/// The listening socket.
-pub const LISTENER: Token = Token(usize::MAX);
 /// The first signal pipe; the next ones count down from here.
 pub const SIGNALS: Token = Token(usize::MAX - 1);
 
@@ -23,17 +21,26 @@ pub const WORKERS: Token = Token(usize::MAX - 9);
 
 /// UDP echo sockets (`--udp`), one per port, at most this many.
 pub const MAX_UDP_SOCKETS: usize = 4096;
-/// The key half of UDP socket `i`'s token is this plus `i`, with the HTTP
-/// flag set and generation 0: the HTTP slab's keys (a few hundred) never
-/// come near it, so UDP tokens share HTTP's branch of the dispatch and stay
-/// off the path of echo connections' events.
-const UDP_KEY_BASE: usize = 1 << 30;
+/// The key half of UDP socket `i`'s token is the HTTP flag, the listener
+/// flag and `i`, generation 0: the HTTP slab's keys (a few hundred) never
+/// reach the listener bit and listeners never carry the HTTP flag, so UDP
+/// tokens share HTTP's branch of the dispatch and stay off the path of
+/// echo connections' events.
+const UDP_KEY_BASE: usize = LISTENER_FLAG;
 
 const KEY_BITS: u32 = 32;
 /// Set in the key half of an HTTP connection's token: HTTP connections
 /// live in their own slab, whose keys never reach this bit.
 const HTTP_FLAG: usize = 1 << 31;
 const KEY_MASK: usize = (1 << KEY_BITS) - 1;
+/// Set in the key half of a listener's token (the key is its index in the
+/// listener table, the generation 0).
+const LISTENER_FLAG: usize = 1 << 30;
+/// Set in the key half of a connection still awaiting its PROXY header:
+/// those live in their own slab (proxy_header.rs).
+const PROXY_FLAG: usize = 1 << 29;
+/// The flags a token's key half may carry.
+const FLAGS: usize = HTTP_FLAG | LISTENER_FLAG | PROXY_FLAG;
 
 // Key and generation share one usize, so it needs 64 bits.
 const _: () = assert!(usize::BITS >= 64, "echo-server needs a 64-bit target");
@@ -57,6 +64,38 @@ pub fn key(token: Token) -> usize {
 pub fn http(key: usize, generation: u32) -> Token {
     debug_assert!(key < HTTP_FLAG, "HTTP slab key {key} does not fit a token");
     Token(((generation as usize) << KEY_BITS) | HTTP_FLAG | key)
+}
+
+/// The token of the listener at `index` of the listener table.
+pub fn listener(index: usize) -> Token {
+    debug_assert!(index < PROXY_FLAG, "listener {index} does not fit a token");
+    Token(LISTENER_FLAG | index)
+}
+
+/// The listener table index a listener's token names, `None` for any
+/// other token.
+pub fn listener_index(token: Token) -> Option<usize> {
+    (token.0 & !KEY_MASK == 0 && token.0 & FLAGS == LISTENER_FLAG).then_some(token.0 & !FLAGS)
+}
+
+/// The token for a connection awaiting its PROXY header, at `key` of
+/// their slab.
+pub fn proxy(key: usize, generation: u32) -> Token {
+    debug_assert!(
+        key < PROXY_FLAG,
+        "PROXY slab key {key} does not fit a token"
+    );
+    Token(((generation as usize) << KEY_BITS) | PROXY_FLAG | key)
+}
+
+/// True for the token of a connection awaiting its PROXY header.
+pub fn is_proxy(token: Token) -> bool {
+    token.0 & FLAGS == PROXY_FLAG && token.0 < WORKERS.0
+}
+
+/// The key in the PROXY slab a [`proxy`] token refers to.
+pub fn proxy_key(token: Token) -> usize {
+    token.0 & KEY_MASK & !FLAGS
 }
 
 /// True for the token of an HTTP connection.
@@ -97,7 +136,6 @@ mod tests {
     fn reserved_tokens_are_out_of_reach() {
         let highest = connection(1_000_000, u32::MAX);
         assert!(highest.0 < SIGNALS.0 - 8);
-        assert_ne!(LISTENER, SIGNALS);
         let http_highest = http(1_000_000, u32::MAX);
         assert!(http_highest.0 < METRICS.0 && METRICS.0 < SIGNALS.0 - 2);
         assert!(is_http(http_highest) && !is_http(highest) && !is_http(METRICS));
@@ -109,13 +147,40 @@ mod tests {
         assert_ne!(http(7, 3), connection(7, 3));
     }
 
+    // Listener and PROXY tokens are told apart from every other kind, and
+    // give back their index and key.
+    #[test]
+    fn listener_and_proxy_tokens_are_their_own() {
+        for i in [0, 1, 1023] {
+            assert_eq!(listener_index(listener(i)), Some(i));
+            assert!(!is_http(listener(i)) && !is_proxy(listener(i)));
+        }
+        let p = proxy(9, u32::MAX);
+        assert!(is_proxy(p) && !is_http(p));
+        assert_eq!((proxy_key(p), listener_index(p)), (9, None));
+        for other in [
+            connection(5, 1),
+            connection(1_000_000, u32::MAX),
+            http(5, 1),
+            SIGNALS,
+            METRICS,
+            WORKERS,
+            LOG_DRAINED,
+        ] {
+            assert_eq!(listener_index(other), None, "{other:?}");
+            assert!(!is_proxy(other), "{other:?}");
+        }
+    }
+
     // UDP tokens are found in HTTP's branch, never taken for a connection,
-    // an HTTP client or a reserved token, and give their index back.
+    // an HTTP client, a listener, a PROXY wait or a reserved token, and
+    // give their index back.
     #[test]
     fn udp_tokens_are_their_own() {
         for index in [0, 1, MAX_UDP_SOCKETS - 1] {
             let token = udp(index);
             assert!(is_http(token), "dispatched in HTTP's branch");
+            assert!(!is_proxy(token) && listener_index(token).is_none());
             assert_eq!(udp_index(token), Some(index));
             assert!(key(token) > 1_000_000);
             assert!(token.0 < WORKERS.0);
@@ -126,7 +191,9 @@ mod tests {
             http(0, 0),
             http(100_000, 7),
             http(100_000, u32::MAX),
-            LISTENER,
+            listener(0),
+            listener(1023),
+            proxy(9, u32::MAX),
             SIGNALS,
             METRICS,
             WORKERS,

@@ -26,6 +26,7 @@ use mio::{Interest, Registry};
 use super::{token, Server};
 use crate::config::{Config, UdpSettings};
 use crate::logic::cidr::AllowList;
+use crate::logic::service::Mode;
 use crate::logic::token_bucket::{Limits, SourceLimiter};
 use crate::logic::udp::{HeldDrops, UdpCounts, UdpDrop};
 use crate::os::{listener, udp as os_udp};
@@ -196,31 +197,44 @@ impl UdpEcho {
     }
 }
 
-/// Binds UDP on each port `listener` has (one today: `--port` is one), so
-/// both protocols answer on the same numbers. With `--port 0` the kernel
-/// chose TCP's port without asking UDP: if UDP's is taken, TCP moves to
-/// another port and both try again, a few times.
+/// The TCP listeners bound at start, each with its mode.
+type Bound = Vec<(std::net::TcpListener, Mode)>;
+
+/// Binds UDP on the address and port of every TCP listener in `bound`,
+/// so both protocols answer on the same numbers. With `--port 0` (one
+/// listener) the kernel chose TCP's port without asking UDP: if UDP's is
+/// taken, TCP moves to another port and both try again, a few times.
 pub(super) fn bind_beside(
-    listener: std::net::TcpListener,
+    bound: Bound,
     config: &Config,
-) -> io::Result<(std::net::TcpListener, Option<Vec<std::net::UdpSocket>>)> {
+) -> io::Result<(Bound, Option<Vec<std::net::UdpSocket>>)> {
     if config.udp.is_none() {
-        return Ok((listener, None));
+        return Ok((bound, None));
     }
-    let mut listener = listener;
+    let mut bound = bound;
     let mut tries = 1;
     loop {
-        let addrs = [listener.local_addr()?];
+        let addrs = bound
+            .iter()
+            .map(|(listener, _)| listener.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
         match os_udp::bind_all(&addrs) {
-            Ok(sockets) => return Ok((listener, Some(sockets))),
+            Ok(sockets) => return Ok((bound, Some(sockets))),
             Err(e)
                 if e.kind() == ErrorKind::AddrInUse
-                    && config.listen.port() == 0
+                    && config.ports == [0]
+                    && bound.len() == 1
                     && tries < PORT_ZERO_TRIES =>
             {
                 tries += 1;
-                listener = listener::bind(config.listen, config.backlog)
-                    .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+                let mut any_port = addrs[0];
+                any_port.set_port(0);
+                let mode = bound[0].1;
+                bound = vec![(
+                    listener::bind(any_port, config.backlog)
+                        .map_err(|e| io::Error::new(e.kind(), e.to_string()))?,
+                    mode,
+                )];
             }
             Err(e) => return Err(io::Error::new(e.kind(), e.to_string())),
         }

@@ -8,6 +8,7 @@
 mod support;
 
 mod abrupt_disconnects;
+mod admission;
 mod backpressure;
 mod busy_poll;
 mod churn;
@@ -35,6 +36,7 @@ mod half_close;
 mod integrity;
 mod limits;
 mod listen;
+mod listeners;
 mod log_never_blocks;
 mod logging;
 mod modes_client;
@@ -42,6 +44,7 @@ mod modes_framed;
 mod modes_text;
 mod observability;
 mod other_protocols;
+mod proxy_protocol;
 mod readme_examples;
 mod scale;
 mod server_exit_codes;

@@ -198,6 +198,12 @@ pub struct Snapshot<'a> {
     pub http_active: usize,
     /// What the server does with the bytes (`--mode`).
     pub mode: &'static str,
+    /// Connections closed at once, by reason label; empty: all are
+    /// counted in `stats.rejected` as over the connection limit.
+    pub rejected_by: Vec<(&'static str, u64)>,
+    /// Connections served per local port, with several listeners (one
+    /// figure per listener at most, so bounded by the listener bound).
+    pub ports_accepted: Vec<(u16, u64)>,
     /// Active connections listed (at most a bounded number).
     pub connections: Vec<ConnView>,
     /// Process figures, when readable.
@@ -225,6 +231,8 @@ mod tests {
             buffered: 5,
             http_active: 1,
             mode: "framed",
+            rejected_by: vec![("limit", 0), ("not_allowed", 4)],
+            ports_accepted: vec![(7000, 2), (8443, 1)],
             connections: vec![ConnView {
                 peer: "127.0.0.1:4000".parse().unwrap(),
                 age: Duration::from_millis(1500),

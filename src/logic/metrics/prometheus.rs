@@ -113,9 +113,24 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         name: "echo_connections_rejected_total",
-        help: "Connections closed at once, by reason (limit: over --max-connections).",
+        help: "Connections closed at once, by reason (limit: over --max-connections; not_allowed: --allow; per_source_limit: --max-per-source; proxy_header, proxy_timeout: --proxy-protocol).",
         kind: COUNTER,
-        value: |s| limit(s.stats.rejected),
+        value: |s| {
+            if s.rejected_by.is_empty() {
+                return limit(s.stats.rejected);
+            }
+            let labels = s.rejected_by.iter().map(|&(l, n)| (l.to_string(), n));
+            Some(Value::Labelled("reason", labels.collect()))
+        },
+    },
+    Family {
+        name: "echo_connections_accepted_by_port_total",
+        help: "Echo connections accepted and served, by local port (with several listeners).",
+        kind: COUNTER,
+        value: |s| {
+            let ports = s.ports_accepted.iter().map(|&(p, n)| (p.to_string(), n));
+            (!s.ports_accepted.is_empty()).then(|| Value::Labelled("port", ports.collect()))
+        },
     },
     Family {
         name: "echo_connections_closed_total",
@@ -360,6 +375,8 @@ mod tests {
         assert!(text.contains("\nprocess_start_time_seconds "));
         let text = render_prometheus(&snapshot(&stats, &observed));
         assert!(text.contains("echo_connections_closed_total{reason=\"reset\"} 1\n"));
+        assert!(text.contains("echo_connections_rejected_total{reason=\"not_allowed\"} 4\n"));
+        assert!(text.contains("echo_connections_accepted_by_port_total{port=\"8443\"} 1\n"));
         assert!(text.contains("echo_http_requests_total{code=\"421\"} 0\n"));
         assert!(text.contains("echo_http_connections_rejected_total{reason=\"limit\"} 0\n"));
         assert!(text.contains("\necho_log_lines_dropped_total 3\n"));

@@ -75,6 +75,10 @@ impl Server {
         );
         let banner = banner_text(&banner);
         let text = banner.trim_start_matches("Listening on ").trim();
+        // Several listeners (`127.0.0.1:7000-7010,8443 (echo), …`) or a
+        // note (`[::]:7878 (IPv6 and IPv4)`): the first address.
+        let text = text.split(' ').next().unwrap_or(text);
+        let text = text.split([',', '-']).next().unwrap_or(text);
         srv.addr = text
             .parse()
             .unwrap_or_else(|e| panic!("banner address {text:?} does not parse: {e}"));
