@@ -1,7 +1,10 @@
 //! The event loop: one `Poll` on one thread owns the listeners, every
 //! connection, the signal pipes and the idle-timer wheel. This file runs
 //! the loop and routes its events; each job has its own file:
+//! - `listeners`: the sockets `--port`/`--listen` ask for, bound all or none;
 //! - `accept`: one accept loop for every listener;
+//! - `admission`: `--allow`, `--max-per-source`, and why a client is refused;
+//! - `proxy_header`: `--proxy-protocol`'s header, read before admission;
 //! - `service`: an echo connection's turn, its idle timeout and its close;
 //! - `connection`: an echo connection and its socket;
 //! - `resume`: connections owed another turn;
