@@ -9,6 +9,7 @@
 
 use crate::support::client::CLIENT;
 use crate::support::*;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -491,6 +492,65 @@ fn deployment_command_line_and_probes() {
         &mut srv,
         Duration::from_secs_f64(grace - seconds(&pause[1])),
     );
+}
+
+// The PROXY variant: the Deployment's command line with the patch's args
+// (as `kubectl patch` leaves it) serves behind a load balancer that sends
+// a PROXY v1 header: the echo carries only the data, and the client the
+// header names is the one logged.
+#[test]
+fn proxy_protocol_patch_serves_behind_a_load_balancer() {
+    if !require_tool(
+        "deploy::proxy_protocol_patch_serves_behind_a_load_balancer",
+        "setpriv",
+    ) {
+        return;
+    }
+    let (doc, container) = deployment();
+    let pod = &doc["spec"]["template"]["spec"];
+    let stage = dockerfile_runtime();
+    let image = image_launch(&stage);
+    let patch = yaml("k8s/proxy-protocol/deployment-patch.yaml").remove(0);
+    let patched = &patch["spec"]["template"]["spec"]["containers"][0];
+    let mut argv = exec_form(instruction(&stage, "ENTRYPOINT").unwrap());
+    argv.extend(strings(&patched["args"]));
+    let mut env = image.env.clone();
+    for (k, v) in container_env(&container) {
+        env.retain(|(old, _)| *old != k);
+        env.push((k, v));
+    }
+    let security = &pod["securityContext"];
+    let launch = Launch {
+        argv,
+        env,
+        uid: security["runAsUser"].as_i64().expect("runAsUser") as u32,
+        gid: security["runAsGroup"].as_i64().expect("runAsGroup") as u32,
+    };
+    let cwd = ReadOnlyDir::new("proxy-patch");
+    let mut srv = Server::start_cmd(launch.command(
+        &cwd.0,
+        &[
+            ("ECHO_SERVER_PORT", "0"),
+            ("ECHO_SERVER_BIND", "127.0.0.1"),
+            ("ECHO_SERVER_METRICS", "127.0.0.1:0"),
+        ],
+    ));
+    let mut client = connect(srv.addr());
+    let header = format!(
+        "PROXY TCP4 203.0.113.7 127.0.0.1 40001 {}\r\n",
+        srv.addr().port()
+    );
+    client.write_all(header.as_bytes()).unwrap();
+    echo_roundtrip(&mut client, b"through the load balancer");
+    let line = srv.wait_for("[CONNECT] 203.0.113.7:40001", Duration::from_secs(5));
+    assert!(line.contains("via PROXY"), "{line}");
+    // A client that sends no header is refused, not echoed.
+    let mut direct = connect(srv.addr());
+    direct.write_all(b"no header here\r\n").unwrap();
+    // (expect_closed fails on any byte back.)
+    expect_closed(&mut direct, Duration::from_secs(5));
+    drop(client);
+    stop_within(&mut srv, Duration::from_secs(10));
 }
 
 // What the issue asks of the manifests that no run shows: replicas, the
