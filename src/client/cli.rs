@@ -9,6 +9,7 @@ use super::bench::in_flight::InFlight;
 use super::error::EXIT_CODES_HELP;
 use super::modes::ServiceMode;
 use super::target::{parse_target, Target};
+use super::tls::TlsArgs;
 use crate::config::units::{parse_seconds, parse_size, MAX_SECONDS};
 use crate::logic::port_list::{parse_port_list, ALL_PORTS};
 
@@ -98,6 +99,10 @@ pub struct SendArgs {
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// `--tls` and its trust and client-certificate options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// Arguments of `ping`.
@@ -151,6 +156,10 @@ pub struct PingArgs {
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// `--tls` and its trust and client-certificate options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// Arguments of `probe`.
@@ -311,6 +320,10 @@ pub struct BenchArgs {
     /// No live progress line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// `--tls` and its trust and client-certificate options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl BenchArgs {

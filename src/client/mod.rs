@@ -8,6 +8,7 @@
 //! - [`rtt`]: ping's exact RTT statistics.
 //! - [`error`]: failures, their messages and exit codes.
 //! - [`output`]: stdout and stderr, whose failed writes never panic.
+//! - [`tls`]: `--tls`, the TLS connection for send, ping and bench.
 
 pub mod bench;
 pub mod cli;
@@ -21,3 +22,4 @@ pub(crate) mod rtt;
 pub mod send;
 pub mod session;
 pub mod target;
+pub mod tls;

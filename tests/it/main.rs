@@ -22,6 +22,7 @@ mod client_probe;
 mod client_rate;
 mod client_self_connect;
 mod client_send;
+mod client_tls;
 mod client_values;
 mod config_file;
 mod deploy;

@@ -11,8 +11,6 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-
 use self::summary::{exit_code, json, print_summary};
 use super::cli::PingArgs;
 use super::error::{seconds, ClientError, ReplyMismatch};
@@ -20,7 +18,7 @@ use super::modes::{framed, ByteMap, ServiceMode};
 use super::output::{self, errln, outln};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttStats};
-use super::session::{Connected, Session, CLOSE_GRACE, MAX_DATAGRAM};
+use super::session::{Connected, Link, Session, CLOSE_GRACE, MAX_DATAGRAM};
 
 /// One probe's outcome.
 #[derive(Debug)]
@@ -308,7 +306,7 @@ fn finish(
 fn probe(
     args: &PingArgs,
     session: &mut Session,
-    stream: &mut TcpStream,
+    stream: &mut Link,
     payload: &mut [u8],
     reply: &mut Vec<u8>,
     received: u64,

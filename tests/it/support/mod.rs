@@ -9,6 +9,7 @@ mod process;
 mod rng;
 mod server;
 mod sockets;
+pub mod tls;
 pub mod udp;
 
 pub use log::*;
