@@ -12,6 +12,7 @@ use echo_server::client::modes::bench::ModeBench;
 use echo_server::client::modes::{self, ServiceMode};
 use echo_server::client::output;
 use echo_server::client::session::Session;
+use echo_server::client::tls::{TlsClient, TlsFacts};
 use echo_server::client::{ping, probe, send};
 use echo_server::os::limits::raise_open_file_limit;
 use echo_server::os::procstat;
@@ -49,6 +50,12 @@ fn run_bench(args: &BenchArgs) -> u8 {
 }
 
 fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
+    let tls = TlsClient::from_args(&args.tls, &args.address.host)?;
+    if tls.is_some() && args.mode != ServiceMode::Echo {
+        return Err(ClientError::Usage(
+            "bench --tls measures the echo; --mode benches run over plain TCP".into(),
+        ));
+    }
     let mode = (args.mode != ServiceMode::Echo)
         .then(|| ModeBench::from_args(args))
         .transpose()?;
@@ -73,7 +80,7 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     // The probe's session stays alive to the end: its signal pipes remain
     // registered with signal-hook, whose handler would otherwise write to a
     // closed pipe on Ctrl+C and raise SIGPIPE.
-    let (addr, _probe_session) = reachable_address(args)?;
+    let (addr, _probe_session, handshake) = reachable_address(args, tls.clone())?;
     if let Some(mode) = mode {
         let report = modes::bench::run(&mode, addr)?;
         if args.json {
@@ -102,6 +109,7 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
         timeout: args.timeout,
         server_pid: args.server_pid,
         progress: false,
+        tls,
     };
     let config = BenchConfig {
         progress: config.wants_progress(args.quiet || args.json),
@@ -109,8 +117,18 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     };
     let report = bench::run(&config, addr)?;
     if args.json {
-        output::line(format_args!("{}", report.to_json()));
+        let document = report.to_json();
+        let document = match &handshake {
+            Some(facts) => facts.append_to(&document),
+            None => document,
+        };
+        output::line(format_args!("{document}"));
     } else {
+        if let Some(facts) = &handshake {
+            for line in facts.lines() {
+                output::line(format_args!("{line}"));
+            }
+        }
         output::text(format_args!("{report}"));
     }
     if let Some(e) = &report.error {
@@ -121,12 +139,18 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
 
 /// Resolves the target and finds the address that accepts connections (a
 /// name may resolve to an IPv6 address nothing listens on), with one probe
-/// connection, so a dead target fails with one clear line.
-fn reachable_address(args: &BenchArgs) -> Result<(SocketAddr, Session), ClientError> {
+/// connection, so a dead target fails with one clear line. With `--tls`
+/// the probe completes a handshake: a certificate the client does not
+/// trust fails here, once, and its facts head the report.
+fn reachable_address(
+    args: &BenchArgs,
+    tls: Option<TlsClient>,
+) -> Result<(SocketAddr, Session, Option<TlsFacts>), ClientError> {
     let addrs = args.address.resolve()?;
     let mut session = Session::new()?;
+    session.set_tls(tls);
     let probe = session.connect_any(&addrs, args.timeout)?;
     let addr = probe.addr;
     session.close(probe.stream);
-    Ok((addr, session))
+    Ok((addr, session, probe.tls))
 }

@@ -431,3 +431,160 @@ fn interoperates_with_openssl_s_server() {
         assert_eq!(doc["bytes_received"], 16, "{doc}");
     }
 }
+
+/// `ping --tls`: every probe echoes through TLS; the handshake is timed
+/// apart from the connect, once per connection (each probe's with
+/// `--reconnect`).
+#[test]
+fn ping_over_tls_times_the_handshake_apart() {
+    let pki = Pki::new("ping ca");
+    let peer = TlsPeer::start(&pki, PeerOptions::default());
+    let target = format!("localhost:{}", peer.addr().port());
+    let exit = run(&with(
+        &ca_args(&pki),
+        &[
+            "ping", "--json", "-c", "3", "-i", "0.02", "-s", "100", &target,
+        ],
+    ));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let doc = json_of(&exit);
+    assert_eq!(doc["received"], 3, "{doc}");
+    assert_eq!(doc["connect_ms"]["count"], 1, "{doc}");
+    assert_eq!(doc["tls_handshake_ms"]["count"], 1, "{doc}");
+    assert!(num(&doc, &["tls_handshake_ms", "min"]) > 0.0, "{doc}");
+    assert_eq!(doc["tls"]["version"], "TLSv1.3", "{doc}");
+    assert_eq!(doc["tls"]["sni"], "localhost", "{doc}");
+    assert_eq!(peer.echoed.load(std::sync::atomic::Ordering::Relaxed), 300);
+
+    let exit = run(&with(
+        &ca_args(&pki),
+        &["ping", "--reconnect", "-c", "3", "-i", "0.02", &target],
+    ));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let text = exit.stdout.join("\n");
+    assert_eq!(
+        exit.stdout
+            .iter()
+            .filter(|l| l.starts_with("TLS handshake in "))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("3 probes sent, 3 received"), "{text}");
+    assert!(text.contains("\ntls handshake min/avg/max = "), "{text}");
+
+    let exit = run(&with(
+        &[],
+        &[
+            "ping",
+            "--tls",
+            "--tls-fingerprint",
+            &pki.client.fingerprint(),
+            "-c",
+            "2",
+            &target,
+        ],
+    ));
+    assert_eq!(exit.code(), Some(11), "{}", exit.describe());
+}
+
+/// `bench --tls`: the counted messages and bytes are exact, every byte
+/// checked, the peer echoed as many plaintext bytes as were sent, and the
+/// probe connection's handshake heads the report.
+#[test]
+fn bench_over_tls_counts_exactly() {
+    let _one = crate::support::one_at_a_time();
+    let pki = Pki::new("bench ca");
+    let peer = TlsPeer::start(&pki, PeerOptions::default());
+    let target = format!("localhost:{}", peer.addr().port());
+    let exit = run(&with(
+        &ca_args(&pki),
+        &[
+            "bench", "--json", "-c", "4", "-d", "4", "-n", "4000", "-s", "100", &target,
+        ],
+    ));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let doc = json_of(&exit);
+    assert_eq!(doc["messages"], 4000, "{doc}");
+    assert_eq!(doc["bytes"], 400_000, "{doc}");
+    assert_eq!(doc["connected"], 4, "{doc}");
+    assert_eq!(doc["mismatches"], 0, "{doc}");
+    assert!(num(&doc, &["latency_us", "min"]) > 0.0, "{doc}");
+    assert_eq!(doc["tls"]["version"], "TLSv1.3", "{doc}");
+    assert!(num(&doc, &["tls", "handshake_ms"]) > 0.0, "{doc}");
+    assert!(wait_until(Duration::from_secs(5), || {
+        peer.echoed.load(std::sync::atomic::Ordering::Relaxed) == 400_000
+    }));
+}
+
+/// `bench --tls --bulk`: records larger than any read, through the
+/// bounded in-flight engine; what came back verified is what the peer
+/// echoed, and splicing (which would bypass TLS) is not used.
+#[test]
+fn bench_bulk_over_tls_verifies_every_byte() {
+    let _one = crate::support::one_at_a_time();
+    let pki = Pki::new("bulk ca");
+    let peer = TlsPeer::start(&pki, PeerOptions::default());
+    let target = format!("127.0.0.1:{}", peer.addr().port());
+    let exit = run(&with(
+        &ca_args(&pki),
+        &[
+            "bench",
+            "--json",
+            "--bulk",
+            "-c",
+            "2",
+            "-n",
+            "64",
+            "--in-flight",
+            "1M",
+            &target,
+        ],
+    ));
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let doc = json_of(&exit);
+    let bytes = 64.0 * 65536.0;
+    assert_eq!(num(&doc, &["bytes"]), bytes, "{doc}");
+    assert_eq!(doc["mismatches"], 0, "{doc}");
+    assert!(num(&doc, &["mb_per_s"]) > 0.0, "{doc}");
+    assert!(wait_until(Duration::from_secs(5), || {
+        peer.echoed.load(std::sync::atomic::Ordering::Relaxed) as f64 == bytes
+    }));
+    // Unbounded runs blocking threads, which do not speak TLS: refused.
+    let exit = run(&with(
+        &ca_args(&pki),
+        &[
+            "bench",
+            "--bulk",
+            "-n",
+            "4",
+            "--in-flight",
+            "unbounded",
+            &target,
+        ],
+    ));
+    assert_eq!(exit.code(), Some(2), "{}", exit.describe());
+    assert!(exit.stderr.contains("--in-flight"), "{}", exit.stderr);
+}
+
+/// A bench whose server refuses the certificate fails at once, with the
+/// TLS exit code, not after its duration.
+#[test]
+fn bench_refuses_an_untrusted_server_up_front() {
+    let pki = Pki::new("bench pin");
+    let peer = TlsPeer::start(&pki, PeerOptions::default());
+    let target = format!("127.0.0.1:{}", peer.addr().port());
+    let exit = run(&with(
+        &[],
+        &[
+            "bench",
+            "--tls",
+            "--tls-fingerprint",
+            &pki.ca.fingerprint(),
+            "--duration",
+            "30",
+            &target,
+        ],
+    ));
+    assert_eq!(exit.code(), Some(11), "{}", exit.describe());
+}

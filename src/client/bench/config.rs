@@ -41,6 +41,8 @@ pub struct BenchConfig {
     pub server_pid: Option<u32>,
     /// Print progress to stderr once a second.
     pub progress: bool,
+    /// `--tls`: every connection speaks TLS with these settings.
+    pub tls: Option<crate::client::tls::TlsClient>,
 }
 
 impl BenchConfig {

@@ -19,6 +19,7 @@ use super::output::{self, errln, outln};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttStats};
 use super::session::{Connected, Link, Session, CLOSE_GRACE, MAX_DATAGRAM};
+use super::tls::{TlsClient, TlsFacts};
 
 /// One probe's outcome.
 #[derive(Debug)]
@@ -54,6 +55,10 @@ struct PingRun {
     last_addr: Option<SocketAddr>,
     interrupted: bool,
     started: Option<Instant>,
+    /// With `--tls`: the TLS handshake times, apart from the connects.
+    handshakes: RttStats,
+    /// With `--tls`: the latest connection's handshake.
+    tls: Option<TlsFacts>,
 }
 
 impl PingRun {
@@ -104,6 +109,14 @@ pub fn run(args: &PingArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fatal(args, e),
     };
+    if args.udp && args.tls.tls {
+        let e = ClientError::Usage("--tls runs over TCP; --udp probes with datagrams".into());
+        return fatal(args, e);
+    }
+    match TlsClient::from_args(&args.tls, &args.address.host) {
+        Ok(tls) => session.set_tls(tls),
+        Err(e) => return fatal(args, e),
+    }
     if args.udp && args.size > MAX_DATAGRAM {
         let e = ClientError::Usage(format!("--size with --udp is at most {MAX_DATAGRAM} bytes"));
         return fatal(args, e);
@@ -205,6 +218,9 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
                             millis(c.connect_time)
                         );
                     }
+                    if let Some(tls) = &c.tls {
+                        tls_connected(args, &mut run, tls);
+                    }
                     conn = Some(c);
                     offset = 0;
                 }
@@ -280,6 +296,18 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
     close(session, &mut conn);
     run.settle();
     run
+}
+
+/// Counts a TLS handshake; its facts are shown for the first connection
+/// (with `--reconnect`, each probe's line stays one line).
+fn tls_connected(args: &PingArgs, run: &mut PingRun, tls: &TlsFacts) {
+    if !args.json && run.handshakes.count() == 0 {
+        for line in tls.lines() {
+            outln!("{line}");
+        }
+    }
+    run.handshakes.record(tls.handshake);
+    run.tls = Some(tls.clone());
 }
 
 /// Ends the connection the way `send` does (half-close, then up to

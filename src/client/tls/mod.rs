@@ -201,6 +201,15 @@ pub struct ServerCert {
 }
 
 impl TlsFacts {
+    /// A JSON document (an object) with these facts as its last key, `tls`,
+    /// its other keys kept in their order.
+    pub fn append_to(&self, document: &str) -> String {
+        match document.strip_suffix('}') {
+            Some(head) if head.len() > 1 => format!("{head},\"tls\":{}}}", json::to_string(self)),
+            _ => document.to_string(),
+        }
+    }
+
     /// The report's text lines.
     pub fn lines(&self) -> Vec<String> {
         let sni = self
