@@ -131,19 +131,28 @@ SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}
 
 def is_mode_run(argv: list[str]) -> bool:
     """Whether `--only` names only the scenarios of this file."""
+    return only_within(argv, set(SCENARIOS_BY_NAME))
+
+
+def only_within(argv: list[str], names: set[str]) -> bool:
+    """Whether `--only` names some scenarios, all of them in `names`."""
     for i, a in enumerate(argv):
-        names = a.split("=", 1)[1] if a.startswith("--only=") else argv[i + 1] if a == "--only" and i + 1 < len(argv) else None
-        if names is not None:
-            chosen = {n.strip() for n in names.split(",")}
-            return bool(chosen) and chosen <= set(SCENARIOS_BY_NAME)
+        only = a.split("=", 1)[1] if a.startswith("--only=") else argv[i + 1] if a == "--only" and i + 1 < len(argv) else None
+        if only is not None:
+            chosen = {n.strip() for n in only.split(",")}
+            return bool(chosen) and chosen <= names
     return False
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench/run.py (service modes)")
+def parse(argv: list[str], what: str = "mode", scenarios: dict | None = None, servers: dict | None = None, passes: int = 3) -> argparse.Namespace:
+    """The command line of a group of scenarios run on their own (these,
+    or bench/tls.py's, which passes its own `scenarios` and `servers`)."""
+    scenarios = SCENARIOS_BY_NAME if scenarios is None else scenarios
+    servers = SERVERS_BY_NAME if servers is None else servers
+    p = argparse.ArgumentParser(prog=f"bench/run.py ({what} scenarios)")
     p.add_argument("--only", required=True)
-    p.add_argument("--servers", default=",".join(SERVERS_BY_NAME))
-    p.add_argument("--passes", type=int, default=3)
+    p.add_argument("--servers", default=",".join(servers))
+    p.add_argument("--passes", type=int, default=passes)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--tiny", action="store_true")
@@ -153,10 +162,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if a.passes < 1 or a.duration <= 0 or a.warmup < 0:
         p.error("--passes must be >= 1, --duration > 0, --warmup >= 0")
     for n in a.servers.split(","):
-        if n not in SERVERS_BY_NAME:
-            p.error(f"unknown server {n!r} for the mode scenarios; choose from {', '.join(SERVERS_BY_NAME)}")
-    a.scenario_list = [SCENARIOS_BY_NAME[n.strip()] for n in a.only.split(",")]
-    a.server_list = [SERVERS_BY_NAME[n] for n in a.servers.split(",")]
+        if n not in servers:
+            p.error(f"unknown server {n!r} for the {what} scenarios; choose from {', '.join(servers)}")
+    a.scenario_list = [scenarios[n.strip()] for n in a.only.split(",")]
+    a.server_list = [servers[n] for n in a.servers.split(",")]
     a.command = shlex.join(["python3", "bench/run.py", *argv])
     return a
 

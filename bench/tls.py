@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import ssl
 import subprocess
@@ -29,9 +28,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import modes
 import run as harness
 from catalog import DEDICATED_CPU, LOCALHOST, TLS_SCENARIOS, Server, TlsScenario
-from figures import figures, median_figures
+from figures import figures, summarize
 from report import fmt
 
 BEGIN, END = "<!-- BEGIN TLS GENERATED -->", "<!-- END TLS GENERATED -->"
@@ -55,33 +55,12 @@ SERVER_NAMES = ["echo-server", PEER]
 
 def is_tls_run(argv: list[str]) -> bool:
     """Whether `--only` names only the scenarios of this file."""
-    for i, a in enumerate(argv):
-        names = a.split("=", 1)[1] if a.startswith("--only=") else argv[i + 1] if a == "--only" and i + 1 < len(argv) else None
-        if names is not None:
-            chosen = {n.strip() for n in names.split(",")}
-            return bool(chosen) and chosen <= set(SCENARIOS_BY_NAME)
-    return False
+    return modes.only_within(argv, set(SCENARIOS_BY_NAME))
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench/run.py (TLS)")
-    p.add_argument("--only", required=True)
-    p.add_argument("--servers", default=",".join(SERVER_NAMES))
-    p.add_argument("--passes", type=int, default=5)
-    p.add_argument("--duration", type=float, default=5.0)
-    p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--tiny", action="store_true")
-    a = p.parse_args(argv)
-    if a.tiny:
-        a.passes, a.duration, a.warmup = 1, 0.3, 0.0
-    if a.passes < 1 or a.duration <= 0 or a.warmup < 0:
-        p.error("--passes must be >= 1, --duration > 0, --warmup >= 0")
-    for n in a.servers.split(","):
-        if n not in SERVER_NAMES:
-            p.error(f"unknown server {n!r} for the TLS scenarios; choose from {', '.join(SERVER_NAMES)}")
-    a.scenario_list = [SCENARIOS_BY_NAME[n.strip()] for n in a.only.split(",")]
-    a.server_names = a.servers.split(",")
-    a.command = shlex.join(["python3", "bench/run.py", *argv])
+    a = modes.parse(argv, "TLS", SCENARIOS_BY_NAME, {n: n for n in SERVER_NAMES}, passes=5)
+    a.server_names = a.server_list
     return a
 
 
@@ -136,18 +115,6 @@ def describe(sc: TlsScenario, server: Server, run: dict) -> str:
     else:
         perf = f"{fmt(f['msgs_per_s'])} msgs/s, p50 {fmt(f['lat_p50_us'], 1)} us, p99 {fmt(f['lat_p99_us'], 1)} us, CPU {fmt(f['cpu_ns_per_msg'])} ns/msg"
     return f"{head} {perf}; RSS {fmt(f['rss_kib'])} KiB ({fmt(f['rss_per_conn_kib'], 1)} KiB per connection)"
-
-
-def summarize(runs: list[dict], scenarios: list[TlsScenario], servers: list[Server]) -> dict:
-    out: dict = {}
-    for sc in scenarios:
-        for server in servers:
-            ok = [figures(r, server) for r in runs if r["scenario"] == sc.name and r["server"] == server.name and not r["error"]]
-            if ok:
-                m = median_figures(ok)
-                m["passes"] = len(ok)
-                out.setdefault(sc.name, {})[server.name] = m
-    return out
 
 
 def ratio(a, b):
@@ -226,7 +193,7 @@ def run_scenarios(env: harness.Env, a: argparse.Namespace) -> int:
     if not runs:
         print("\nNothing ran: no TLS results written.")
         return 0
-    summary = summarize(runs, a.scenario_list, servers)
+    summary = summarize(a.scenario_list, servers, runs)
     for what, r, bound, met in targets(summary):
         print(f"   target {what}: {fmt(r, 2)} ({bound}) {'-' if met is None else 'met' if met else 'MISSED'}")
     out_dir = Path(tempfile.mkdtemp(prefix="echo-bench-tls-out-")) if a.tiny else harness.BENCH / "results"
