@@ -56,6 +56,12 @@ pub const SERVER_NOT_AFTER: &str = "2040-01-02T00:00:00Z";
 impl Pki {
     /// A fresh CA named `ca_name` and its certificates, in a new directory.
     pub fn new(ca_name: &str) -> Pki {
+        Pki::valid_until(ca_name, (2040, 1, 2))
+    }
+
+    /// The same with the server and client certificates expiring on
+    /// this date (year, month, day) instead.
+    pub fn valid_until(ca_name: &str, (year, month, day): (i32, u8, u8)) -> Pki {
         let dir = std::env::temp_dir().join(format!(
             "echo-tls-{}-{}-{}",
             std::process::id(),
@@ -76,7 +82,7 @@ impl Pki {
             params
                 .distinguished_name
                 .push(DnType::OrganizationName, "echo tests");
-            params.not_after = rcgen::date_time_ymd(2040, 1, 2);
+            params.not_after = rcgen::date_time_ymd(year, month, day);
             let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
             write(&dir, name, cert.der().clone(), &cert.pem(), &key)
         };
