@@ -150,11 +150,6 @@ struct Engine<'a, T> {
 /// or local setup errors); per-connection failures are counted instead.
 pub fn run(config: &BenchConfig, addr: SocketAddr) -> Result<BenchReport, ClientError> {
     if config.bulk && config.in_flight == in_flight::InFlight::Unbounded {
-        if config.tls.is_some() {
-            return Err(ClientError::Usage(
-                "bench --tls --bulk needs a bound in flight (--in-flight BYTES or auto): unbounded runs blocking threads per connection, which do not speak TLS".into(),
-            ));
-        }
         return stream::run(config, addr);
     }
     if config.tls.is_some() {
