@@ -308,14 +308,17 @@ def markdown(a: argparse.Namespace, summary: dict, env: harness.Env) -> str:
     return "\n".join(out)
 
 
-def write_markdown(path: Path, block: str) -> None:
-    generated = f"{BEGIN}\n{block}\n{END}"
+def write_markdown(path: Path, block: str, marks: tuple[str, str] = (BEGIN, END), heading: str = "Service modes (issue 19)") -> None:
+    """Replaces the generated block between `marks` in `path`, or appends
+    it under `heading`."""
+    begin, end = marks
+    generated = f"{begin}\n{block}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + generated + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + generated + rest.split(end, 1)[1]
     else:
-        text = text.rstrip("\n") + "\n\n## Service modes (issue 19)\n\n" + generated + "\n"
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + generated + "\n"
     path.write_text(text)
 
 

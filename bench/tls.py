@@ -157,17 +157,6 @@ def markdown(a: argparse.Namespace, summary: dict, servers: list[Server]) -> str
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, block: str) -> None:
-    generated = f"{BEGIN}\n{block}\n{END}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + generated + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## TLS (issue 20)\n\n" + generated + "\n"
-    path.write_text(text)
-
-
 def run_scenarios(env: harness.Env, a: argparse.Namespace) -> int:
     """Every pass of the chosen scenarios; writes the results; 1 if an
     echo-server run failed."""
@@ -200,7 +189,7 @@ def run_scenarios(env: harness.Env, a: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tls.json").write_text(json.dumps({"command": a.command, "summary": summary, "runs": runs}, indent=1) + "\n")
     md = out_dir / "BENCHMARKS.md" if a.tiny else harness.BENCHMARKS_MD
-    write_markdown(md, markdown(a, summary, servers))
+    modes.write_markdown(md, markdown(a, summary, servers), (BEGIN, END), "TLS (issue 20)")
     print(f"\n== Wrote {out_dir / 'tls.json'} and {md}")
     return 1 if any(r["error"] and r["server"] == "echo-server" for r in runs) else 0
 

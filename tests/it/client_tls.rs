@@ -527,56 +527,40 @@ fn bench_bulk_over_tls_verifies_every_byte() {
     let pki = Pki::new("bulk ca");
     let peer = TlsPeer::start(&pki, PeerOptions::default());
     let target = format!("127.0.0.1:{}", peer.addr().port());
-    let exit = run(&with(
-        &ca_args(&pki),
-        &[
-            "bench",
-            "--json",
-            "--bulk",
-            "-c",
-            "2",
-            "-n",
-            "64",
-            "--in-flight",
-            "1M",
-            &target,
-        ],
-    ));
-    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
-    let doc = json_of(&exit);
     let bytes = 64.0 * 65536.0;
-    assert_eq!(num(&doc, &["bytes"]), bytes, "{doc}");
-    assert_eq!(doc["mismatches"], 0, "{doc}");
-    assert!(num(&doc, &["mb_per_s"]) > 0.0, "{doc}");
-    assert!(wait_until(Duration::from_secs(5), || {
-        peer.echoed.load(std::sync::atomic::Ordering::Relaxed) as f64 == bytes
-    }));
-    // Unbounded: a writer and a reader thread per connection share each
-    // TLS connection; every byte still checked, the count exact.
-    peer.echoed.store(0, std::sync::atomic::Ordering::Relaxed);
-    let exit = run(&with(
-        &ca_args(&pki),
-        &[
-            "bench",
-            "--json",
-            "--bulk",
-            "-c",
-            "2",
-            "-n",
-            "64",
-            "--in-flight",
-            "unbounded",
-            &target,
-        ],
-    ));
-    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
-    let doc = json_of(&exit);
-    assert_eq!(num(&doc, &["bytes"]), bytes, "{doc}");
-    assert_eq!(doc["in_flight"]["unbounded"], true, "{doc}");
-    assert_eq!(doc["mismatches"], 0, "{doc}");
-    assert!(wait_until(Duration::from_secs(5), || {
-        peer.echoed.load(std::sync::atomic::Ordering::Relaxed) as f64 == bytes
-    }));
+    // Bounded, then unbounded: a writer and a reader thread per connection
+    // share each TLS connection. Every byte checked, the count exact.
+    for in_flight in ["1M", "unbounded"] {
+        peer.echoed.store(0, std::sync::atomic::Ordering::Relaxed);
+        let exit = run(&with(
+            &ca_args(&pki),
+            &[
+                "bench",
+                "--json",
+                "--bulk",
+                "-c",
+                "2",
+                "-n",
+                "64",
+                "--in-flight",
+                in_flight,
+                &target,
+            ],
+        ));
+        assert_eq!(exit.code(), Some(0), "{in_flight}: {}", exit.describe());
+        let doc = json_of(&exit);
+        assert_eq!(num(&doc, &["bytes"]), bytes, "{doc}");
+        assert_eq!(
+            doc["in_flight"]["unbounded"],
+            in_flight == "unbounded",
+            "{doc}"
+        );
+        assert_eq!(doc["mismatches"], 0, "{doc}");
+        assert!(num(&doc, &["mb_per_s"]) > 0.0, "{doc}");
+        assert!(wait_until(Duration::from_secs(5), || {
+            peer.echoed.load(std::sync::atomic::Ordering::Relaxed) as f64 == bytes
+        }));
+    }
     // Stopped by time: the coordinator's shutdown cuts writes short, and
     // no byte may come back that was not counted as written.
     for _ in 0..3 {
