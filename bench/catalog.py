@@ -156,6 +156,30 @@ SCENARIOS = [
 ]
 SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}
 
+# The TLS scenarios (issue 20), run by bench/tls.py against the TLS peer
+# (tokio-rustls-echo): `--only tls_lat,...` runs them on their own.
+@dataclass(frozen=True)
+class TlsScenario:
+    scenario: Scenario
+    extra: tuple[str, ...] = ()  # echo-client flags beyond the Scenario's
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+
+TLS_SCENARIOS = [
+    TlsScenario(Scenario("tls_lat", "TLS: 1 connection x 64 B, depth 1 (latency)", "1 conn x 64 B", 1, "64")),
+    TlsScenario(Scenario("tls_msg50", "TLS: 50 connections x 64 B, depth 1 (messages/s)", "50 conns x 64 B", 50, "64")),
+    TlsScenario(Scenario("tls_bulk", "TLS: 1 connection, bulk 64 KiB writes (MB/s)", "1 conn, 64 KiB writes", 1, "64K", bulk=True)),
+    # Mostly idle: 1,000 open TLS connections, 100 messages a second among
+    # them, so the server's RSS per connection is that of an idle one.
+    TlsScenario(
+        Scenario("tls_idle", "TLS: 1,000 connections, 100 msgs/s in all (RSS per idle connection)", "1,000 idle conns", 1000, "64", tiny_connections=100),
+        ("--rate", "100"),
+    ),
+]
+
 # Where syscalls per message are counted (issue #3: 50 x 64 B, depth 1).
 STRACE_ARGS = ["--connections", "50", "--size", "64", "--depth", "1", "--warmup", "0"]
 

@@ -144,13 +144,13 @@ def is_mode_run(argv: list[str]) -> bool:
     return only_names(argv, set(SCENARIOS_BY_NAME))
 
 
-def parse_options(argv: list[str], prog: str, what: str, servers: dict, scenarios: dict) -> argparse.Namespace:
+def parse_options(argv: list[str], prog: str, what: str, servers: dict, scenarios: dict, passes: int = 3) -> argparse.Namespace:
     """The options of a family of scenarios with servers of its own (this
-    file's, or bench/udp.py's)."""
+    file's, bench/udp.py's or bench/tls.py's)."""
     p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--only", required=True)
     p.add_argument("--servers", default=",".join(servers))
-    p.add_argument("--passes", type=int, default=3)
+    p.add_argument("--passes", type=int, default=passes)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--tiny", action="store_true")

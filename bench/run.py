@@ -651,6 +651,7 @@ def run_passes(env: Env, opts: Options) -> tuple[list[dict], list[dict]]:
 
 def main(argv: list[str]) -> int:
     import modes  # the service modes' scenarios have their own servers and tables
+    import tls  # so have the TLS scenarios (issue 20)
 
     if modes.is_mode_run(argv):
         return modes.main(argv)
@@ -658,6 +659,8 @@ def main(argv: list[str]) -> int:
 
     if udp.is_udp_run(argv):
         return udp.main(argv)
+    if tls.is_tls_run(argv):
+        return tls.main(argv)
     opts = parse_options(argv)
     tools, missing = find_tools()
     if missing:
@@ -705,6 +708,8 @@ def main(argv: list[str]) -> int:
         "wall_s": round(time.monotonic() - started, 1),
     }
     write_outputs(opts, results)
+    if opts.tiny:
+        tls.tiny_rows(env)
     if env.peer_failures:
         print(f"\n{len(env.peer_failures)} peer run(s) failed (reported, not fatal):")
         for f in env.peer_failures:

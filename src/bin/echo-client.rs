@@ -13,6 +13,7 @@ use echo_server::client::modes::bench::ModeBench;
 use echo_server::client::modes::{self, ServiceMode};
 use echo_server::client::output::{self, stream_event};
 use echo_server::client::session::Session;
+use echo_server::client::tls::{TlsClient, TlsFacts};
 use echo_server::client::{ping, probe, send, suggest};
 use echo_server::os::limits::raise_open_file_limit;
 use echo_server::os::procstat;
@@ -52,6 +53,12 @@ fn run_bench(args: &BenchArgs) -> u8 {
 }
 
 fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
+    let tls = TlsClient::from_args(&args.tls, &args.address.host)?;
+    if tls.is_some() && args.mode != ServiceMode::Echo {
+        return Err(ClientError::Usage(
+            "bench --tls measures the echo; --mode benches run over plain TCP".into(),
+        ));
+    }
     let mode = (args.mode != ServiceMode::Echo)
         .then(|| ModeBench::from_args(args))
         .transpose()?;
@@ -82,7 +89,7 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     // The probe's session stays alive to the end: its signal pipes remain
     // registered with signal-hook, whose handler would otherwise write to a
     // closed pipe on Ctrl+C and raise SIGPIPE.
-    let (addr, _probe_session) = reachable_address(args)?;
+    let (addr, _probe_session, handshake) = reachable_address(args, tls.clone())?;
     if args.json_stream {
         stream_start(args, addr, mode.is_none() && !unbounded);
     }
@@ -118,17 +125,27 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
         progress: false,
         intervals: interval_setting(args),
         format: args.format,
+        tls,
     };
     let config = BenchConfig {
         progress: config.wants_progress(args.quiet || args.json || args.json_stream),
         ..config
     };
     let report = bench::run(&config, addr)?;
+    let with_tls = |document: String| match &handshake {
+        Some(facts) => facts.append_to(&document),
+        None => document,
+    };
     if args.json_stream {
-        stream_event("end", &report.to_json());
+        stream_event("end", &with_tls(report.to_json()));
     } else if args.json {
-        output::line(format_args!("{}", report.to_json()));
+        output::line(format_args!("{}", with_tls(report.to_json())));
     } else {
+        if let Some(facts) = &handshake {
+            for line in facts.lines() {
+                output::line(format_args!("{line}"));
+            }
+        }
         output::text(format_args!("{report}"));
     }
     if let Some(e) = &report.error {
@@ -173,12 +190,18 @@ fn stream_start(args: &BenchArgs, addr: SocketAddr, intervals: bool) {
 
 /// Resolves the target and finds the address that accepts connections (a
 /// name may resolve to an IPv6 address nothing listens on), with one probe
-/// connection, so a dead target fails with one clear line.
-fn reachable_address(args: &BenchArgs) -> Result<(SocketAddr, Session), ClientError> {
+/// connection, so a dead target fails with one clear line. With `--tls`
+/// the probe completes a handshake: a certificate the client does not
+/// trust fails here, once, and its facts head the report.
+fn reachable_address(
+    args: &BenchArgs,
+    tls: Option<TlsClient>,
+) -> Result<(SocketAddr, Session, Option<TlsFacts>), ClientError> {
     let addrs = args.address.resolve()?;
     let mut session = Session::new()?;
+    session.set_tls(tls);
     let probe = session.connect_any(&addrs, args.timeout)?;
     let addr = probe.addr;
     session.close(probe.stream);
-    Ok((addr, session))
+    Ok((addr, session, probe.tls))
 }

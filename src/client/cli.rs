@@ -10,6 +10,7 @@ use super::bench::rate::RateFormat;
 use super::help;
 use super::modes::ServiceMode;
 use super::target::{parse_target, Target};
+use super::tls::TlsArgs;
 use crate::config::units::{parse_seconds, parse_size, MAX_SECONDS};
 use crate::logic::port_list::{parse_port_list, ALL_PORTS};
 
@@ -99,6 +100,10 @@ pub struct SendArgs {
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// `--tls` and its trust and client-certificate options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// Arguments of `ping`.
@@ -164,6 +169,10 @@ pub struct PingArgs {
     /// (see below) instead of 0 when some came back.
     #[arg(long)]
     pub strict: bool,
+
+    /// `--tls` and its trust and client-certificate options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// Arguments of `probe`.
@@ -342,6 +351,10 @@ pub struct BenchArgs {
     /// No live progress line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// `--tls` and its trust and client-certificate options.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl PingArgs {

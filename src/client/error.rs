@@ -35,6 +35,15 @@ pub mod exit {
     /// `probe`: some port did not answer with its echo (refused, filtered,
     /// reset, closed, no answer, or not probed in time).
     pub const NOT_ALL_OPEN: u8 = 8;
+    /// `--tls`: the handshake failed (an alert, no common version or
+    /// suite, a client certificate refused, not a TLS server) or did not
+    /// finish within `--timeout`.
+    pub const TLS_HANDSHAKE: u8 = 9;
+    /// `--tls --ca`: the server's certificate is not trusted (unknown
+    /// issuer, expired, not for that name).
+    pub const TLS_UNTRUSTED: u8 = 10;
+    /// `--tls-fingerprint`: the server's certificate is another one.
+    pub const TLS_FINGERPRINT: u8 = 11;
     /// Stopped by Ctrl+C before any result, or while a ping probe was
     /// still waiting for its answer (128 + SIGINT).
     pub const INTERRUPTED: u8 = 130;
@@ -55,6 +64,13 @@ Exit codes:
        written (stdout full or not writable) by a run that passed
   8    probe: some port did not answer with its echo (the table says
        how: refused, filtered, reset, closed, no answer, not probed)
+  9    --tls: the TLS handshake failed (alert, no common version or
+       suite, client certificate refused, not a TLS server) or did
+       not finish within --timeout
+  10   --tls --ca: the server's certificate is not trusted (unknown
+       issuer, expired, or not for the host / --sni)
+  11   --tls-fingerprint: the server's certificate has another
+       fingerprint (the one it has is printed)
   130  interrupted by Ctrl+C before any result, or during a send (the
        bytes verified so far are reported); in ping, while a probe was
        still waiting for its answer (counted as lost) with --strict or
@@ -167,6 +183,25 @@ pub enum ClientError {
     Usage(String),
     /// Anything else, with what was being done.
     Other(String),
+    /// `--tls`: the handshake failed or the server was not trusted.
+    Tls {
+        /// Which of the TLS exit codes.
+        failure: TlsFailure,
+        /// What rustls or the socket said.
+        detail: String,
+    },
+}
+
+/// The classes of TLS failure, each with its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// Anything in the handshake but the certificate check.
+    Handshake,
+    /// The certificate does not chain to `--ca`, has expired, or names
+    /// another host.
+    Untrusted,
+    /// The certificate is not the pinned one.
+    Fingerprint,
 }
 
 /// Where an echo first differs from what was sent.
@@ -288,6 +323,11 @@ impl ClientError {
             Self::Interrupted | Self::Unanswered { .. } => exit::INTERRUPTED,
             Self::Usage(_) => exit::USAGE,
             Self::Connect(..) | Self::Other(_) => exit::OTHER,
+            Self::Tls { failure, .. } => match failure {
+                TlsFailure::Handshake => exit::TLS_HANDSHAKE,
+                TlsFailure::Untrusted => exit::TLS_UNTRUSTED,
+                TlsFailure::Fingerprint => exit::TLS_FINGERPRINT,
+            },
         }
     }
 
@@ -315,6 +355,11 @@ impl ClientError {
             Self::Connect(..) => "connect",
             Self::Usage(_) => "usage",
             Self::Other(_) => "error",
+            Self::Tls { failure, .. } => match failure {
+                TlsFailure::Handshake => "tls_handshake",
+                TlsFailure::Untrusted => "tls_untrusted",
+                TlsFailure::Fingerprint => "tls_fingerprint",
+            },
         }
     }
 
@@ -449,6 +494,16 @@ impl fmt::Display for ClientError {
             ),
             Self::Connect(addr, e) => write!(f, "cannot connect to {addr}: {e}"),
             Self::Usage(text) | Self::Other(text) => f.write_str(text),
+            Self::Tls { failure, detail } => match failure {
+                TlsFailure::Handshake => write!(f, "TLS handshake failed: {detail}"),
+                TlsFailure::Untrusted => {
+                    write!(f, "the server's TLS certificate is not trusted: {detail}")
+                }
+                TlsFailure::Fingerprint => write!(
+                    f,
+                    "the server's TLS certificate is not the one --tls-fingerprint pins: {detail}"
+                ),
+            },
         }
     }
 }
@@ -510,9 +565,21 @@ mod tests {
                 waited: Duration::from_secs(1),
                 connecting: false,
             },
+            ClientError::Tls {
+                failure: TlsFailure::Handshake,
+                detail: "h".into(),
+            },
+            ClientError::Tls {
+                failure: TlsFailure::Untrusted,
+                detail: "t".into(),
+            },
+            ClientError::Tls {
+                failure: TlsFailure::Fingerprint,
+                detail: "f".into(),
+            },
         ];
         let codes: Vec<u8> = errors.iter().map(ClientError::exit_code).collect();
-        assert_eq!(codes, [1, 3, 4, 5, 6, 7, 2, 130, 130]);
+        assert_eq!(codes, [1, 3, 4, 5, 6, 7, 2, 130, 130, 9, 10, 11]);
         for code in codes {
             assert!(EXIT_CODES_HELP.contains(&format!("\n  {code} ")));
         }

@@ -8,6 +8,7 @@
 //! - [`rtt`]: ping's exact RTT statistics.
 //! - [`error`]: failures, their messages and exit codes.
 //! - [`output`]: stdout and stderr, whose failed writes never panic.
+//! - [`tls`]: `--tls`, the TLS connection for send, ping and bench.
 
 pub mod bench;
 pub mod cli;
@@ -23,3 +24,4 @@ pub mod send;
 pub mod session;
 pub mod suggest;
 pub mod target;
+pub mod tls;

@@ -21,6 +21,7 @@ use super::output::{errln, outln};
 use super::rtt::millis;
 use super::session::{Chunk, Connected, Feed, Progress, Session, CLOSE_GRACE, MAX_DATAGRAM};
 use super::target::Target;
+use super::tls::{TlsClient, TlsFacts};
 use crate::logic::json;
 
 /// Longest payload shown verbatim; longer ones are summarized.
@@ -66,6 +67,11 @@ pub fn run(args: &SendArgs) -> u8 {
 }
 
 fn send(args: &SendArgs, out: &mut Output<'_>) -> Result<(), ClientError> {
+    if args.udp && args.tls.tls {
+        return Err(ClientError::Usage(
+            "--tls runs over TCP; --udp sends a datagram".into(),
+        ));
+    }
     if args.udp {
         if args.mode != ServiceMode::Echo {
             return Err(ClientError::Usage(
@@ -242,6 +248,7 @@ fn connect(args: &SendArgs, out: &mut Output<'_>) -> Result<(Session, Connected)
     out.say(format!("Connecting to {} ...", args.address));
     let addrs = args.address.resolve()?;
     let mut session = Session::new()?;
+    session.set_tls(TlsClient::from_args(&args.tls, &args.address.host)?);
     let connected = session.connect_any(&addrs, args.timeout)?;
     out.doc.address = Some(connected.addr);
     out.doc.connect_ms = Some(round(millis(connected.connect_time)));
@@ -250,6 +257,12 @@ fn connect(args: &SendArgs, out: &mut Output<'_>) -> Result<(Session, Connected)
         connected.addr,
         millis(connected.connect_time)
     ));
+    if let Some(tls) = &connected.tls {
+        for line in tls.lines() {
+            out.say(line);
+        }
+        out.doc.tls = Some(tls.clone());
+    }
     Ok((session, connected))
 }
 
@@ -385,6 +398,9 @@ struct SendDocument<'a> {
     address: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     connect_ms: Option<f64>,
+    /// With `--tls`: version, suite, handshake time, certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsFacts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bytes_sent: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -409,6 +425,7 @@ impl<'a> Output<'a> {
                 target: &args.address,
                 address: None,
                 connect_ms: None,
+                tls: None,
                 bytes_sent: None,
                 bytes_received: None,
                 rtt_ms: None,

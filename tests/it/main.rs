@@ -25,6 +25,7 @@ mod client_rate;
 mod client_report_formats;
 mod client_self_connect;
 mod client_send;
+mod client_tls;
 mod client_values;
 mod config_file;
 mod dashboard;

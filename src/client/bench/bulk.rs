@@ -4,6 +4,7 @@ use std::io::ErrorKind;
 use std::os::fd::AsFd;
 use std::time::Instant;
 
+use super::transport::Transport;
 use super::{Engine, State};
 use crate::client::error::is_reset;
 use crate::os::splice::Pipe;
@@ -24,12 +25,15 @@ const MIN_PIPE_BYTES: usize = 64 * 1024;
 /// other connections copy, as before.
 const MAX_PIPES: usize = 256;
 
-impl Engine<'_> {
+impl<T: Transport> Engine<'_, T> {
     /// Gives open bulk connections a pipe to send through, once every
     /// connect is done, so pipes never take a descriptor a connection
     /// needed. The first refusal ends it: a descriptor limit, the pipe
     /// page budget or a sandbox would refuse the next ones too.
     pub(super) fn open_pipes(&mut self) {
+        if !T::SPLICES {
+            return;
+        }
         let open = self
             .conns
             .iter_mut()
@@ -77,7 +81,7 @@ impl Engine<'_> {
                 }
                 return;
             }
-            match pipe.drain_into(stream.as_fd(), queued) {
+            match pipe.drain_into(stream.tcp().as_fd(), queued) {
                 // Only an empty pipe gives 0, which the counts rule out;
                 // if it happened, the bytes would be missing and the run
                 // would end reporting them incomplete, without spinning.

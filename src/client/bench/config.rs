@@ -47,6 +47,8 @@ pub struct BenchConfig {
     pub intervals: Option<(Duration, IntervalOutput)>,
     /// How throughput is written in text.
     pub format: RateFormat,
+    /// `--tls`: every connection speaks TLS with these settings.
+    pub tls: Option<crate::client::tls::TlsClient>,
 }
 
 impl BenchConfig {

@@ -5,6 +5,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+use super::transport::Transport;
 use super::{Engine, State};
 use crate::client::error::ClientError;
 use crate::client::session::{connect_error, connect_outcome};
@@ -13,22 +14,25 @@ use crate::client::session::{connect_error, connect_outcome};
 /// moment, few enough not to overflow a small listen backlog (socat's is 5).
 const MAX_CONNECTING: usize = 256;
 
-impl Engine<'_> {
+impl<T: Transport> Engine<'_, T> {
     pub(super) fn start_connects(&mut self, now: Instant) {
         while self.connecting < MAX_CONNECTING && self.next_to_connect < self.conns.len() {
             let i = self.next_to_connect;
             self.next_to_connect += 1;
             match TcpStream::connect(self.addr) {
-                Ok(mut stream) => {
+                Ok(mut tcp) => {
                     let interest = Interest::READABLE | Interest::WRITABLE;
-                    if let Err(e) = self
-                        .poll
-                        .registry()
-                        .register(&mut stream, Token(i), interest)
-                    {
+                    if let Err(e) = self.poll.registry().register(&mut tcp, Token(i), interest) {
                         self.connect_failed(i, ClientError::Other(format!("register: {e}")));
                         continue;
                     }
+                    let stream = match T::start(tcp, self.config.tls.as_ref()) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            self.connect_failed(i, e);
+                            continue;
+                        }
+                    };
                     self.conns[i].stream = Some(stream);
                     self.conns[i].state = State::Connecting(now);
                     self.connecting += 1;
@@ -54,10 +58,10 @@ impl Engine<'_> {
     }
 
     pub(super) fn finish_connect(&mut self, i: usize) {
-        let Some(stream) = &self.conns[i].stream else {
+        let Some(stream) = &mut self.conns[i].stream else {
             return;
         };
-        match connect_outcome(stream) {
+        match connect_outcome(stream.tcp()) {
             None => return,
             Some(Ok(())) => {}
             Some(Err(e)) => {
@@ -69,7 +73,17 @@ impl Engine<'_> {
         }
         // Echo servers answer small messages at once; Nagle would hold the
         // next one back for the delayed ACK and show 40 ms latencies.
-        let _ = stream.set_nodelay(true);
+        let _ = stream.tcp().set_nodelay(true);
+        // TLS: the handshake is part of connecting, within the same timeout.
+        match stream.handshake() {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                self.connecting -= 1;
+                self.connect_failed(i, e);
+                return;
+            }
+        }
         self.connecting -= 1;
         self.connected += 1;
         self.open += 1;
@@ -89,7 +103,7 @@ impl Engine<'_> {
         }
         if let Some(mut stream) = conn.stream.take() {
             // Dropping closes the socket, which also leaves the epoll set.
-            let _ = self.poll.registry().deregister(&mut stream);
+            let _ = self.poll.registry().deregister(stream.tcp_mut());
         }
         conn.state = State::Closed;
         // Bytes still in the pipe never reach the socket; they are part of

@@ -3,10 +3,11 @@
 use std::time::Instant;
 
 use super::report::{BenchReport, Latency};
+use super::transport::Transport;
 use super::{Engine, Phase, State, StopAfter};
 use crate::client::error::{exit, ClientError};
 
-impl Engine<'_> {
+impl<T: Transport> Engine<'_, T> {
     pub(super) fn stop_sending(&mut self, now: Instant) {
         if let StopAfter::Duration(_) = self.config.stop {
             self.close_window(now);

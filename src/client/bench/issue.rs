@@ -2,9 +2,10 @@
 
 use std::time::Instant;
 
+use super::transport::Transport;
 use super::{Engine, Phase, State, StopAfter};
 
-impl Engine<'_> {
+impl<T: Transport> Engine<'_, T> {
     pub(super) fn may_issue(&self) -> bool {
         self.phase == Phase::Running
             && match self.config.stop {
@@ -24,7 +25,7 @@ impl Engine<'_> {
             let (flow, stream) = (&conn.flow, &conn.stream);
             // The kernel's current size of this socket's send buffer.
             let send_buffer = || {
-                let bytes = socket2::SockRef::from(stream.as_ref()?)
+                let bytes = socket2::SockRef::from(stream.as_ref()?.tcp())
                     .send_buffer_size()
                     .ok()?;
                 Some(bytes as u64)

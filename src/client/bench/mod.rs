@@ -39,6 +39,7 @@ pub(crate) mod report;
 pub(crate) mod schedule;
 mod stream;
 mod transfer;
+mod transport;
 mod wake;
 pub(crate) mod window;
 
@@ -59,10 +60,12 @@ use self::interval::Intervals;
 use self::progress::Progress;
 use self::report::BenchReport;
 use self::schedule::RateSchedule;
+use self::transport::Transport;
 use self::wake::PreciseWake;
 use self::window::Window;
 use super::error::ClientError;
 use super::pattern::Pattern;
+use super::tls::TlsStream;
 use crate::os::signal::StopSignals;
 use crate::os::splice::Pipe;
 
@@ -83,8 +86,8 @@ enum State {
 }
 
 #[derive(Debug)]
-struct Conn {
-    stream: Option<TcpStream>,
+struct Conn<T> {
+    stream: Option<T>,
     state: State,
     flow: Flow<Instant>,
     /// `--rate`: how many of its scheduled messages it has issued; those
@@ -107,12 +110,12 @@ enum Phase {
     Draining(Instant),
 }
 
-struct Engine<'a> {
+struct Engine<'a, T> {
     config: &'a BenchConfig,
     addr: SocketAddr,
     poll: Poll,
     signals: StopSignals,
-    conns: Vec<Conn>,
+    conns: Vec<Conn<T>>,
     pattern: Pattern,
     scratch: Vec<u8>,
     phase: Phase,
@@ -154,7 +157,17 @@ pub fn run(config: &BenchConfig, addr: SocketAddr) -> Result<BenchReport, Client
     if config.bulk && config.in_flight == in_flight::InFlight::Unbounded {
         return stream::run(config, addr);
     }
-    let mut engine = Engine::new(config, addr)?;
+    if config.tls.is_some() {
+        return run_engine::<TlsStream>(config, addr);
+    }
+    run_engine::<TcpStream>(config, addr)
+}
+
+fn run_engine<T: Transport>(
+    config: &BenchConfig,
+    addr: SocketAddr,
+) -> Result<BenchReport, ClientError> {
+    let mut engine = Engine::<T>::new(config, addr)?;
     let driven = engine.drive();
     // Splicing left SIGPIPE blocked; the caller prints next.
     crate::os::sigpipe::release();
@@ -162,7 +175,7 @@ pub fn run(config: &BenchConfig, addr: SocketAddr) -> Result<BenchReport, Client
     Ok(engine.report())
 }
 
-impl<'a> Engine<'a> {
+impl<'a, T: Transport> Engine<'a, T> {
     fn new(config: &'a BenchConfig, addr: SocketAddr) -> Result<Self, ClientError> {
         let setup = |e: io::Error| ClientError::Other(format!("cannot set up the event loop: {e}"));
         let poll = Poll::new().map_err(setup)?;

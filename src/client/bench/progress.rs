@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::rate::throughput;
 use super::report::thousands;
+use super::transport::Transport;
 use super::{Engine, Phase, StopAfter};
 use crate::client::output;
 
@@ -31,7 +32,7 @@ impl Progress {
     }
 }
 
-impl Engine<'_> {
+impl<T: Transport> Engine<'_, T> {
     pub(super) fn tick_progress(&mut self, now: Instant) {
         if !self.progress.enabled || now < self.progress.next || self.phase == Phase::Connecting {
             return;

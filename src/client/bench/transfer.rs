@@ -1,12 +1,14 @@
 //! One connection's turn: read and check the echo, write what it has issued, the server's close.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::time::Instant;
 
+use super::transport::Transport;
 use super::Engine;
 use crate::client::error::{is_reset, ClientError};
+use crate::client::tls::stream::tls_error;
 
-impl Engine<'_> {
+impl<T: Transport> Engine<'_, T> {
     /// Reads and checks everything available; `false` if the connection
     /// was closed.
     pub(super) fn read(&mut self, i: usize, hung_up: bool) -> bool {
@@ -67,14 +69,22 @@ impl Engine<'_> {
                     // A short read drained the socket; the next arrival
                     // raises a new edge. After a hang-up no edge follows,
                     // so read on to the end.
-                    if n < self.scratch.len() && !hung_up {
+                    if T::SHORT_READ_DRAINS && n < self.scratch.len() && !hung_up {
                         break;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.closed(i, is_reset(&e));
+                    // A TLS alert (a refused client certificate arrives
+                    // after a TLS 1.3 handshake) is that failure, not a close.
+                    if let Some(tls) = tls_error(&e) {
+                        self.connect_errors += 1;
+                        self.failures.note(tls);
+                        self.drop_conn(i);
+                    } else {
+                        self.closed(i, is_reset(&e));
+                    }
                     return false;
                 }
             }

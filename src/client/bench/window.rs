@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 
 use super::report::ServerUsage;
 use super::schedule::RateSchedule;
+use super::transport::Transport;
 use super::{Engine, Phase, State, StopAfter};
 use crate::client::error::ClientError;
 use crate::os::procstat::{self, ProcessSample};
@@ -57,7 +58,7 @@ impl Window {
     }
 }
 
-impl Engine<'_> {
+impl<T: Transport> Engine<'_, T> {
     pub(super) fn start_running(&mut self, now: Instant) {
         self.phase = Phase::Running;
         // Connecting 10,000 connections can take longer than the timeout;

@@ -8,10 +8,8 @@
 
 use std::time::Duration;
 
-use mio::net::TcpStream;
-
 use crate::client::error::{ClientError, ReplyMismatch};
-use crate::client::session::Session;
+use crate::client::session::{Link, Session};
 
 /// What the server sends once, on connect.
 pub const HANDSHAKE: &[u8] = b"*";
@@ -137,7 +135,7 @@ pub fn is_prime(n: u64) -> bool {
 /// `what` says which exchange it is ("the handshake", "frame 3").
 pub fn exchange(
     session: &mut Session,
-    stream: &mut TcpStream,
+    stream: &mut Link,
     request: &[u8],
     reply: &[u8],
     timeout: Duration,

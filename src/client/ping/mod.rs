@@ -11,8 +11,6 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-
 use self::summary::{exit_code, json, print_summary, probe_json, start_json};
 use super::cli::PingArgs;
 use super::error::{seconds, ClientError, ReplyMismatch};
@@ -20,7 +18,8 @@ use super::modes::{framed, ByteMap, ServiceMode};
 use super::output::{self, errln, outln};
 use super::pattern::Pattern;
 use super::rtt::{millis, RttStats};
-use super::session::{Connected, Session, CLOSE_GRACE, MAX_DATAGRAM};
+use super::session::{Connected, Link, Session, CLOSE_GRACE, MAX_DATAGRAM};
+use super::tls::{TlsClient, TlsFacts};
 use crate::logic::tcp_info::TcpInfo;
 use crate::os::{rx_timestamp, tcp_info};
 
@@ -65,6 +64,10 @@ struct PingRun {
     stamped: u64,
     /// TCP_INFO of the client's socket after the latest reply.
     tcp_info: Option<TcpInfo>,
+    /// With `--tls`: the TLS handshake times, apart from the connects.
+    handshakes: RttStats,
+    /// With `--tls`: the latest connection's handshake.
+    tls: Option<TlsFacts>,
 }
 
 impl PingRun {
@@ -116,6 +119,14 @@ pub fn run(args: &PingArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fatal(args, e),
     };
+    if args.udp && args.tls.tls {
+        let e = ClientError::Usage("--tls runs over TCP; --udp probes with datagrams".into());
+        return fatal(args, e);
+    }
+    match TlsClient::from_args(&args.tls, &args.address.host) {
+        Ok(tls) => session.set_tls(tls),
+        Err(e) => return fatal(args, e),
+    }
     if args.udp && args.size > MAX_DATAGRAM {
         let e = ClientError::Usage(format!("--size with --udp is at most {MAX_DATAGRAM} bytes"));
         return fatal(args, e);
@@ -216,7 +227,12 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
             match session.connect_any(addrs, args.timeout) {
                 Ok(c) => {
                     // Without stamps, each reply is timed by the clock.
-                    session.use_rx_stamps(rx_timestamp::enable(&c.stream).is_ok());
+                    // Under TLS the bytes go through rustls: no stamps to read.
+                    session.use_rx_stamps(
+                        c.stream
+                            .plain()
+                            .is_some_and(|tcp| rx_timestamp::enable(tcp).is_ok()),
+                    );
                     connect_time = Some(c.connect_time);
                     run.connects.record(c.connect_time);
                     run.last_addr = Some(c.addr);
@@ -226,6 +242,9 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
                             c.addr,
                             millis(c.connect_time)
                         );
+                    }
+                    if let Some(tls) = &c.tls {
+                        tls_connected(args, &mut run, tls);
                     }
                     conn = Some(c);
                     offset = 0;
@@ -282,7 +301,10 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
         let failed = result.is_err();
         let stamped = session.take_stamped_rtt().filter(|_| !failed);
         if !failed {
-            if let Some(info) = conn.as_ref().and_then(|c| tcp_info::sample(&c.stream).ok()) {
+            if let Some(info) = conn
+                .as_ref()
+                .and_then(|c| tcp_info::sample(c.stream.socket()).ok())
+            {
                 run.tcp_info = Some(info);
             }
         }
@@ -319,6 +341,18 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
     run
 }
 
+/// Counts a TLS handshake; its facts are shown for the first connection
+/// (with `--reconnect`, each probe's line stays one line).
+fn tls_connected(args: &PingArgs, run: &mut PingRun, tls: &TlsFacts) {
+    if !args.json && run.handshakes.count() == 0 {
+        for line in tls.lines() {
+            outln!("{line}");
+        }
+    }
+    run.handshakes.record(tls.handshake);
+    run.tls = Some(tls.clone());
+}
+
 /// Ends the connection the way `send` does (half-close, then up to
 /// [`CLOSE_GRACE`] for the server's FIN), so bytes the server sends after
 /// the last echo are charged to the last probe.
@@ -343,7 +377,7 @@ fn finish(
 fn probe(
     args: &PingArgs,
     session: &mut Session,
-    stream: &mut TcpStream,
+    stream: &mut Link,
     payload: &mut [u8],
     reply: &mut Vec<u8>,
     received: u64,

@@ -51,6 +51,14 @@ pub(super) fn print_summary(args: &PingArgs, run: &PingRun) {
             if n == 1 { "" } else { "s" }
         );
     }
+    if let Some(h) = run.handshakes.summary() {
+        outln!(
+            "tls handshake min/avg/max = {:.3}/{:.3}/{:.3} ms",
+            millis(h.min),
+            millis(h.avg),
+            millis(h.max)
+        );
+    }
     if let Some(r) = run.rtts.summary() {
         outln!(
             "rtt min/avg/max/mdev = {:.3}/{:.3}/{:.3}/{:.3} ms",
@@ -124,6 +132,13 @@ pub(super) fn json(args: &PingArgs, run: &PingRun) -> String {
             avg: ms(c.avg),
             max: ms(c.max),
         }),
+        tls_handshake_ms: run.handshakes.summary().map(|h| ConnectMs {
+            count: run.handshakes.count(),
+            min: ms(h.min),
+            avg: ms(h.avg),
+            max: ms(h.max),
+        }),
+        tls: run.tls.as_ref(),
         rtt_ms: run.rtts.summary().map(|r| RttMs {
             min: ms(r.min),
             avg: ms(r.avg),
@@ -208,6 +223,12 @@ struct PingDocument<'a> {
     loss_pct: f64,
     interrupted: bool,
     connect_ms: Option<ConnectMs>,
+    /// With `--tls`: handshake times, apart from `connect_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_handshake_ms: Option<ConnectMs>,
+    /// With `--tls`: the latest connection's version, suite, certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<&'a crate::client::tls::TlsFacts>,
     rtt_ms: Option<RttMs>,
     rtt_source: RttSource,
     tcp_info: Option<TcpInfoJson>,

@@ -8,22 +8,29 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::Interest;
 
-use super::{Session, Wake, STREAM};
-use crate::client::error::ClientError;
+use super::{Link, Session, Wake, STREAM};
+use crate::client::error::seconds;
+use crate::client::error::{ClientError, TlsFailure};
+use crate::client::tls::{TlsFacts, TlsStream};
 
 /// A connected socket and how long the handshake took.
 #[derive(Debug)]
 pub struct Connected {
-    /// The socket, registered with the session's `Poll`.
-    pub stream: TcpStream,
+    /// The socket, registered with the session's `Poll` (with `--tls`,
+    /// its TLS handshake done).
+    pub stream: Link,
     /// The address it is connected to.
     pub addr: SocketAddr,
     /// From `connect` to the handshake completing.
     pub connect_time: Duration,
+    /// With `--tls`: the handshake's facts (its time apart from the
+    /// connect time).
+    pub tls: Option<TlsFacts>,
 }
 
 impl Session {
-    /// Connects to `addr`, giving up after `timeout`.
+    /// Connects to `addr`, giving up after `timeout`, then with `--tls`
+    /// completes the TLS handshake within another `timeout`.
     pub fn connect(
         &mut self,
         addr: SocketAddr,
@@ -52,10 +59,34 @@ impl Session {
         stream
             .set_nodelay(true)
             .map_err(|e| ClientError::Other(format!("cannot set TCP_NODELAY: {e}")))?;
+        let Some(client) = self.tls.clone() else {
+            return Ok(Connected {
+                stream: Link::Plain(stream),
+                addr,
+                connect_time,
+                tls: None,
+            });
+        };
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut tls = TlsStream::new(stream, &client)?;
+        while !tls.handshake_step()? {
+            if let Wake::TimedOut = self.wait(Some(deadline))? {
+                return Err(ClientError::Tls {
+                    failure: TlsFailure::Handshake,
+                    detail: format!(
+                        "no answer to the ClientHello within {} (is it a TLS server?)",
+                        seconds(timeout)
+                    ),
+                });
+            }
+        }
+        let facts = tls.facts(started.elapsed(), &client);
         Ok(Connected {
-            stream,
+            stream: Link::Tls(Box::new(tls)),
             addr,
             connect_time,
+            tls: Some(facts),
         })
     }
 
@@ -72,6 +103,9 @@ impl Session {
             match self.connect(addr, timeout) {
                 Ok(connected) => return Ok(connected),
                 Err(ClientError::Interrupted) => return Err(ClientError::Interrupted),
+                // The server answered: another address would be another
+                // server, not a way around its refusal.
+                Err(e @ ClientError::Tls { .. }) => return Err(e),
                 Err(e) => last = e,
             }
         }

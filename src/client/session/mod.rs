@@ -6,22 +6,23 @@
 //! `connect` opens one, `transfer` moves bytes and checks their echo.
 
 mod connect;
+mod link;
 mod transfer;
 mod udp;
 
 pub use self::connect::Connected;
 pub(crate) use self::connect::{connect_error, connect_outcome};
+pub use self::link::Link;
 pub use self::transfer::{Chunk, Feed, Progress};
 pub use self::udp::MAX_DATAGRAM;
 
 use std::io::{self, ErrorKind, Read};
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
 
 use super::error::{ClientError, Mismatch};
+use super::tls::TlsClient;
 use crate::os::signal::StopSignals;
 
 const STREAM: Token = Token(0);
@@ -46,6 +47,9 @@ pub struct Session {
     rx_stamps: bool,
     /// The last `exchange`'s RTT by the kernel's receive timestamp.
     stamped_rtt: Option<Duration>,
+    /// With `--tls`: every connection is a TLS one, its handshake part
+    /// of connecting.
+    tls: Option<TlsClient>,
 }
 
 /// What happened while waiting.
@@ -68,7 +72,13 @@ impl Session {
             scratch: vec![0; READ_CHUNK],
             rx_stamps: false,
             stamped_rtt: None,
+            tls: None,
         })
+    }
+
+    /// Makes every later connection a TLS one (`None`: plain TCP).
+    pub fn set_tls(&mut self, tls: Option<TlsClient>) {
+        self.tls = tls;
     }
 
     /// Whether `exchange` reads the kernel's receive timestamps: only for a
@@ -129,12 +139,11 @@ impl Session {
     /// server that keeps the connection open past `grace` is not an error.
     pub fn finish(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Link,
         sent: u64,
         grace: Duration,
     ) -> Result<(), ClientError> {
-        // The server may already have closed; the shutdown result adds nothing.
-        let _ = stream.shutdown(Shutdown::Write);
+        stream.shutdown_write();
         let deadline = Instant::now() + grace;
         loop {
             if let Some(verdict) = self.read_beyond(stream, sent) {
@@ -149,22 +158,14 @@ impl Session {
     /// Between two echoes on one connection, without waiting: fails if the
     /// server sent anything beyond the `sent` bytes echoed so far. A close
     /// or reset is left for the next exchange to report.
-    pub fn check_nothing_more(
-        &mut self,
-        stream: &mut TcpStream,
-        sent: u64,
-    ) -> Result<(), ClientError> {
+    pub fn check_nothing_more(&mut self, stream: &mut Link, sent: u64) -> Result<(), ClientError> {
         self.read_beyond(stream, sent).unwrap_or(Ok(()))
     }
 
     /// Reads after a complete echo of `sent` bytes: any byte is one too
     /// many; the end of the stream or a reset loses nothing of the check.
     /// `None` while nothing has arrived yet.
-    fn read_beyond(
-        &mut self,
-        stream: &mut TcpStream,
-        sent: u64,
-    ) -> Option<Result<(), ClientError>> {
+    fn read_beyond(&mut self, stream: &mut Link, sent: u64) -> Option<Result<(), ClientError>> {
         loop {
             return match stream.read(&mut self.scratch) {
                 Ok(0) => Some(Ok(())),
@@ -181,8 +182,8 @@ impl Session {
     }
 
     /// Removes a socket from the poll before it is dropped.
-    pub fn close(&mut self, mut stream: TcpStream) {
+    pub fn close(&mut self, mut stream: Link) {
         // Dropping closes the descriptor, which also removes it from epoll.
-        let _ = self.poll.registry().deregister(&mut stream);
+        let _ = self.poll.registry().deregister(stream.tcp());
     }
 }

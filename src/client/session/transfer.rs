@@ -5,12 +5,11 @@ use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-
-use super::{Session, Wake};
+use super::{Link, Session, Wake};
 use crate::client::error::{is_reset, ClientError, Mismatch};
 use crate::client::modes::ByteMap;
 use crate::client::pattern::first_difference;
+use crate::client::tls::stream::tls_error;
 use crate::os::rx_timestamp;
 
 /// Time since the Unix epoch (CLOCK_REALTIME), the clock of the kernel's
@@ -59,7 +58,7 @@ impl Session {
     /// byte of `reply` that was due.
     pub fn exchange(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Link,
         payload: &[u8],
         reply: &[u8],
         timeout: Duration,
@@ -87,13 +86,12 @@ impl Session {
                 }
             }
             loop {
-                let read = if self.rx_stamps {
-                    rx_timestamp::recv(stream, &mut self.scratch).map(|(n, stamp)| {
+                let read = match stream.plain().filter(|_| self.rx_stamps) {
+                    Some(tcp) => rx_timestamp::recv(tcp, &mut self.scratch).map(|(n, stamp)| {
                         arrived = stamp;
                         n
-                    })
-                } else {
-                    stream.read(&mut self.scratch)
+                    }),
+                    None => stream.read(&mut self.scratch),
                 };
                 match read {
                     // The peer stopped sending before the echo was complete.
@@ -157,7 +155,7 @@ impl Session {
     /// byte comes back as `map` makes it (unchanged for an echo).
     pub fn transfer(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Link,
         feed: &mut dyn Feed,
         window: usize,
         timeout: Duration,
@@ -343,6 +341,11 @@ fn check_echo(
 }
 
 fn stream_error(e: io::Error, received: u64, expected: u64) -> ClientError {
+    // A TLS alert after the handshake: in TLS 1.3 a refused client
+    // certificate arrives here, with the first read.
+    if let Some(tls) = tls_error(&e) {
+        return tls;
+    }
     if is_reset(&e) {
         ClientError::ClosedEarly {
             received,

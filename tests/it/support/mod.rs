@@ -10,6 +10,7 @@ mod process;
 mod rng;
 mod server;
 mod sockets;
+pub mod tls;
 pub mod udp;
 
 pub use log::*;

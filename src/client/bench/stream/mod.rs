@@ -17,6 +17,7 @@
 
 mod end;
 mod reader;
+mod tls;
 mod writer;
 
 use std::io::{self, ErrorKind};
@@ -235,6 +236,12 @@ impl<'a> Streams<'a> {
         if let StopAfter::Duration(d) = self.config.stop {
             self.window.end = Some(self.window.start + d);
         }
+        // Without a warm-up the window opens before the first byte goes:
+        // opened at the loop's first turn, it would leave out whatever had
+        // already come back (a whole TLS record, on loopback).
+        if self.config.warmup.is_zero() {
+            self.open_window();
+        }
         self.run.started.store(true, Ordering::SeqCst);
         for open in &self.conns {
             if let Some(writer) = &open.writer {
@@ -250,12 +257,35 @@ impl<'a> Streams<'a> {
         };
         // As in the other modes: a short last write is not held back.
         let _ = stream.set_nodelay(true);
+        if let Some(client) = &self.config.tls {
+            let (writer, reader) = tls::split(&stream, client, self.config.timeout)?;
+            return self.spawn(id, stream, writer, reader);
+        }
         let for_writer = stream
             .try_clone()
             .map_err(|e| local("clone the socket", e))?;
         let for_reader = stream
             .try_clone()
             .map_err(|e| local("clone the socket", e))?;
+        self.spawn(id, stream, for_writer, for_reader)
+    }
+
+    /// Starts connection `id`'s reader and writer threads on their halves
+    /// (`stream` stays here, to stop them).
+    fn spawn<W, R>(
+        &mut self,
+        id: u64,
+        stream: TcpStream,
+        for_writer: W,
+        for_reader: R,
+    ) -> Result<(), ClientError>
+    where
+        W: io::Write + writer::HalfClose + Send + 'static,
+        R: io::Read + reader::Close + Send + 'static,
+    {
+        let local = |what: &str, e: io::Error| {
+            ClientError::Other(format!("connection {id}: cannot {what}: {e}"))
+        };
         let conn = Arc::new(Conn {
             id,
             ..Conn::default()

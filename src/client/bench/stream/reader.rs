@@ -39,7 +39,7 @@ pub(super) struct ReaderEnd {
 }
 
 /// Reads until the run stops it or the connection ends.
-pub(super) fn read(mut stream: TcpStream, conn: &Conn, run: &Run) -> ReaderEnd {
+pub(super) fn read<S: Read + Close>(mut stream: S, conn: &Conn, run: &Run) -> ReaderEnd {
     let mut flow: Flow<()> = Flow::new(conn.id, run.size);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut offered = 0u64;
@@ -90,12 +90,23 @@ pub(super) fn read(mut stream: TcpStream, conn: &Conn, run: &Run) -> ReaderEnd {
     };
     if !matches!(ending, Ending::Stopped) {
         // The writer stops too: nothing more on this connection counts.
-        let _ = stream.shutdown(Shutdown::Both);
+        stream.shutdown_both();
         conn.reader_done.store(true, Ordering::SeqCst);
         run.wake();
     }
     ReaderEnd {
         ending,
         most_in_flight,
+    }
+}
+
+/// Ends both directions of a reader's connection, so its writer stops too.
+pub(super) trait Close {
+    fn shutdown_both(&mut self);
+}
+
+impl Close for TcpStream {
+    fn shutdown_both(&mut self) {
+        let _ = self.shutdown(Shutdown::Both);
     }
 }

@@ -11,7 +11,7 @@ use crate::client::pattern::{MAX_WINDOW, PERIOD};
 /// Writes until the run stops it, its share of `--requests` is sent, or
 /// the socket fails; then publishes the final count and half-closes, so the
 /// server sees the end of the stream as it would from `nc`.
-pub(super) fn write(mut stream: TcpStream, conn: &Conn, run: &Run) {
+pub(super) fn write<S: Write + HalfClose>(mut stream: S, conn: &Conn, run: &Run) {
     let size = run.size as u64;
     // Writes above the pattern's window come from one buffer holding a
     // period and a write: the stream repeats every PERIOD bytes, so any
@@ -59,6 +59,17 @@ pub(super) fn write(mut stream: TcpStream, conn: &Conn, run: &Run) {
     conn.offered.store(written, Ordering::SeqCst);
     conn.written.store(written, Ordering::SeqCst);
     conn.writer_done.store(true, Ordering::SeqCst);
-    let _ = stream.shutdown(Shutdown::Write);
+    stream.shutdown_write();
     run.wake();
+}
+
+/// The end of a writer's stream: FIN, or close_notify then FIN.
+pub(super) trait HalfClose {
+    fn shutdown_write(&mut self);
+}
+
+impl HalfClose for TcpStream {
+    fn shutdown_write(&mut self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
 }
