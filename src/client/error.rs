@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -396,7 +396,8 @@ impl fmt::Display for ClientError {
         match self {
             Self::Refused(addr) => write!(
                 f,
-                "nothing is listening on {addr} — is echo-server running?"
+                "nothing is listening on {addr} — is echo-server running?{}",
+                OtherFamily(*addr)
             ),
             Self::Resolve { host, detail } => {
                 write!(f, "cannot resolve host '{host}': {detail}")
@@ -534,6 +535,29 @@ pub fn is_reset(e: &io::Error) -> bool {
     )
 }
 
+/// The hint after a refusal: a server may listen on one family only, so
+/// the other family's address of the same host may answer.
+struct OtherFamily(SocketAddr);
+
+impl fmt::Display for OtherFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let port = self.0.port();
+        match self.0.ip() {
+            IpAddr::V6(ip) if ip.is_loopback() => write!(
+                f,
+                " (or on IPv4 only, as with --bind 0.0.0.0: try 127.0.0.1:{port})"
+            ),
+            IpAddr::V6(_) => f.write_str(
+                " (or on IPv4 only, as with --bind 0.0.0.0: try the host's IPv4 address)",
+            ),
+            IpAddr::V4(ip) if ip.is_loopback() => {
+                write!(f, " (or on IPv6 only: try [::1]:{port})")
+            }
+            IpAddr::V4(_) => f.write_str(" (or on IPv6 only: try the host's IPv6 address)"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,8 +614,19 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:7878".parse().unwrap();
         assert_eq!(
             ClientError::Refused(addr).to_string(),
-            "nothing is listening on 127.0.0.1:7878 — is echo-server running?"
+            "nothing is listening on 127.0.0.1:7878 — is echo-server running? \
+             (or on IPv6 only: try [::1]:7878)"
         );
+        let v6: SocketAddr = "[::1]:7878".parse().unwrap();
+        assert_eq!(
+            ClientError::Refused(v6).to_string(),
+            "nothing is listening on [::1]:7878 — is echo-server running? \
+             (or on IPv4 only, as with --bind 0.0.0.0: try 127.0.0.1:7878)"
+        );
+        let far: SocketAddr = "[2001:db8::7]:7".parse().unwrap();
+        assert!(ClientError::Refused(far)
+            .to_string()
+            .ends_with("(or on IPv4 only, as with --bind 0.0.0.0: try the host's IPv4 address)"));
         let m = Mismatch {
             offset: 6,
             sent: b'w',

@@ -486,7 +486,7 @@ fn faulty_servers_are_caught_under_load() {
     assert_eq!(exit.code(), Some(3), "{}", exit.describe());
     assert_eq!(
         exit.stderr.trim(),
-        format!("echo-client: nothing is listening on 127.0.0.1:{port} — is echo-server running?")
+        format!("echo-client: nothing is listening on 127.0.0.1:{port} — is echo-server running? (or on IPv6 only: try [::1]:{port})")
     );
 }
 

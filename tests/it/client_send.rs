@@ -128,7 +128,7 @@ fn failures_have_clear_messages_and_distinct_codes() {
     assert_eq!(exit.code(), Some(3), "{}", exit.describe());
     assert_eq!(
         exit.stderr.trim(),
-        format!("echo-client: nothing is listening on 127.0.0.1:{port} — is echo-server running?")
+        format!("echo-client: nothing is listening on 127.0.0.1:{port} — is echo-server running? (or on IPv6 only: try [::1]:{port})")
     );
 
     let exit = client(&["no-such-host.invalid:7878"]);

@@ -227,11 +227,15 @@ fn prime_workers_yield_to_the_loop() {
     // A thread lowers itself as it starts: give the two a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = threads();
-    while Instant::now() < deadline
-        && seen
+    // A thread names itself as it starts, too: until both have, keep looking.
+    let settled = |seen: &[(String, i32)]| {
+        let primes: Vec<_> = seen
             .iter()
-            .any(|(name, nice)| name.starts_with("prime-") && *nice != 19)
-    {
+            .filter(|(n, _)| n.starts_with("prime-"))
+            .collect();
+        primes.len() == 2 && primes.iter().all(|(_, nice)| *nice == 19)
+    };
+    while Instant::now() < deadline && !settled(&seen) {
         std::thread::sleep(Duration::from_millis(20));
         seen = threads();
     }

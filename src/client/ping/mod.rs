@@ -189,6 +189,8 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
     // Offset in the current connection's stream: every probe carries
     // different bytes, so a server replaying an old probe is caught.
     let mut offset = 0u64;
+    // Ctrl+C came while a probe waited for its echo.
+    let mut cut_short = false;
     let started = Instant::now();
     run.started = Some(started);
     let mut due = started;
@@ -295,6 +297,7 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
         let shown_connect = if args.reconnect { connect_time } else { None };
         if let Err(ClientError::Interrupted) = result {
             run.interrupted = true;
+            cut_short = true;
             record(args, &mut run, seq, shown_connect, Err(unanswered(false)));
             break;
         }
@@ -326,14 +329,16 @@ fn probe_all(args: &PingArgs, addrs: &[SocketAddr], session: &mut Session) -> Pi
             close(session, &mut conn);
         }
     }
-    if run.interrupted {
-        // Ctrl+C: no waiting, only what has already arrived.
+    if run.interrupted && !cut_short {
+        // Ctrl+C between probes: no waiting, only what has already arrived.
+        // (After a probe cut short, what arrives may be its own late echo:
+        // that probe is counted lost, not wrong.)
         if let Some(c) = conn.as_mut() {
             if let Err(e) = session.check_nothing_more(&mut c.stream, offset) {
                 amend_last(args, &mut run, e);
             }
         }
-    } else {
+    } else if !run.interrupted {
         finish(args, &mut run, session, &mut conn, offset);
     }
     close(session, &mut conn);
