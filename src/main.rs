@@ -11,6 +11,7 @@ use echo_server::config::sources::{self, Startup};
 use echo_server::os::limits::{raise_open_file_limit, FileLimit};
 use echo_server::os::signal::{self, StopSignals};
 use echo_server::os::{listener, log_writer};
+use echo_server::server::tls::TlsServing;
 use echo_server::server::{logging, reserved_fds};
 use echo_server::{Config, Server, Stop};
 
@@ -61,7 +62,31 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
     let max_connections = config.max_connections;
     let reserved = reserved_fds(&config);
     let metrics = config.metrics;
+    let listen = config.listen;
+    let backlog = config.backlog;
+    // Before binding more: a bad certificate or key stops the start (exit 1).
+    let tls = config
+        .tls
+        .clone()
+        .map(|settings| TlsServing::start(*settings))
+        .transpose()?;
     let mut server = Server::new(listener, config, signals)?;
+    let tls_banner = match tls {
+        Some(serving) => {
+            let tls_listener = match serving.port() {
+                Some(port) => Some(
+                    listener::bind(std::net::SocketAddr::new(listen.ip(), port), backlog)
+                        .map_err(|e| format!("--tls-port: {}", e.for_option("--tls-port")))?,
+                ),
+                None => None,
+            };
+            let warning = serving.expired_warning();
+            let about = serving.banner();
+            let addr = server.serve_tls(serving, tls_listener)?;
+            Some((format!("TLS on {addr} {about}"), warning))
+        }
+        None => None,
+    };
     let metrics_addr = match metrics {
         // Same clear errors as the echo port ("address in use", …).
         Some(addr) => {
@@ -86,6 +111,9 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
     logging::print_line(&format!("Echo Server v{}", env!("CARGO_PKG_VERSION")));
     logging::print_line(&format!("Listening on {}", server.local_addr()));
     logging::print_line(&mode_line(&server));
+    if let Some((line, _)) = &tls_banner {
+        logging::print_line(line);
+    }
     if let Some(addr) = metrics_addr {
         logging::print_line(&format!(
             "Metrics on http://{addr}/ (dashboard /, /metrics, /stats.json, /healthz)"
@@ -96,6 +124,9 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
         info!(target: "CPU", "busy polling off: {reason}; --busy-poll USECS turns it on");
     }
     log_file_limit(limit, max_connections, reserved);
+    if let Some((_, Some(warning))) = &tls_banner {
+        warn!(target: "TLS", "{warning}");
+    }
 
     let stop = server.run()?;
     let dropped = log_writer::dropped();

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod file;
 pub mod sources;
+pub mod tls;
 pub mod units;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -75,6 +76,8 @@ pub struct Config {
     pub workers: Workers,
     /// framed: how primes are checked.
     pub prime_test: PrimeTest,
+    /// TLS, when `--tls-cert`/`--tls-key` or `--tls-self-signed` is given.
+    pub tls: Option<Box<tls::TlsSettings>>,
 }
 
 impl Config {

@@ -28,6 +28,8 @@ pub(super) enum Listener {
     Echo,
     /// The metrics endpoint's port (`--metrics`).
     Metrics,
+    /// The TLS port beside the echo port (`--tls-port`).
+    Tls,
 }
 
 impl Server {
@@ -35,24 +37,29 @@ impl Server {
     /// edge-triggered) or accepting fails.
     pub(super) fn accept(&mut self, from: Listener) {
         // Paused after a failure: the retry timer (or a close) resumes it.
-        if from == Listener::Echo && self.accept_retry_at.is_some() {
+        if from != Listener::Metrics && self.accept_retry_at.is_some() {
             return;
         }
         loop {
             let listener = match from {
                 Listener::Echo => self.listener.as_ref(),
                 Listener::Metrics => self.endpoint.as_ref().and_then(|e| e.listener()),
+                Listener::Tls => self.tls.as_ref().and_then(|t| t.listener()),
             };
             let Some(listener) = listener else {
                 return;
             };
             match accept_one(listener) {
                 Ok(Some((stream, peer))) => match from {
-                    Listener::Echo => self.admit(stream, peer),
+                    Listener::Echo => {
+                        let tls = self.echo_port_is_tls();
+                        self.admit(stream, peer, tls);
+                    }
+                    Listener::Tls => self.admit(stream, peer, true),
                     Listener::Metrics => self.admit_http(stream, peer),
                 },
                 Ok(None) => {
-                    if from == Listener::Echo {
+                    if from != Listener::Metrics {
                         // Everyone who queued during a failure episode is in.
                         self.end_accept_failures();
                     }
@@ -74,7 +81,7 @@ impl Server {
     fn accept_failed(&mut self, from: Listener, e: &io::Error) {
         let now = Instant::now();
         match from {
-            Listener::Echo => self.accept_retry_at = Some(now + ACCEPT_RETRY),
+            Listener::Echo | Listener::Tls => self.accept_retry_at = Some(now + ACCEPT_RETRY),
             Listener::Metrics => {
                 debug!(target: "ERROR", "metrics accept failed: {e}");
                 if self.accept_retry_at.is_none() {
@@ -113,8 +120,9 @@ impl Server {
         }
     }
 
-    /// Takes a freshly accepted echo client into service, or turns it away.
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    /// Takes a freshly accepted echo client (a TLS one if `tls`) into
+    /// service, or turns it away.
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, tls: bool) {
         // Clients of a `::` listener show as ::ffff:a.b.c.d; log them as IPv4.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         if self.connections.len() >= self.config.max_connections {
@@ -131,6 +139,8 @@ impl Server {
         if let Err(e) = socket2::SockRef::from(&stream).set_out_of_band_inline(true) {
             debug!(target: "ERROR", "{peer}: cannot set SO_OOBINLINE: {e}");
         }
+        let session = if tls { self.tls_session() } else { None };
+        let first_timer = self.first_timer(tls);
         self.generation = self.generation.wrapping_add(1);
         let entry = self.connections.vacant_entry();
         let token = token::connection(entry.key(), self.generation);
@@ -155,8 +165,9 @@ impl Server {
             self.config.splice.then_some(self.config.splice_backlog),
             now,
         );
-        if let Some(idle) = self.config.idle_timeout {
-            let deadline = self.clock.deadline(now, idle);
+        conn.tls = session;
+        if let Some(first) = first_timer {
+            let deadline = self.clock.deadline(now, first);
             self.wheel.insert(deadline, token);
             conn.timer = Some(deadline);
         }
@@ -167,7 +178,9 @@ impl Server {
         // The default mode leaves the line as it always was, for the
         // scripts that read it; another one says which it is.
         let mode = self.config.mode.name();
-        if self.config.mode == Mode::Echo {
+        if tls {
+            info!(target: "CONNECT", peer:% = peer, mode = mode, tls = true; "{peer} (TLS, mode {mode})");
+        } else if self.config.mode == Mode::Echo {
             info!(target: "CONNECT", peer:% = peer, mode = mode; "{peer}");
         } else {
             info!(target: "CONNECT", peer:% = peer, mode = mode; "{peer} (mode {mode})");

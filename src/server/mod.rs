@@ -56,6 +56,7 @@ mod pages;
 mod resume;
 mod service;
 mod shutdown;
+pub mod tls;
 mod token;
 mod wait;
 mod workers;
@@ -129,6 +130,8 @@ pub struct Server {
     workers: Option<Workers>,
     /// Reused list of the workers' answers.
     done: Vec<Done>,
+    /// TLS, when served (`--tls-cert`, `--tls-self-signed`).
+    tls: Option<tls::TlsServing>,
 }
 
 impl Server {
@@ -184,6 +187,7 @@ impl Server {
             endpoint: None,
             workers,
             done: Vec::new(),
+            tls: None,
             config,
         })
     }
@@ -256,6 +260,7 @@ impl Server {
             if self.accept_retry_at.is_some_and(|at| at <= now) {
                 self.accept_retry_at = None;
                 self.accept(Listener::Echo);
+                self.accept(Listener::Tls);
                 self.accept(Listener::Metrics);
             }
             self.report_stats(now);
@@ -311,6 +316,10 @@ impl Server {
         }
         if token == METRICS {
             self.accept(Listener::Metrics);
+            return None;
+        }
+        if token == tls::TLS_LISTENER {
+            self.accept(Listener::Tls);
             return None;
         }
         if token::is_http(token) {

@@ -145,6 +145,7 @@ impl Figures {
                     state: c.echo.phase(),
                     zero_copy: c.echo.is_splicing(),
                     tcp: c.tcp,
+                    tls: c.tls.as_deref().map(super::tls::view),
                 })
                 .collect()
         } else {

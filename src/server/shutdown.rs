@@ -60,9 +60,10 @@ impl Server {
                 None
             }
             signal::HUP => {
-                // Reserved for reloading files (TLS certificates); today the
-                // server reads none after start.
-                info!(target: "RELOAD", "SIGHUP received: nothing to reload");
+                // TLS certificates are the only files read after start.
+                if !self.reload_tls() {
+                    info!(target: "RELOAD", "SIGHUP received: nothing to reload");
+                }
                 None
             }
             _ => self.on_stop_signal(signal),
@@ -99,6 +100,9 @@ impl Server {
         if let Some(mut listener) = self.listener.take() {
             // Closing it (on drop) makes new connects fail at once.
             let _ = self.poll.registry().deregister(&mut listener);
+        }
+        if let Some(tls) = &mut self.tls {
+            tls.close_listener(self.poll.registry());
         }
         // The endpoint stops too; the loop ends when the echo side is done.
         if let Some(endpoint) = &mut self.endpoint {

@@ -17,6 +17,7 @@ use crate::logic::tcp_info::TcpInfo;
 
 mod prometheus;
 mod stats_json;
+pub mod tls;
 
 pub use prometheus::{render_prometheus, PROMETHEUS_CONTENT_TYPE};
 pub use stats_json::render_json;
@@ -104,6 +105,8 @@ pub struct EndpointCounters {
     pub http_rejected: u64,
     /// When the server started.
     pub started: SystemTime,
+    /// TLS handshakes by result.
+    pub tls_handshakes: tls::HandshakeCounts,
 }
 
 impl Default for EndpointCounters {
@@ -118,6 +121,7 @@ impl Default for EndpointCounters {
             http_accepted: 0,
             http_rejected: 0,
             started: SystemTime::now(),
+            tls_handshakes: tls::HandshakeCounts::default(),
         }
     }
 }
@@ -172,6 +176,8 @@ pub struct ConnView {
     pub zero_copy: bool,
     /// The last TCP_INFO reading, if any.
     pub tcp: Option<TcpInfo>,
+    /// What it negotiated, for a TLS connection.
+    pub tls: Option<tls::TlsView>,
 }
 
 /// Everything one response reports, collected by the server.
@@ -221,6 +227,7 @@ mod tests {
                 state: Phase::Echoing,
                 zero_copy: true,
                 tcp: Some(TcpInfo::default()),
+                tls: None,
             }],
             log_lines_dropped: 3,
             process: Some(Process::default()),

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
+use super::tls::{HandshakeResult, TlsView};
 use super::{unix_seconds, ConnView, Process, Snapshot};
 use crate::logic::echo::CloseReason;
 use crate::logic::json;
@@ -29,6 +30,9 @@ struct StatsDocument {
     bytes: ByteTotals,
     tcp: TcpTotals,
     http: HttpTotals,
+    /// TLS handshakes by result (all zero without TLS).
+    #[serde(serialize_with = "by_result")]
+    tls_handshakes: [u64; HandshakeResult::LABELS.len()],
     log: LogTotals,
     /// `{}` off Linux: the dashboard reads its members from an object.
     #[serde(serialize_with = "empty_if_none")]
@@ -88,6 +92,9 @@ struct ListedConnection {
     state: &'static str,
     zero_copy: bool,
     tcp: Option<ListedTcp>,
+    /// TLS connections only: version, suite and SNI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsView>,
 }
 
 /// A listed connection's last TCP_INFO reading.
@@ -141,6 +148,7 @@ impl StatsDocument {
                 accepted: o.http_accepted,
                 rejected: o.http_rejected,
             },
+            tls_handshakes: o.tls_handshakes.by_result,
             log: LogTotals {
                 dropped: snap.log_lines_dropped,
             },
@@ -176,6 +184,7 @@ impl From<&ConnView> for ListedConnection {
                 min_rtt_ms: t.min_rtt_us.map(ms),
                 delivery_rate_bps: t.delivery_rate,
             }),
+            tls: c.tls.clone(),
         }
     }
 }
@@ -189,6 +198,10 @@ fn empty_if_none<S: Serializer>(process: &Option<Process>, out: S) -> Result<S::
 
 fn by_reason<S: Serializer>(closed: &[u64], out: S) -> Result<S::Ok, S::Error> {
     out.collect_map(CloseReason::LABELS.iter().zip(closed))
+}
+
+fn by_result<S: Serializer>(counts: &[u64], out: S) -> Result<S::Ok, S::Error> {
+    out.collect_map(HandshakeResult::LABELS.iter().zip(counts))
 }
 
 fn round3(x: f64) -> f64 {
