@@ -43,4 +43,5 @@ mod scale;
 mod server_exit_codes;
 mod shutdown;
 mod timeouts;
+mod tls;
 mod zero_copy;
