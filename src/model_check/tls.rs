@@ -12,7 +12,10 @@
 //!   echo is exact through the encryption);
 //! - the echo buffer holds at most its capacity, and the ciphertext the
 //!   session holds for the socket (all of it comes out once the peer reads)
-//!   is at most [`TLS_BUFFER_LIMIT`] plus the handshake's own flight.
+//!   is at most [`TLS_BUFFER_LIMIT`] plus the handshake's own flight;
+//! - a connection that closes as `peer closed` (the client's close_notify
+//!   or EOF was read) has written everything back first: the client gets
+//!   every byte the server read from what is on the wire at the close.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, OnceLock};
@@ -23,7 +26,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig};
 use super::stream::ScriptedStream;
 use super::{Input, Violation};
 use crate::config::tls::{CertSource, TlsSettings};
-use crate::logic::echo::{Echo, Next};
+use crate::logic::echo::{CloseReason, Echo, Next};
 use crate::server::tls::config;
 use crate::server::tls::self_signed::SelfSigned;
 use crate::server::tls::session::{TlsSession, Wire, TLS_BUFFER_LIMIT};
@@ -93,6 +96,7 @@ pub fn check_tls(data: &[u8]) -> Result<TlsRun, Violation> {
     let mut got: Vec<u8> = Vec::new();
     let mut run = TlsRun::default();
     let mut client_broken = false;
+    let mut peer_closed = false;
     let mut step = 0;
     while !input.is_empty() && step < 2000 && !run.closed {
         step += 1;
@@ -131,7 +135,10 @@ pub fn check_tls(data: &[u8]) -> Result<TlsRun, Violation> {
                     (&mut scratch, budget),
                     None,
                 );
-                run.closed = matches!(progress.next, Next::Close(_));
+                if let Next::Close(reason) = progress.next {
+                    run.closed = true;
+                    peer_closed = reason == CloseReason::PeerClosed;
+                }
                 run.handshake_done |= !session.connection().is_handshaking();
                 run.refused |= session.failure().is_some();
             }
@@ -154,26 +161,7 @@ pub fn check_tls(data: &[u8]) -> Result<TlsRun, Violation> {
                     ));
                 }
                 io.room = 0;
-                let mut from_server = &io.output[..];
-                while !from_server.is_empty() {
-                    match client.read_tls(&mut from_server) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            if client.process_new_packets().is_err() {
-                                client_broken = true;
-                                break;
-                            }
-                        }
-                    }
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n) = client.reader().read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        got.extend_from_slice(&buf[..n]);
-                    }
-                }
-                io.output.clear();
+                client_broken |= !client_reads(&mut client, &mut io.output, &mut got);
             }
             6 => {
                 io.eof = true;
@@ -205,8 +193,49 @@ pub fn check_tls(data: &[u8]) -> Result<TlsRun, Violation> {
             ));
         }
     }
+    if peer_closed && !client_broken {
+        // The socket closes now: the client gets what is on the wire.
+        client_reads(&mut client, &mut io.output, &mut got);
+        if got.len() as u64 != echo.received() {
+            return Err(Violation::new(
+                step,
+                format!(
+                    "closed as peer closed with {} of the {} bytes it read echoed",
+                    got.len(),
+                    echo.received()
+                ),
+            ));
+        }
+    }
     run.echoed = got.len();
     Ok(run)
+}
+
+/// The client takes the server's bytes in `wire` (emptying it) and adds
+/// the plaintext to `got`; false if it refuses them.
+fn client_reads(client: &mut ClientConnection, wire: &mut Vec<u8>, got: &mut Vec<u8>) -> bool {
+    let mut from_server = &wire[..];
+    let mut fine = true;
+    while !from_server.is_empty() {
+        match client.read_tls(&mut from_server) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if client.process_new_packets().is_err() {
+                    fine = false;
+                    break;
+                }
+            }
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = client.reader().read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    wire.clear();
+    fine
 }
 
 #[cfg(test)]

@@ -128,3 +128,68 @@ fn endpoint_shows_tls_facts_and_counts_handshakes() {
         "{prom}"
     );
 }
+
+// Half-close: a client that sends 8 MB (more than the kernel buffers take), then close_notify and FIN before
+// reading a byte, gets all of it back, then the server's close_notify
+// (a clean end, not a truncation), then EOF.
+#[test]
+fn half_close_gets_the_whole_echo_then_close_notify() {
+    let _turn = one_at_a_time();
+    let (srv, addr) = start_tls(&["--tls-self-signed", "--buffer-size", "16K"]);
+    let sock = connect_with_rcvbuf(addr, 32 * 1024);
+    let mut client = TlsClient::over(sock, accepting_any(), "localhost");
+    client.handshake().unwrap();
+    let data = Rng::new(3).bytes(8 << 20);
+    let mut sent = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    let mut closed = false;
+    while sent < data.len() || client.conn.wants_write() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "send stalled at {sent}"
+        );
+        if sent < data.len() && !client.conn.wants_write() {
+            let end = data.len().min(sent + 16384);
+            sent += client.conn.writer().write(&data[sent..end]).unwrap();
+            if sent == data.len() {
+                client.conn.send_close_notify();
+            }
+        }
+        // Reads only what keeps the server moving; most of the echo waits.
+        match client.turn() {
+            Ok(_) => {}
+            Err(e) => panic!("during the send: {e}"),
+        }
+        client.take(&mut got);
+    }
+    client.sock.shutdown(std::net::Shutdown::Write).unwrap();
+    while !closed {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "echo stalled: got {} of {}",
+            got.len(),
+            data.len()
+        );
+        match client.turn() {
+            Ok(moved) => {
+                if !moved {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            Err(e) if e == "eof" => closed = true,
+            Err(e) => panic!("reading the echo: {e}"),
+        }
+        client.take(&mut got);
+    }
+    assert_same(&got, &data, "echo before the close");
+    let mut rest = [0u8; 1];
+    assert_eq!(
+        client.conn.reader().read(&mut rest).map_err(|e| e.kind()),
+        Ok(0),
+        "the server ended without close_notify"
+    );
+    let local = client.sock.local_addr().unwrap();
+    let gone = srv.wait_disconnect(local, Duration::from_secs(10));
+    assert_eq!(gone.reason, "peer closed");
+}
