@@ -20,6 +20,18 @@ struct Run {
 /// Runs `openssl s_client` against `addr` with `extra` arguments, sends
 /// `input`, waits (up to 10 s) for as many bytes back, then ends its input.
 fn s_client(addr: SocketAddr, extra: &[&str], input: &[u8]) -> Run {
+    s_client_lines(addr, extra, &[(input, 0)], input.len())
+}
+
+/// As [`s_client`], its input in pieces, each sent once `n` bytes came
+/// back and 300 ms passed (so that s_client reads each on its own, as it
+/// must to take `R` as a command); then waits for `expect` bytes back.
+fn s_client_lines(
+    addr: SocketAddr,
+    extra: &[&str],
+    pieces: &[(&[u8], usize)],
+    expect: usize,
+) -> Run {
     let connect = addr.to_string();
     let mut args = vec!["s_client", "-connect", &connect, "-quiet", "-no_ign_eof"];
     args.extend_from_slice(extra);
@@ -45,10 +57,19 @@ fn s_client(addr: SocketAddr, extra: &[&str], input: &[u8]) -> Run {
         }
     });
     let mut stdin = child.0.stdin.take().unwrap();
-    let _ = stdin.write_all(input);
-    let _ = stdin.flush();
+    for (i, (piece, after)) in pieces.iter().enumerate() {
+        if i > 0 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while out.lock().unwrap().len() < *after && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let _ = stdin.write_all(piece);
+        let _ = stdin.flush();
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while out.lock().unwrap().len() < input.len() && Instant::now() < deadline {
+    while out.lock().unwrap().len() < expect && Instant::now() < deadline {
         if child.0.try_wait().unwrap().is_some() {
             break;
         }
@@ -155,4 +176,36 @@ fn openssl_mutual_tls_accepted_and_refused() {
     );
     let line = srv.wait_for("handshake refused", START_TIMEOUT);
     assert!(line.contains("peer sent no certificates"), "{line}");
+}
+
+// A TLS 1.2 renegotiation (s_client's `R` command) is refused by rustls;
+// the connection ends with the reason logged, after its echo, and a
+// connection beside it goes on echoing.
+#[test]
+fn openssl_renegotiation_is_refused_and_logged() {
+    if !has_openssl("openssl_renegotiation_is_refused_and_logged") {
+        return;
+    }
+    let (srv, addr) = start_tls(&["--tls-self-signed"]);
+    let mut other = TlsClient::connect(addr, accepting_any(), "localhost").unwrap();
+    let run = s_client_lines(
+        addr,
+        &["-tls1_2"],
+        &[(b"before\n", 0), (b"R\n", 7), (b"after\n", 7)],
+        14,
+    );
+    assert!(
+        run.stdout.starts_with(b"before\n"),
+        "{:?} {}",
+        String::from_utf8_lossy(&run.stdout),
+        run.stderr
+    );
+    assert!(run.stderr.contains("no renegotiation"), "{}", run.stderr);
+    let line = srv.wait_for("reason: error: TLS: ", START_TIMEOUT);
+    assert!(line.contains("[DISCONNECT]"), "{line}");
+    assert_same(
+        &other.echo(b"beside", 0, Duration::from_secs(10)),
+        b"beside",
+        "other",
+    );
 }
