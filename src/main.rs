@@ -12,6 +12,7 @@ use echo_server::os::limits::check_listener_fds;
 use echo_server::os::limits::{raise_open_file_limit, FileLimit};
 use echo_server::os::signal::{self, StopSignals};
 use echo_server::os::{listener, log_writer};
+use echo_server::server::tls::TlsServing;
 use echo_server::server::{listeners, logging, reserved_fds};
 use echo_server::{Config, Server, Stop};
 
@@ -63,10 +64,38 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
     let max_connections = config.max_connections;
     let reserved = reserved_fds(&config);
     check_listener_fds(plan.listeners.len(), max_connections, reserved)?;
+    // Before binding: a bad certificate or key stops the start (exit 1).
+    let tls = config
+        .tls
+        .clone()
+        .map(|settings| TlsServing::start(*settings))
+        .transpose()?;
     let bound = listeners::open_all(&plan, config.backlog)?;
     let signals = StopSignals::install_server()?;
     let metrics = config.metrics;
+    // --tls-port is served on the address the first listener has.
+    let tls_ip = plan
+        .listeners
+        .first()
+        .map_or(config.listen.ip(), |first| first.addr.ip());
+    let backlog = config.backlog;
     let mut server = Server::new(bound, config, signals)?;
+    let tls_banner = match tls {
+        Some(serving) => {
+            let tls_listener = match serving.port() {
+                Some(port) => Some(
+                    listener::bind(std::net::SocketAddr::new(tls_ip, port), backlog)
+                        .map_err(|e| format!("--tls-port: {}", e.for_option("--tls-port")))?,
+                ),
+                None => None,
+            };
+            let warning = serving.expired_warning();
+            let about = serving.banner();
+            let addr = server.serve_tls(serving, tls_listener)?;
+            Some((format!("TLS on {addr} {about}"), warning))
+        }
+        None => None,
+    };
     let metrics_addr = match metrics {
         // Same clear errors as the echo port ("address in use", …).
         Some(addr) => {
@@ -94,6 +123,9 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
         logging::print_line(&line);
     }
     logging::print_line(&mode_line(&server));
+    if let Some((line, _)) = &tls_banner {
+        logging::print_line(line);
+    }
     if let Some(addr) = metrics_addr {
         logging::print_line(&format!(
             "Metrics on http://{addr}/ (dashboard /, /metrics, /stats.json, /healthz)"
@@ -110,6 +142,9 @@ fn run(mut config: Config) -> Result<ExitCode, Box<dyn Error>> {
         info!(target: "CPU", "busy polling off: {reason}; --busy-poll USECS turns it on");
     }
     log_file_limit(limit, max_connections, reserved);
+    if let Some((_, Some(warning))) = &tls_banner {
+        warn!(target: "TLS", "{warning}");
+    }
 
     let stop = server.run()?;
     let dropped = log_writer::dropped();

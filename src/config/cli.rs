@@ -13,6 +13,7 @@ use clap::builder::BoolishValueParser;
 use clap::Parser;
 use log::LevelFilter;
 
+use crate::config::tls::TlsFlags;
 use crate::config::units::{parse_seconds, parse_size};
 use crate::config::{Config, ListenGroup, UdpSettings, DEFAULT_METRICS};
 use crate::logic::busy_poll::BusyPollSetting;
@@ -256,6 +257,36 @@ pub struct Cli {
     /// never less than one 65,507-byte datagram). Accepts K and M suffixes.
     #[arg(long, env = "ECHO_SERVER_UDP_BYTES", default_value = "1MB/s", value_name = "BYTES/s", allow_hyphen_values = true, value_parser = udp_bytes)]
     pub udp_bytes: u64,
+
+    /// Serve TLS (1.2 and 1.3) with this PEM certificate chain (leaf
+    /// first); needs --tls-key. Reloaded on SIGHUP.
+    #[arg(long, env = "ECHO_SERVER_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ECHO_SERVER_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve TLS with a key and certificate made at start for localhost,
+    /// this host's name and the loopback addresses; the banner prints the
+    /// certificate's SHA-256 fingerprint for clients to pin. For a lab.
+    #[arg(long, env = "ECHO_SERVER_TLS_SELF_SIGNED", value_parser = BoolishValueParser::new())]
+    pub tls_self_signed: bool,
+
+    /// Require client certificates signed by a CA in this PEM file (mutual
+    /// TLS); clients without one are refused and logged. Reloaded on SIGHUP.
+    #[arg(long, env = "ECHO_SERVER_TLS_CLIENT_CA", value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Serve TLS on this port and plain TCP on --port; without it, TLS
+    /// only, on --port. 0 lets the kernel pick (the banner shows it).
+    #[arg(long, env = "ECHO_SERVER_TLS_PORT", value_name = "N")]
+    pub tls_port: Option<u16>,
+
+    /// Close a TLS connection whose handshake has not finished this many
+    /// seconds after it was accepted. Decimals allowed.
+    #[arg(long, env = "ECHO_SERVER_HANDSHAKE_TIMEOUT", default_value = "10", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_seconds)]
+    pub handshake_timeout: Duration,
 }
 
 /// `--workers`: a count, or one less than the usable CPUs.
@@ -507,9 +538,26 @@ fn nonzero(duration: Duration) -> Option<Duration> {
 }
 
 impl Cli {
+    /// The TLS flags, to be checked together.
+    fn tls_flags(&self) -> TlsFlags {
+        TlsFlags {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            self_signed: self.tls_self_signed,
+            client_ca: self.tls_client_ca.clone(),
+            port: self.tls_port,
+            handshake_timeout: self.handshake_timeout,
+        }
+    }
+
     /// Settings that do not go together, as the error to stop with.
     pub fn conflicts(&self) -> Option<String> {
         if let Some(message) = self.listener_conflicts() {
+            return Some(message);
+        }
+        // --print-config shows each TLS flag as given, alone too; the
+        // pairs are checked when the server is to start.
+        if let Some(message) = self.tls_flags().conflicts().filter(|_| !self.print_config) {
             return Some(message);
         }
         let buffer = self.buffer_size;
@@ -579,6 +627,7 @@ impl Cli {
 
     /// The checked settings these arguments ask for.
     pub fn into_config(self) -> Config {
+        let tls = self.tls_flags().into_settings().map(Box::new);
         let log_level = if self.quiet {
             LevelFilter::Error
         } else if self.verbose {
@@ -625,6 +674,7 @@ impl Cli {
                 rate: self.udp_rate,
                 bytes: self.udp_bytes,
             }),
+            tls,
         }
     }
 }
@@ -677,6 +727,7 @@ mod tests {
             workers: Workers::Auto,
             prime_test: PrimeTest::TrialDivision,
             udp: None,
+            tls: None,
         };
         assert_eq!(parse(&[]).unwrap(), documented);
     }

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod file;
 pub mod help;
 pub mod sources;
+pub mod tls;
 pub mod units;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -95,6 +96,8 @@ pub struct Config {
     /// UDP echo on the same port(s) (`--udp`), with its per-source limits;
     /// `None` serves no UDP.
     pub udp: Option<UdpSettings>,
+    /// TLS, when `--tls-cert`/`--tls-key` or `--tls-self-signed` is given.
+    pub tls: Option<Box<tls::TlsSettings>>,
 }
 
 /// `--udp`'s per-source limits.

@@ -20,6 +20,8 @@ use crate::config::Config;
 
 /// What the command line asks the server to do.
 #[derive(Debug)]
+// Made once per process: the size of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Startup {
     /// Serve with these settings.
     Run(Box<Config>),
@@ -315,6 +317,7 @@ mod tests {
             workers: Workers::Count(2),
             prime_test: PrimeTest::MillerRabin,
             udp: None,
+            tls: None,
         };
         assert_eq!(config(with_file(file, &[])), expected);
         // `metrics = true` is `--metrics` without a value; `false` is off.

@@ -27,6 +27,9 @@
 //! - [`proxy_protocol::check_proxy`]: PROXY protocol headers in arbitrary
 //!   splits, against feeding them at once.
 //! - [`port_cidr::check_port_cidr`]: port lists, `--listen` and networks.
+//! - [`tls::check_tls`]: the TLS layer between a scripted socket and the
+//!   echo machine, with a real client, noise and corruption in arbitrary
+//!   splits.
 
 use std::error::Error;
 use std::fmt;
@@ -39,6 +42,7 @@ pub mod proxy_protocol;
 pub mod services;
 pub(crate) mod stream;
 pub mod timer;
+pub mod tls;
 
 /// An invariant that did not hold, and the script step where it broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +266,15 @@ mod tests {
     #[test]
     fn services_corpus_replays() {
         replay("services", services::check_services);
+    }
+
+    // The TLS corpus passes, and between them its scripts finish a
+    // handshake and echo, and get refused.
+    #[test]
+    fn tls_corpus_replays() {
+        let runs = replay("tls", tls::check_tls);
+        assert!(runs.iter().any(|r| r.handshake_done && r.echoed > 0));
+        assert!(runs.iter().any(|r| r.refused));
     }
 
     // Missing input reads as zeros, and `below` stays in range.

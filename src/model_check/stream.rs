@@ -80,7 +80,6 @@ impl ScriptedStream {
     /// Queues `bytes` as one segment: a read returns no more than what is
     /// left of it, as a socket's read does when the next segment has not
     /// arrived yet.
-    #[cfg(test)]
     pub(crate) fn send(&mut self, bytes: &[u8]) {
         self.inbound.extend(bytes);
         self.segment_ends.push_back(self.taken + self.inbound.len());

@@ -166,6 +166,9 @@ impl Server {
         if let Err(e) = socket2::SockRef::from(&stream).set_out_of_band_inline(true) {
             debug!(target: "ERROR", "{peer}: cannot set SO_OOBINLINE: {e}");
         }
+        let tls = self.listeners.is_tls(listener);
+        let session = if tls { self.tls_session() } else { None };
+        let first_timer = self.first_timer(tls);
         self.generation = self.generation.wrapping_add(1);
         let entry = self.connections.vacant_entry();
         let token = token::connection(entry.key(), self.generation);
@@ -187,8 +190,10 @@ impl Server {
             self.config.splice.then_some(self.config.splice_backlog),
             now,
         );
-        if let Some(idle) = self.config.idle_timeout {
-            let deadline = self.clock.deadline(now, idle);
+        conn.tls = session;
+        // The idle timeout, or a TLS handshake's if that comes first.
+        if let Some(first) = first_timer {
+            let deadline = self.clock.deadline(now, first);
             self.wheel.insert(deadline, token);
             conn.timer = Some(deadline);
         }
@@ -201,7 +206,7 @@ impl Server {
         // The default mode leaves the line as it always was, for the
         // scripts that read it; another one says which it is.
         let mode = mode_of.name();
-        if self.listeners.len() > 1 || via.is_some() {
+        if self.listeners.len() > 1 || via.is_some() || tls {
             self.log_connect(peer, mode_of, listener, via);
         } else if mode_of == Mode::Echo {
             info!(target: "CONNECT", peer:% = peer, mode = mode; "{peer}");

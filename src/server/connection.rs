@@ -12,6 +12,7 @@ use mio::net::TcpStream;
 use mio::Token;
 use rustix::net::{RecvFlags, SendFlags};
 
+use super::tls::TlsSession;
 use super::workers::Workers;
 use crate::logic::echo::{Echo, Progress, Transport};
 use crate::logic::service::Service;
@@ -59,6 +60,9 @@ pub struct Connection {
     /// Raised when it closes, so that its prime checks stop; made at its
     /// first check.
     pub cancel_checks: Option<Arc<AtomicBool>>,
+    /// The TLS session, for a TLS client (rustls between the socket and
+    /// `echo`).
+    pub tls: Option<Box<TlsSession>>,
 }
 
 impl Connection {
@@ -91,6 +95,7 @@ impl Connection {
             pipe: None,
             stream_memory: StreamMemory::default(),
             cancel_checks: None,
+            tls: None,
         }
     }
 
@@ -111,6 +116,19 @@ impl Connection {
         pipes_left: &mut usize,
         workers: Option<&Workers>,
     ) -> Progress {
+        if let Some(session) = self.tls.as_deref_mut() {
+            let (token, cancel) = (self.token, &mut self.cancel_checks);
+            let mut submit = |number| {
+                let flag = cancel.get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
+                workers.is_some_and(|workers| workers.submit(token, number, flag))
+            };
+            let checks: Option<&mut dyn FnMut(u64) -> bool> = match workers {
+                Some(_) => Some(&mut submit),
+                None => None,
+            };
+            let turn = (scratch, READS_PER_TURN);
+            return super::tls::pump(&mut self.echo, session, &mut self.stream, turn, checks);
+        }
         let socket = Socket {
             stream: &mut self.stream,
             pipe: &mut self.pipe,

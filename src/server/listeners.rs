@@ -93,6 +93,8 @@ struct Entry {
     mode: Mode,
     /// Connections it accepted that were served.
     accepted: u64,
+    /// Its clients speak TLS.
+    tls: bool,
 }
 
 /// The listeners the loop accepts echo clients from.
@@ -118,9 +120,45 @@ impl Listeners {
                 addr,
                 mode,
                 accepted: 0,
+                tls: false,
             });
         }
         Ok(Self { entries })
+    }
+
+    /// Adds a TLS listener beside the others (`--tls-port`), under the
+    /// next token; returns its address.
+    pub fn add_tls(
+        &mut self,
+        socket: std::net::TcpListener,
+        mode: Mode,
+        registry: &Registry,
+    ) -> io::Result<SocketAddr> {
+        socket.set_nonblocking(true)?;
+        let mut socket = TcpListener::from_std(socket);
+        let addr = socket.local_addr()?;
+        let index = self.entries.len();
+        registry.register(&mut socket, token::listener(index), Interest::READABLE)?;
+        self.entries.push(Entry {
+            socket: Some(socket),
+            addr,
+            mode,
+            accepted: 0,
+            tls: true,
+        });
+        Ok(addr)
+    }
+
+    /// Makes every listener a TLS one (TLS without `--tls-port`).
+    pub fn all_tls(&mut self) {
+        for entry in &mut self.entries {
+            entry.tls = true;
+        }
+    }
+
+    /// Whether the clients of listener `index` speak TLS.
+    pub fn is_tls(&self, index: usize) -> bool {
+        self.entries.get(index).is_some_and(|e| e.tls)
     }
 
     /// How many there are.
@@ -253,7 +291,11 @@ impl super::Server {
         listener: usize,
         via: Option<SocketAddr>,
     ) {
-        let mut parts = Vec::with_capacity(3);
+        let tls = self.listeners.is_tls(listener);
+        let mut parts = Vec::with_capacity(4);
+        if tls {
+            parts.push("TLS".to_string());
+        }
         if let Some(via) = via {
             parts.push(format!("via {via}"));
         }
@@ -261,7 +303,7 @@ impl super::Server {
         if let (true, Some(port)) = (self.listeners.len() > 1, port) {
             parts.push(format!("port {port}"));
         }
-        if mode != Mode::Echo || self.listeners.len() > 1 {
+        if mode != Mode::Echo || self.listeners.len() > 1 || tls {
             parts.push(format!("mode {}", mode.name()));
         }
         log::info!(
@@ -269,6 +311,7 @@ impl super::Server {
             peer:% = peer,
             mode = mode.name(),
             port = port,
+            tls = tls,
             via = via.map(|v| v.to_string());
             "{peer} ({})",
             parts.join(", ")

@@ -65,6 +65,7 @@ mod proxy_header;
 mod resume;
 mod service;
 mod shutdown;
+pub mod tls;
 mod token;
 mod udp;
 mod wait;
@@ -145,6 +146,8 @@ pub struct Server {
     done: Vec<Done>,
     /// UDP echo, when `--udp` is on.
     udp: Option<udp::UdpEcho>,
+    /// TLS, when served (`--tls-cert`, `--tls-self-signed`).
+    tls: Option<tls::TlsServing>,
 }
 
 impl Server {
@@ -200,6 +203,7 @@ impl Server {
             workers,
             done: Vec::new(),
             udp: None,
+            tls: None,
             config,
         };
         if let Some(sockets) = udp_sockets {

@@ -218,6 +218,7 @@ impl Figures {
                     zero_copy: c.echo.is_splicing(),
                     tcp: c.tcp,
                     rates: self.marks.get(&c.token).and_then(|m| m.rates),
+                    tls: c.tls.as_deref().map(super::tls::view),
                 })
                 .collect()
         } else {

@@ -37,6 +37,12 @@ impl Server {
             &mut self.pipes_left,
             self.workers.as_ref(),
         );
+        if conn.tls.is_some() {
+            self.after_tls_turn(token, &progress);
+        }
+        let Some(conn) = live(&mut self.connections, token) else {
+            return;
+        };
         if progress.began_splicing {
             self.stats.spliced += 1;
             debug!(
@@ -101,7 +107,11 @@ impl Server {
     /// Fires due idle timers: a timer whose connection moved bytes since it
     /// was armed is re-armed from the last activity instead.
     pub(super) fn expire_idle(&mut self, now: Instant) {
-        if self.config.idle_timeout.is_none() && self.no_http_clients() && self.pending.is_empty() {
+        if self.config.idle_timeout.is_none()
+            && self.no_http_clients()
+            && self.pending.is_empty()
+            && self.tls.is_none()
+        {
             return;
         }
         let tick = self.clock.floor(now);
@@ -114,6 +124,12 @@ impl Server {
             }
             if token::is_proxy(token) {
                 self.expire_header(token);
+                continue;
+            }
+            if let Some(conn) = live(&mut self.connections, token) {
+                conn.timer = None;
+            }
+            if self.tls_timer_fired(token, now, tick) {
                 continue;
             }
             let Some(idle) = self.config.idle_timeout else {

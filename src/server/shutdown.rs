@@ -60,9 +60,10 @@ impl Server {
                 None
             }
             signal::HUP => {
-                // Reserved for reloading files (TLS certificates); today the
-                // server reads none after start.
-                info!(target: "RELOAD", "SIGHUP received: nothing to reload");
+                // TLS certificates are the only files read after start.
+                if !self.reload_tls() {
+                    info!(target: "RELOAD", "SIGHUP received: nothing to reload");
+                }
                 None
             }
             _ => self.on_stop_signal(signal),

@@ -51,5 +51,6 @@ mod scale;
 mod server_exit_codes;
 mod shutdown;
 mod timeouts;
+mod tls;
 mod udp;
 mod zero_copy;

@@ -18,6 +18,7 @@ use crate::logic::tcp_info::TcpInfo;
 mod history;
 mod prometheus;
 mod stats_json;
+pub mod tls;
 
 pub use history::{History, HistorySeries, Rates};
 pub use prometheus::{render_prometheus, PROMETHEUS_CONTENT_TYPE};
@@ -110,6 +111,8 @@ pub struct EndpointCounters {
     pub http_rejected: u64,
     /// When the server started.
     pub started: SystemTime,
+    /// TLS handshakes by result.
+    pub tls_handshakes: tls::HandshakeCounts,
 }
 
 impl Default for EndpointCounters {
@@ -124,6 +127,7 @@ impl Default for EndpointCounters {
             http_accepted: 0,
             http_rejected: 0,
             started: SystemTime::now(),
+            tls_handshakes: tls::HandshakeCounts::default(),
         }
     }
 }
@@ -183,6 +187,8 @@ pub struct ConnView {
     /// Bytes per second in and out over the last history step, once the
     /// connection was seen at two steps.
     pub rates: Option<(f64, f64)>,
+    /// What it negotiated, for a TLS connection.
+    pub tls: Option<tls::TlsView>,
 }
 
 /// Everything one response reports, collected by the server.
@@ -244,6 +250,7 @@ mod tests {
                 zero_copy: true,
                 tcp: Some(TcpInfo::default()),
                 rates: Some((1000.0, 500.0)),
+                tls: None,
             }],
             log_lines_dropped: 3,
             process: Some(Process::default()),

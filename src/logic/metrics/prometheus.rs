@@ -257,6 +257,12 @@ const FAMILIES: &[Family] = &[
         value: |s| udp(s, |u| u.sources_evicted),
     },
     Family {
+        name: "echo_server_tls_handshakes_total",
+        help: "TLS handshakes by result (ok; failed: not TLS or a protocol error; client_cert: mutual TLS refused; timeout: --handshake-timeout; closed: the client left first).",
+        kind: COUNTER,
+        value: |s| Some(Value::Labelled("result", s.observed.tls_handshakes.labelled())),
+    },
+    Family {
         name: "echo_log_lines_dropped_total",
         help: "Log lines lost because stdout did not take them (a reader not keeping up, a full disk, no reader).",
         kind: COUNTER,

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
+use super::tls::{HandshakeResult, TlsView};
 use super::{unix_seconds, ConnView, HistorySeries, Process, Rates, Snapshot};
 use crate::logic::echo::{CloseReason, Phase};
 use crate::logic::json;
@@ -34,6 +35,9 @@ struct StatsDocument {
     bytes: ByteTotals,
     tcp: TcpTotals,
     http: HttpTotals,
+    /// TLS handshakes by result (all zero without TLS).
+    #[serde(serialize_with = "by_result")]
+    tls_handshakes: [u64; HandshakeResult::LABELS.len()],
     log: LogTotals,
     /// With `--udp` only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,6 +136,9 @@ struct ListedConnection {
     rate_out_bps: Option<f64>,
     zero_copy: bool,
     tcp: Option<ListedTcp>,
+    /// TLS connections only: version, suite and SNI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsView>,
 }
 
 /// A listed connection's last TCP_INFO reading.
@@ -186,6 +193,7 @@ impl StatsDocument {
                 accepted: o.http_accepted,
                 rejected: o.http_rejected,
             },
+            tls_handshakes: o.tls_handshakes.by_result,
             log: LogTotals {
                 dropped: snap.log_lines_dropped,
             },
@@ -227,6 +235,7 @@ impl From<&ConnView> for ListedConnection {
                 min_rtt_ms: t.min_rtt_us.map(ms),
                 delivery_rate_bps: t.delivery_rate,
             }),
+            tls: c.tls.clone(),
         }
     }
 }
@@ -254,6 +263,10 @@ fn by_reason<S: Serializer>(closed: &[u64], out: S) -> Result<S::Ok, S::Error> {
 
 fn udp_by_reason<S: Serializer>(dropped: &[u64], out: S) -> Result<S::Ok, S::Error> {
     out.collect_map(UdpDrop::LABELS.iter().zip(dropped))
+}
+
+fn by_result<S: Serializer>(counts: &[u64], out: S) -> Result<S::Ok, S::Error> {
+    out.collect_map(HandshakeResult::LABELS.iter().zip(counts))
 }
 
 fn round3(x: f64) -> f64 {
