@@ -95,6 +95,8 @@ struct Entry {
     accepted: u64,
     /// Its clients speak TLS.
     tls: bool,
+    /// The `--tls-port` listener: its own banner line says where it is.
+    beside: bool,
 }
 
 /// The listeners the loop accepts echo clients from.
@@ -121,6 +123,7 @@ impl Listeners {
                 mode,
                 accepted: 0,
                 tls: false,
+                beside: false,
             });
         }
         Ok(Self { entries })
@@ -145,6 +148,7 @@ impl Listeners {
             mode,
             accepted: 0,
             tls: true,
+            beside: true,
         });
         Ok(addr)
     }
@@ -238,7 +242,8 @@ impl Listeners {
     /// takes IPv4 clients too.
     pub fn banner(&self, default: Mode) -> String {
         let both = |addr: &SocketAddr| addr.is_ipv6() && addr.ip().is_unspecified();
-        if let [only] = &self.entries[..] {
+        let entries: Vec<&Entry> = self.entries.iter().filter(|e| !e.beside).collect();
+        if let [only] = &entries[..] {
             let mut notes = Vec::new();
             if only.mode != default {
                 notes.push(only.mode.name());
@@ -253,7 +258,7 @@ impl Listeners {
         }
         // Consecutive listeners on one address with one mode are one group.
         let mut groups: Vec<(SocketAddr, Mode, Vec<u16>)> = Vec::new();
-        for entry in &self.entries {
+        for entry in entries {
             match groups.last_mut() {
                 Some((addr, mode, ports))
                     if addr.ip() == entry.addr.ip() && *mode == entry.mode =>
