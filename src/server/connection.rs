@@ -117,17 +117,8 @@ impl Connection {
         workers: Option<&Workers>,
     ) -> Progress {
         if let Some(session) = self.tls.as_deref_mut() {
-            let (token, cancel) = (self.token, &mut self.cancel_checks);
-            let mut submit = |number| {
-                let flag = cancel.get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
-                workers.is_some_and(|workers| workers.submit(token, number, flag))
-            };
-            let checks: Option<&mut dyn FnMut(u64) -> bool> = match workers {
-                Some(_) => Some(&mut submit),
-                None => None,
-            };
-            let turn = (scratch, READS_PER_TURN);
-            return super::tls::pump(&mut self.echo, session, &mut self.stream, turn, checks);
+            let checks = (self.token, &mut self.cancel_checks, workers);
+            return pump_tls(&mut self.echo, session, &mut self.stream, scratch, checks);
         }
         let socket = Socket {
             stream: &mut self.stream,
@@ -161,6 +152,28 @@ impl Connection {
         self.tcp = Some(info);
         u64::from(new)
     }
+}
+
+/// A TLS connection's turn; `checks` takes its prime checks (framed).
+/// Out of line: inlined into [`Connection::pump`], its code made every
+/// plain turn spill more registers (callgrind).
+#[inline(never)]
+fn pump_tls(
+    echo: &mut Echo,
+    session: &mut super::tls::TlsSession,
+    stream: &mut TcpStream,
+    scratch: &mut [u8],
+    (token, cancel, workers): (Token, &mut Option<Arc<AtomicBool>>, Option<&Workers>),
+) -> Progress {
+    let mut submit = |number| {
+        let flag = cancel.get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
+        workers.is_some_and(|workers| workers.submit(token, number, flag))
+    };
+    let checks: Option<&mut dyn FnMut(u64) -> bool> = match workers {
+        Some(_) => Some(&mut submit),
+        None => None,
+    };
+    super::tls::pump(echo, session, stream, (scratch, READS_PER_TURN), checks)
 }
 
 /// The connection's socket with its pipe, as [`Echo`] moves bytes through.

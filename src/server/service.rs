@@ -37,11 +37,15 @@ impl Server {
             &mut self.pipes_left,
             self.workers.as_ref(),
         );
-        if conn.tls.is_some() {
+        // A TLS turn may close it: found again then, and only then.
+        let conn = if conn.tls.is_some() {
             self.after_tls_turn(token, &progress);
-        }
-        let Some(conn) = live(&mut self.connections, token) else {
-            return;
+            let Some(conn) = live(&mut self.connections, token) else {
+                return;
+            };
+            conn
+        } else {
+            conn
         };
         if progress.began_splicing {
             self.stats.spliced += 1;

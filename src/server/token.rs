@@ -98,6 +98,13 @@ pub fn proxy_key(token: Token) -> usize {
     token.0 & KEY_MASK & !FLAGS
 }
 
+/// True for the token of an echo connection: no flag in its key half.
+/// The reserved tokens at the top of the range have those bits set too.
+#[inline(always)]
+pub fn is_connection(token: Token) -> bool {
+    token.0 & FLAGS == 0
+}
+
 /// True for the token of an HTTP connection.
 pub fn is_http(token: Token) -> bool {
     token.0 & HTTP_FLAG != 0 && token.0 < WORKERS.0
@@ -203,5 +210,33 @@ mod tests {
             assert_eq!(udp_index(other), None, "{other:?}");
         }
         assert_eq!(udp_index(Token(udp(MAX_UDP_SOCKETS - 1).0 + 1)), None);
+    }
+
+    // Echo connections are told apart from every other token by one test.
+    #[test]
+    fn connection_tokens_are_one_test_away() {
+        for token in [
+            connection(0, 0),
+            connection(5, 1),
+            connection(1_000_000, u32::MAX),
+        ] {
+            assert!(is_connection(token), "{token:?}");
+        }
+        for other in [
+            http(0, 0),
+            http(100_000, u32::MAX),
+            listener(0),
+            listener(1023),
+            proxy(9, u32::MAX),
+            udp(0),
+            udp(MAX_UDP_SOCKETS - 1),
+            SIGNALS,
+            Token(SIGNALS.0 - 5),
+            METRICS,
+            WORKERS,
+            LOG_DRAINED,
+        ] {
+            assert!(!is_connection(other), "{other:?}");
+        }
     }
 }

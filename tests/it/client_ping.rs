@@ -416,3 +416,60 @@ fn rtt_is_timed_by_the_kernel_stamp_and_tcp_info_is_reported() {
         "{text}"
     );
 }
+
+/// `rtt min/avg/max/mdev = a/b/c/d ms`, as iputils' ping and ours print it.
+fn rtt_line(output: &str) -> Option<[f64; 4]> {
+    let line = output
+        .lines()
+        .find(|l| l.starts_with("rtt min/avg/max/mdev = "))?;
+    let figures = line
+        .trim_start_matches("rtt min/avg/max/mdev = ")
+        .trim_end_matches(" ms");
+    let v: Vec<f64> = figures.split('/').filter_map(|x| x.parse().ok()).collect();
+    v.try_into().ok()
+}
+
+/// At loopback scale the echo's RTT is of ICMP's order, as the real
+/// `ping` measures it on the same host a moment before: an independent
+/// check that the figure is the path's and not the client's own wake-up
+/// (tens of µs on a VM) or a unit slip.
+#[test]
+fn rtt_is_of_icmp_pings_order_at_loopback() {
+    if !crate::support::require_tool(
+        "client_ping::rtt_is_of_icmp_pings_order_at_loopback",
+        "ping",
+    ) {
+        return;
+    }
+    let _turn = crate::support::one_at_a_time();
+    let icmp = Command::new("ping")
+        .args(["-n", "-c", "10", "-i", "0.05", "127.0.0.1"])
+        .output()
+        .unwrap();
+    let icmp_text = String::from_utf8_lossy(&icmp.stdout);
+    let Some(icmp_rtt) = rtt_line(&icmp_text) else {
+        // ICMP not allowed here (no raw sockets, no ping group): no reference.
+        println!("SKIP: client_ping::rtt_is_of_icmp_pings_order_at_loopback: ping cannot send ICMP here: {icmp_text}");
+        assert!(
+            std::env::var_os("ECHO_SERVER_REQUIRE_TOOLS").is_none(),
+            "ICMP ping required: {}",
+            String::from_utf8_lossy(&icmp.stderr)
+        );
+        return;
+    };
+    let server = Server::start(&[]);
+    let exit = client(&["ping", &server.addr().to_string(), "-c", "10", "-i", "0.05"]);
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let ours = rtt_line(&exit.stdout.join("\n")).unwrap_or_else(|| panic!("{}", exit.describe()));
+    let (icmp_avg, our_avg) = (icmp_rtt[1], ours[1]);
+    assert!(our_avg > 0.0 && ours[0] > 0.0, "{ours:?}");
+    // An echo through a server is more work than ICMP, but of its order:
+    // well under a millisecond where ICMP is, never many times it plus a
+    // fixed margin for the server's own turn.
+    assert!(
+        our_avg <= icmp_avg * 10.0 + 0.2,
+        "echo avg {our_avg} ms against ICMP avg {icmp_avg} ms\n{}",
+        exit.describe()
+    );
+    assert!(our_avg < 1.0, "{ours:?}");
+}
