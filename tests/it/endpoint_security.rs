@@ -3,7 +3,7 @@
 //! limit reads a `503` instead of meeting a reset (issue 16, points 3 and
 //! 8c).
 
-use crate::support::endpoint::{get, read_reply, start};
+use crate::support::endpoint::{get, metric, read_reply, start};
 use crate::support::*;
 use echo_server::server::MAX_HTTP_CONNECTIONS;
 use std::io::{ErrorKind, Read, Write};
@@ -27,16 +27,6 @@ fn get_as(
         .is_some_and(|v| v == "close")
         && expect_closed(&mut s, Duration::from_secs(5)) == Closed::Eof;
     (reply, closed)
-}
-
-/// The value of the sample line `name` (with its labels) in `/metrics`.
-fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let text = get(addr, "/metrics").text();
-    let line = text
-        .lines()
-        .find(|l| l.strip_prefix(name).is_some_and(|v| v.starts_with(' ')))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"));
-    line[name.len()..].trim().parse().unwrap()
 }
 
 #[test]

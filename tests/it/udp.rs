@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::client::client;
-use crate::support::endpoint::{self, get};
+use crate::support::endpoint::{self, get, metric};
 use crate::support::{
     one_at_a_time, require_tool, run_to_exit, stdout_chunks, KillOnDrop, Rng, Server,
 };
@@ -38,16 +38,6 @@ fn exchange(socket: &UdpSocket, to: SocketAddr, payload: &[u8]) -> (Vec<u8>, Soc
         .unwrap_or_else(|e| panic!("no echo of {} bytes: {e}", payload.len()));
     buf.truncate(n);
     (buf, from)
-}
-
-/// The sample `name` (labels included) of the endpoint's `/metrics`.
-fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let text = get(addr, "/metrics").text();
-    let line = text
-        .lines()
-        .find(|l| l.strip_prefix(name).is_some_and(|v| v.starts_with(' ')))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"));
-    line[name.len()..].trim().parse().unwrap()
 }
 
 /// UDP sockets the process `pid` holds, from its descriptors and the

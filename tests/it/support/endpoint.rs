@@ -75,3 +75,13 @@ pub fn get(addr: SocketAddr, path: &str) -> Reply {
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
     read_reply(&mut s)
 }
+
+/// The value of the sample line `name` (with its labels) in `/metrics`.
+pub fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let text = get(addr, "/metrics").text();
+    let line = text
+        .lines()
+        .find(|l| l.strip_prefix(name).is_some_and(|v| v.starts_with(' ')))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"));
+    line[name.len()..].trim().parse().unwrap()
+}
