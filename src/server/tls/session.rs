@@ -26,8 +26,10 @@ use rustls::{ServerConfig, ServerConnection};
 use crate::logic::echo::Transport;
 
 /// Most ciphertext (and plaintext before the handshake) rustls may hold
-/// for sending: one full record.
-pub const TLS_BUFFER_LIMIT: usize = 16 * 1024;
+/// for sending: four full records, so that a 64 KiB echo goes out in one
+/// `writev` rather than one system call per 16 KiB record (a quarter of
+/// the sends per MB, as tokio-rustls makes them; BENCHMARKS.md, TLS).
+pub const TLS_BUFFER_LIMIT: usize = 64 * 1024;
 
 /// The byte stream under TLS: the socket, or a test's scripted stream.
 pub trait Wire: Read + Write {
@@ -156,6 +158,11 @@ impl TlsSession {
     /// Takes what rustls has received and acts on it; a refusal is kept
     /// (its alert queued for the peer) and returned as an error.
     fn process(&mut self) -> io::Result<()> {
+        // Once refused, rustls is done with this peer: asked again, it
+        // would queue a second fatal alert (a debug assertion in rustls).
+        if let Some(e) = &self.failure {
+            return Err(io::Error::new(ErrorKind::InvalidData, format!("TLS: {e}")));
+        }
         match self.conn.process_new_packets() {
             Ok(_) => Ok(()),
             Err(e) => {
