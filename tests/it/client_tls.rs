@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::client::{client, json_of, num, CLIENT};
-use crate::support::tls::{PeerOptions, Pki, TlsPeer, SERVER_NOT_AFTER};
+use crate::support::tls::{colons, PeerOptions, Pki, TlsPeer, SERVER_NOT_AFTER};
 use crate::support::{assert_no_panic, require_tool, run_cmd_to_exit, wait_until, Rng, Server};
 
 fn ca_args(pki: &Pki) -> Vec<String> {
@@ -32,15 +32,6 @@ fn with(base: &[String], more: &[&str]) -> Vec<String> {
         .chain(base.iter().cloned())
         .chain(rest.iter().map(|s| s.to_string()))
         .collect()
-}
-
-/// Upper-case hex with colons, as the client prints fingerprints.
-fn colons(hex: &str) -> String {
-    hex.as_bytes()
-        .chunks(2)
-        .map(|p| std::str::from_utf8(p).unwrap().to_ascii_uppercase())
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// The echo comes back exactly through TLS, and the text names the

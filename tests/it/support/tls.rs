@@ -1,6 +1,7 @@
-//! TLS for the client's tests: certificates made by rcgen (a CA, a server
-//! and a client certificate, written as PEM files), and a small TLS echo
-//! peer (rustls, a thread per connection) until the server serves TLS.
+//! TLS for the tests of both binaries: certificates made by rcgen (a CA,
+//! a server and a client certificate, more on demand, written as PEM
+//! files), fingerprints in the binaries' forms, and a small TLS echo peer
+//! (rustls, a thread per connection) for the client's tests.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -27,17 +28,46 @@ pub struct Issued {
 }
 
 impl Issued {
-    /// SHA-256 of the DER as 64 lower-case hex digits.
-    pub fn fingerprint(&self) -> String {
-        Sha256::digest(self.der.as_ref())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    /// The certificate's PEM file.
+    pub fn cert(&self) -> &str {
+        self.cert_pem.to_str().unwrap()
     }
 
-    fn key(&self) -> PrivateKeyDer<'static> {
+    /// The key's PEM file.
+    pub fn key(&self) -> &str {
+        self.key_pem.to_str().unwrap()
+    }
+
+    /// SHA-256 of the DER as 64 lower-case hex digits.
+    pub fn fingerprint(&self) -> String {
+        hex(self.der.as_ref())
+    }
+
+    fn private_key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
     }
+}
+
+/// SHA-256 of `der` as the binaries print it: upper-case hex pairs
+/// joined by colons.
+pub fn fingerprint(der: &[u8]) -> String {
+    colons(&hex(der))
+}
+
+/// Upper-case hex with colons, as the binaries print fingerprints.
+pub fn colons(hex: &str) -> String {
+    hex.as_bytes()
+        .chunks(2)
+        .map(|p| std::str::from_utf8(p).unwrap().to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn hex(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A CA and what it signed, in a directory removed on drop.
@@ -48,6 +78,8 @@ pub struct Pki {
     pub server: Issued,
     /// A client certificate for mutual TLS.
     pub client: Issued,
+    ca_key: KeyPair,
+    ca_cert: rcgen::Certificate,
 }
 
 /// The server certificate's end of validity, as the client reports it.
@@ -75,26 +107,79 @@ impl Pki {
         params.distinguished_name.push(DnType::CommonName, ca_name);
         let ca_cert = params.self_signed(&ca_key).unwrap();
         let ca = write(&dir, "ca", ca_cert.der().clone(), &ca_cert.pem(), &ca_key);
-        let issue = |name: &str, sans: Vec<String>| {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(sans).unwrap();
-            params.distinguished_name.push(DnType::CommonName, name);
+        let until = |params: &mut CertificateParams| {
             params
                 .distinguished_name
                 .push(DnType::OrganizationName, "echo tests");
             params.not_after = rcgen::date_time_ymd(year, month, day);
-            let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
-            write(&dir, name, cert.der().clone(), &cert.pem(), &key)
         };
-        let server = issue("localhost", vec!["localhost".into(), "127.0.0.1".into()]);
-        let client = issue("test-client", vec!["test-client".into()]);
+        let server = issue(&dir, (&ca_cert, &ca_key), "localhost", LOCAL_NAMES, until);
+        let client = issue(
+            &dir,
+            (&ca_cert, &ca_key),
+            "test-client",
+            &["test-client"],
+            until,
+        );
         Pki {
             dir,
             ca,
             server,
             client,
+            ca_key,
+            ca_cert,
         }
     }
+
+    /// The CA certificate's PEM file.
+    pub fn ca(&self) -> &str {
+        self.ca.cert()
+    }
+
+    /// A certificate named `name` for localhost and 127.0.0.1 signed by
+    /// the CA, as `NAME.pem` and `NAME.key`.
+    pub fn leaf(&self, name: &str) -> Issued {
+        self.leaf_with(name, |_| {})
+    }
+
+    /// As [`leaf`](Self::leaf), its parameters changed by `adjust`.
+    pub fn leaf_with(&self, name: &str, adjust: impl FnOnce(&mut CertificateParams)) -> Issued {
+        issue(
+            &self.dir,
+            (&self.ca_cert, &self.ca_key),
+            name,
+            LOCAL_NAMES,
+            adjust,
+        )
+    }
+
+    /// A file `name` in the directory with `content`.
+    pub fn file(&self, name: &str, content: &[u8]) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+}
+
+/// The names a server certificate is for.
+const LOCAL_NAMES: &[&str] = &["localhost", "127.0.0.1"];
+
+/// A certificate for `sans` named `name`, signed by `ca`, its parameters
+/// changed by `adjust`, written in `dir`.
+fn issue(
+    dir: &Path,
+    (ca_cert, ca_key): (&rcgen::Certificate, &KeyPair),
+    name: &str,
+    sans: &[&str],
+    adjust: impl FnOnce(&mut CertificateParams),
+) -> Issued {
+    let key = KeyPair::generate().unwrap();
+    let sans = sans.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut params = CertificateParams::new(sans).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    adjust(&mut params);
+    let cert = params.signed_by(&key, ca_cert, ca_key).unwrap();
+    write(dir, name, cert.der().clone(), &cert.pem(), &key)
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -118,9 +203,9 @@ impl Drop for Pki {
     }
 }
 
-/// rustls's ring provider, as the client uses it.
+/// rustls's ring provider, as both binaries use it.
 #[allow(deprecated)]
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -172,7 +257,7 @@ impl TlsPeer {
         };
         let config = Arc::new(
             builder
-                .with_single_cert(vec![pki.server.der.clone()], pki.server.key())
+                .with_single_cert(vec![pki.server.der.clone()], pki.server.private_key())
                 .unwrap(),
         );
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -14,7 +14,7 @@ use crate::support::endpoint;
 #[test]
 fn rustls_client_gets_exact_echo_beside_plain_port() {
     let _turn = one_at_a_time();
-    let pki = Pki::new();
+    let pki = Pki::new("echo test CA");
     let leaf = pki.leaf("server");
     let (srv, tls_addr) = start_tls(&[
         "--tls-cert",
@@ -101,7 +101,7 @@ fn self_signed_banner_fingerprint_is_the_served_certificate() {
 // counts handshakes by result.
 #[test]
 fn endpoint_shows_tls_facts_and_counts_handshakes() {
-    let pki = Pki::new();
+    let pki = Pki::new("echo test CA");
     let leaf = pki.leaf("server");
     let (srv, metrics) = endpoint::start(&["--tls-cert", leaf.cert(), "--tls-key", leaf.key()]);
     let addr = srv.addr();

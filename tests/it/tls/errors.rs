@@ -13,7 +13,7 @@ use super::*;
 // echoes), so its handshake fails and nothing else is disturbed.
 #[test]
 fn not_tls_on_the_tls_port_is_closed_with_a_reason() {
-    let pki = Pki::new();
+    let pki = Pki::new("echo test CA");
     let leaf = pki.leaf("server");
     let (srv, tls_addr) = start_tls(&[
         "--tls-cert",
@@ -75,7 +75,7 @@ fn not_tls_on_the_tls_port_is_closed_with_a_reason() {
 // idle timeout), logged; a finished handshake is not subject to it.
 #[test]
 fn handshake_timeout_closes_unfinished_handshakes() {
-    let pki = Pki::new();
+    let pki = Pki::new("echo test CA");
     let leaf = pki.leaf("server");
     let (srv, addr) = start_tls(&[
         "--tls-cert",
@@ -145,7 +145,7 @@ fn close_without_close_notify_is_logged() {
 // together are a command-line error (2).
 #[test]
 fn unusable_files_stop_the_start() {
-    let pki = Pki::new();
+    let pki = Pki::new("echo test CA");
     let leaf = pki.leaf("server");
     let other = pki.leaf("other");
     let missing = pki.dir.join("missing.pem");
@@ -234,7 +234,7 @@ fn unusable_files_stop_the_start() {
 // start that gives its date.
 #[test]
 fn expired_certificate_is_a_warning_with_its_date() {
-    let pki = Pki::new();
+    let pki = Pki::new("echo test CA");
     let leaf = pki.leaf_with("old", |params| {
         params.not_before = rcgen::date_time_ymd(2020, 1, 1);
         params.not_after = rcgen::date_time_ymd(2021, 3, 4);

@@ -11,145 +11,19 @@ mod reload;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore};
-use sha2::{Digest, Sha256};
 
+use crate::support::tls::provider;
+pub use crate::support::tls::{fingerprint, Issued, Pki};
 use crate::support::*;
-
-/// A directory of PEM files made for one test, removed at its end.
-pub struct Pki {
-    pub dir: PathBuf,
-    ca_key: KeyPair,
-    ca_cert: rcgen::Certificate,
-}
-
-/// A certificate and key written as PEM files.
-pub struct Leaf {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub der: CertificateDer<'static>,
-}
-
-impl Leaf {
-    pub fn cert(&self) -> &str {
-        self.cert.to_str().unwrap()
-    }
-    pub fn key(&self) -> &str {
-        self.key.to_str().unwrap()
-    }
-}
-
-static DIRS: AtomicUsize = AtomicUsize::new(0);
-
-impl Pki {
-    /// A fresh CA in a fresh directory.
-    pub fn new() -> Pki {
-        let dir = std::env::temp_dir().join(format!(
-            "echo-tls-{}-{}",
-            std::process::id(),
-            DIRS.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "echo test CA");
-        let ca_key = KeyPair::generate().unwrap();
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-        Pki {
-            dir,
-            ca_key,
-            ca_cert,
-        }
-    }
-
-    /// The CA certificate's PEM file.
-    pub fn ca(&self) -> &str {
-        self.dir.join("ca.pem").leak_str()
-    }
-
-    /// The CA's certificate.
-    pub fn ca_der(&self) -> CertificateDer<'static> {
-        self.ca_cert.der().clone()
-    }
-
-    /// A certificate for localhost and 127.0.0.1 signed by the CA, as
-    /// `NAME.pem` and `NAME.key`.
-    pub fn leaf(&self, name: &str) -> Leaf {
-        self.leaf_with(name, |_| {})
-    }
-
-    /// As [`leaf`](Self::leaf), its parameters changed by `adjust`.
-    pub fn leaf_with(&self, name: &str, adjust: impl FnOnce(&mut CertificateParams)) -> Leaf {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        adjust(&mut params);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
-        let cert_path = self.dir.join(format!("{name}.pem"));
-        let key_path = self.dir.join(format!("{name}.key"));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        Leaf {
-            cert: cert_path,
-            key: key_path,
-            der: cert.der().clone(),
-        }
-    }
-
-    /// A file `name` in the directory with `content`.
-    pub fn file(&self, name: &str, content: &[u8]) -> String {
-        let path = self.dir.join(name);
-        std::fs::write(&path, content).unwrap();
-        path.to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-trait LeakStr {
-    fn leak_str(self) -> &'static str;
-}
-
-impl LeakStr for PathBuf {
-    fn leak_str(self) -> &'static str {
-        Box::leak(
-            self.into_os_string()
-                .into_string()
-                .unwrap()
-                .into_boxed_str(),
-        )
-    }
-}
-
-/// The SHA-256 fingerprint as the server's banner prints it.
-pub fn fingerprint(der: &[u8]) -> String {
-    let digest = Sha256::digest(der);
-    digest
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
 
 /// Starts a server with `args` (after the loopback ones) and returns it
 /// with the address of its `TLS on ADDR` banner line.
@@ -165,23 +39,18 @@ pub fn start_tls(args: &[&str]) -> (Server, SocketAddr) {
     (srv, addr)
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    #[allow(deprecated)]
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// A client configuration trusting the CA of `pki`, presenting `client`
 /// if given.
-pub fn trusting(pki: &Pki, client: Option<&Leaf>) -> Arc<ClientConfig> {
+pub fn trusting(pki: &Pki, client: Option<&Issued>) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
-    roots.add(pki.ca_der()).unwrap();
+    roots.add(pki.ca.der.clone()).unwrap();
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
     let config = match client {
         Some(leaf) => {
-            let key = PrivateKeyDer::from_pem_file(&leaf.key).unwrap();
+            let key = PrivateKeyDer::from_pem_file(&leaf.key_pem).unwrap();
             builder
                 .with_client_auth_cert(vec![leaf.der.clone()], key)
                 .unwrap()

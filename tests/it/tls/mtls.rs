@@ -11,10 +11,10 @@ use crate::support::endpoint;
 // reason logged and counted as client_cert; the served one is unharmed.
 #[test]
 fn client_certificates_are_required() {
-    let pki = Pki::new();
+    let pki = Pki::new("echo test CA");
     let server = pki.leaf("server");
     let client = pki.leaf("client");
-    let stranger_pki = Pki::new();
+    let stranger_pki = Pki::new("echo test CA");
     let stranger = stranger_pki.leaf("stranger");
     let (srv, metrics) = endpoint::start(&[
         "--tls-cert",

@@ -99,7 +99,7 @@ fn openssl_echoes_over_tls12_and_tls13_with_sni() {
     if !has_openssl("openssl_echoes_over_tls12_and_tls13_with_sni") {
         return;
     }
-    let pki = Pki::new();
+    let pki = Pki::new("echo test CA");
     let leaf = pki.leaf("server");
     let (srv, addr) = start_tls(&["--tls-cert", leaf.cert(), "--tls-key", leaf.key()]);
     for (flag, version) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
@@ -139,7 +139,7 @@ fn openssl_mutual_tls_accepted_and_refused() {
     if !has_openssl("openssl_mutual_tls_accepted_and_refused") {
         return;
     }
-    let pki = Pki::new();
+    let pki = Pki::new("echo test CA");
     let server = pki.leaf("server");
     let client = pki.leaf("client");
     let (srv, addr) = start_tls(&[

@@ -12,13 +12,13 @@ use super::*;
 #[test]
 fn sighup_reloads_certificate_under_traffic() {
     let _turn = one_at_a_time();
-    let pki = Pki::new();
+    let pki = Pki::new("echo test CA");
     let first = pki.leaf("first");
     let second = pki.leaf("second");
     let cert = pki.dir.join("served.pem");
-    let key = pki.dir.join("served.key");
-    std::fs::copy(&first.cert, &cert).unwrap();
-    std::fs::copy(&first.key, &key).unwrap();
+    let key = pki.dir.join("served.key_pem");
+    std::fs::copy(&first.cert_pem, &cert).unwrap();
+    std::fs::copy(&first.key_pem, &key).unwrap();
     let (srv, addr) = start_tls(&[
         "--tls-cert",
         s(&cert),
@@ -37,8 +37,8 @@ fn sighup_reloads_certificate_under_traffic() {
     let data = Rng::new(20).bytes(512 * 1024);
     let sent = busy.write_until_blocked(&data, Duration::from_millis(200));
 
-    std::fs::copy(&second.cert, &cert).unwrap();
-    std::fs::copy(&second.key, &key).unwrap();
+    std::fs::copy(&second.cert_pem, &cert).unwrap();
+    std::fs::copy(&second.key_pem, &key).unwrap();
     let before = srv.line_count();
     srv.signal("HUP");
     let (_, line) = srv.wait_for_line_from(before, |l| l.contains("[RELOAD]"), START_TIMEOUT);
@@ -67,7 +67,7 @@ fn sighup_reloads_certificate_under_traffic() {
     let (_, line) = srv.wait_for_line_from(before, |l| l.contains("[RELOAD]"), START_TIMEOUT);
     assert!(line.contains("not reloaded"), "{line}");
     assert!(
-        line.contains(&new_print) && line.contains("served.key"),
+        line.contains(&new_print) && line.contains("served.key_pem"),
         "{line}"
     );
     let after_bad = TlsClient::connect(addr, trust, "localhost").unwrap();
