@@ -13,7 +13,7 @@
 //! no logging, timers or limits.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -22,12 +22,10 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Bytes read at once and held per connection: echo-server's default.
-const BUFFER_SIZE: usize = 64 * 1024;
+use echo_bench_peers::{announce, Listen, BACKLOG, BUFFER_SIZE};
+
 /// The listener's token; connection `key` in the slab uses `Token(key + 1)`.
 const LISTENER: Token = Token(0);
-/// Listen backlog: echo-server's default (mio's `TcpListener::bind` uses 128).
-const BACKLOG: i32 = 1024;
 /// Readiness events taken from the kernel per `poll`.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -35,12 +33,8 @@ const EVENTS_CAPACITY: usize = 1024;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// Port to listen on; 0 lets the kernel pick one (printed at start).
-    #[arg(long)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    bind: IpAddr,
+    #[command(flatten)]
+    listen: Listen,
 }
 
 /// One client: its socket and the bytes read but not yet echoed,
@@ -54,7 +48,7 @@ struct Connection {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(SocketAddr::new(cli.bind, cli.port)) {
+    match run(cli.listen.addr()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mio-echo: {e}");
@@ -103,7 +97,7 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
+    socket.listen(BACKLOG as i32)?;
     socket.set_nonblocking(true)?;
     Ok(TcpListener::from_std(socket.into()))
 }
@@ -210,11 +204,4 @@ fn would_block(err: &io::Error) -> bool {
 
 fn interrupted(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::Interrupted
-}
-
-/// The line the benchmark script waits for; flushed because stdout is a file.
-fn announce(addr: SocketAddr) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    writeln!(out, "Listening on {addr}")?;
-    out.flush()
 }

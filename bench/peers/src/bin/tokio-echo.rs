@@ -6,22 +6,14 @@
 //! echo-server does, so neither side is slowed by Nagle's algorithm.
 //! No logging, limits or timeouts: this is the baseline, not a product.
 
-use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::io;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
-/// Bytes each connection's task reads at once and holds: echo-server's default.
-const BUFFER_SIZE: usize = 64 * 1024;
-/// Listen backlog: echo-server's default (tokio's `TcpListener::bind` uses 128).
-const BACKLOG: u32 = 1024;
-/// Pause after a failed accept (e.g. out of file descriptors), so the loop
-/// waits for a descriptor to be freed instead of spinning.
-const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+use echo_bench_peers::{accept_forever, Listen, BUFFER_SIZE};
 
 /// Idiomatic tokio echo server, a peer in echo-server's benchmark.
 #[derive(Parser, Debug)]
@@ -30,12 +22,8 @@ struct Cli {
     /// Which tokio runtime drives the tasks.
     #[arg(long, value_enum)]
     runtime: Runtime,
-    /// Port to listen on; 0 lets the kernel pick one (printed at start).
-    #[arg(long)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    bind: IpAddr,
+    #[command(flatten)]
+    listen: Listen,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -66,35 +54,7 @@ fn run(cli: &Cli) -> io::Result<()> {
     .enable_io()
     .enable_time()
     .build()?;
-    runtime.block_on(serve(SocketAddr::new(cli.bind, cli.port)))
-}
-
-/// Binds, announces the address, then accepts forever.
-async fn serve(addr: SocketAddr) -> io::Result<()> {
-    let listener = listen(addr)?;
-    announce(listener.local_addr()?)?;
-    loop {
-        match listener.accept().await {
-            Ok((stream, _peer)) => {
-                tokio::spawn(echo(stream));
-            }
-            Err(e) => {
-                eprintln!("tokio-echo: accept: {e}");
-                tokio::time::sleep(ACCEPT_RETRY).await;
-            }
-        }
-    }
-}
-
-/// `TcpListener::bind` with echo-server's backlog instead of 128.
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
+    runtime.block_on(accept_forever(cli.listen.addr(), "tokio-echo", echo))
 }
 
 /// Echoes one connection until the peer closes it or an error ends it.
@@ -113,11 +73,4 @@ async fn echo(mut stream: TcpStream) {
             return;
         }
     }
-}
-
-/// The line the benchmark script waits for; flushed because stdout is a file.
-fn announce(addr: SocketAddr) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    writeln!(out, "Listening on {addr}")?;
-    out.flush()
 }

@@ -7,37 +7,26 @@
 //! buffer, `read` → `write_all`; at the client's close_notify or FIN it
 //! sends its own close_notify and closes. TCP_NODELAY, backlog 1024.
 
-use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-/// Bytes each connection's task reads at once: echo-server's default buffer.
-const BUFFER_SIZE: usize = 64 * 1024;
-/// Listen backlog: echo-server's default.
-const BACKLOG: u32 = 1024;
-/// Pause after a failed accept, so a full descriptor table is not spun on.
-const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+use echo_bench_peers::{accept_forever, Listen, BUFFER_SIZE};
 
 /// TLS echo server on tokio's current_thread runtime.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// Port to listen on; 0 lets the kernel pick one (printed at start).
-    #[arg(long)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    bind: IpAddr,
+    #[command(flatten)]
+    listen: Listen,
     /// Certificate chain, PEM.
     #[arg(long)]
     cert: PathBuf,
@@ -82,32 +71,11 @@ fn run(cli: &Cli) -> io::Result<()> {
         .enable_io()
         .enable_time()
         .build()?
-        .block_on(serve(SocketAddr::new(cli.bind, cli.port), acceptor))
-}
-
-async fn serve(addr: SocketAddr, acceptor: TlsAcceptor) -> io::Result<()> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    let listener: TcpListener = socket.listen(BACKLOG)?;
-    let mut out = io::stdout().lock();
-    writeln!(out, "Listening on {}", listener.local_addr()?)?;
-    out.flush()?;
-    drop(out);
-    loop {
-        match listener.accept().await {
-            Ok((stream, _peer)) => {
-                tokio::spawn(echo(stream, acceptor.clone()));
-            }
-            Err(e) => {
-                eprintln!("tokio-rustls-echo: accept: {e}");
-                tokio::time::sleep(ACCEPT_RETRY).await;
-            }
-        }
-    }
+        .block_on(accept_forever(
+            cli.listen.addr(),
+            "tokio-rustls-echo",
+            |stream| echo(stream, acceptor.clone()),
+        ))
 }
 
 /// Handshake, then echo until the client closes or an error ends it.

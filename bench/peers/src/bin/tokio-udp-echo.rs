@@ -2,22 +2,20 @@
 //! echo: one socket on a current_thread runtime, `recv_from` then
 //! `send_to` in a loop, a 64 KiB buffer. No limits, no counters.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::UdpSocket;
 
+use echo_bench_peers::Listen;
+
 /// Minimal tokio UDP echo server, a peer in echo-server's benchmark.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// Port to listen on.
-    #[arg(long)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    bind: IpAddr,
+    #[command(flatten)]
+    listen: Listen,
 }
 
 fn main() -> ExitCode {
@@ -32,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(SocketAddr::new(cli.bind, cli.port))) {
+    match runtime.block_on(serve(cli.listen.addr())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tokio-udp-echo: {e}");
