@@ -31,7 +31,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::info;
 use mio::event::Event;
 use mio::{Events, Poll, Token};
 use slab::Slab;
@@ -65,6 +64,7 @@ mod proxy_header;
 mod resume;
 mod service;
 mod shutdown;
+mod stats_line;
 pub mod tls;
 mod token;
 mod udp;
@@ -382,38 +382,6 @@ impl Server {
             return self.on_signal(signal, count);
         }
         None
-    }
-
-    fn report_stats(&mut self, now: Instant) {
-        let (Some(at), Some(every)) = (self.next_stats, self.config.stats_interval) else {
-            return;
-        };
-        if now >= at {
-            self.log_stats(now);
-            self.next_stats = Some(now + every);
-        }
-    }
-
-    fn log_stats(&mut self, now: Instant) {
-        // The endpoint's TCP figures are fresh at least this often.
-        if let Some(endpoint) = &mut self.endpoint {
-            if endpoint.listener().is_some() {
-                endpoint.figures().sample_tcp(&mut self.connections, now);
-            }
-        }
-        let s = &self.stats;
-        info!(
-            target: "STATS",
-            connections_total = s.served,
-            connections_active = s.active,
-            connections_peak = s.peak,
-            bytes_in = s.bytes_in,
-            bytes_out = s.bytes_out,
-            rejected = s.rejected,
-            timed_out = s.timed_out;
-            "{}",
-            s.report()
-        );
     }
 }
 
