@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use super::interval::Intervals;
 use super::report::{BenchReport, Latency};
 use super::transport::Transport;
 use super::{Engine, Phase, State, StopAfter};
@@ -114,10 +115,7 @@ impl<T: Transport> Engine<'_, T> {
             interrupted: self.interrupted,
             exit_code,
             format: self.config.format,
-            intervals: self.intervals.take().and_then(|intervals| {
-                let period = self.config.intervals?.0;
-                Some((period, Vec::from(intervals.kept), intervals.omitted))
-            }),
+            intervals: self.intervals.take().map(Intervals::into_report),
         }
     }
 }

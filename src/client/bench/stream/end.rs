@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::reader::Ending;
 use super::Streams;
 use crate::client::bench::in_flight::InFlight;
+use crate::client::bench::interval::Intervals;
 use crate::client::bench::report::{BenchReport, ServerUsage};
 use crate::client::bench::StopAfter;
 use crate::client::error::{exit, ClientError, Mismatch};
@@ -22,9 +23,32 @@ impl Streams<'_> {
             .collect()
     }
 
+    /// Counts in the window, and in its current interval, what was
+    /// verified since it last looked: writes completed (`--size` bytes
+    /// each, per connection) and bytes.
+    pub(super) fn count_window(&mut self) {
+        if !self.window.open || self.window.closed {
+            return;
+        }
+        let size = self.config.size as u64;
+        let verified = self.verified();
+        for (seen, now) in self.seen.iter_mut().zip(verified) {
+            let (writes, bytes) = (now / size - *seen / size, now - *seen);
+            self.window.messages += writes;
+            self.window.bytes += bytes;
+            if let Some(intervals) = &mut self.intervals {
+                intervals.count(writes, bytes);
+            }
+            *seen = now;
+        }
+    }
+
     pub(super) fn open_window(&mut self) {
         self.window.open = true;
-        self.verified_at_open = self.verified();
+        self.seen = self.verified();
+        if let Some(intervals) = &mut self.intervals {
+            intervals.open(self.window.start);
+        }
         if let Some(pid) = self.config.server_pid {
             match procstat::sample(pid) {
                 Ok(sample) => self.window.server_start = Some(sample),
@@ -43,7 +67,6 @@ impl Streams<'_> {
         if self.window.closed {
             return;
         }
-        self.window.closed = true;
         if now < self.window.start {
             // Stopped in the warm-up: nothing is measured.
             self.window.start = now;
@@ -56,10 +79,10 @@ impl Streams<'_> {
             StopAfter::Requests(_) => now,
         };
         self.window.end = Some(end.max(self.window.start));
-        let size = self.config.size as u64;
-        for (at_open, at_close) in self.verified_at_open.iter().zip(self.verified()) {
-            self.window.bytes += at_close - at_open;
-            self.window.messages += at_close / size - at_open / size;
+        self.count_window();
+        self.window.closed = true;
+        if let Some(intervals) = &mut self.intervals {
+            intervals.close(end.max(self.window.start));
         }
         if let (Some(pid), Some(start)) = (self.config.server_pid, self.window.server_start) {
             match procstat::sample(pid) {
@@ -171,7 +194,7 @@ impl Streams<'_> {
             interrupted: self.interrupted,
             exit_code,
             format: self.config.format,
-            intervals: None,
+            intervals: self.intervals.take().map(Intervals::into_report),
         }
     }
 }

@@ -31,6 +31,7 @@ use mio::{Events, Poll, Token, Waker};
 
 use self::reader::ReaderEnd;
 use super::failures::Failures;
+use super::interval::Intervals;
 use super::report::BenchReport;
 use super::window::Window;
 use super::{BenchConfig, StopAfter};
@@ -137,8 +138,10 @@ struct Streams<'a> {
     phase: Phase,
     run_start: Option<Instant>,
     window: Window,
-    /// Each connection's verified count when the window opened.
-    verified_at_open: Vec<u64>,
+    /// `-i`: the window's intervals.
+    intervals: Option<Intervals>,
+    /// Each connection's verified count when the window last counted it.
+    seen: Vec<u64>,
     /// The last echo, or the last time nothing was awaited.
     last_progress: Instant,
     drain_wait: Duration,
@@ -194,7 +197,11 @@ impl<'a> Streams<'a> {
             phase: Phase::Running,
             run_start: None,
             window: Window::new(now)?,
-            verified_at_open: Vec::new(),
+            intervals: match config.intervals {
+                Some((period, output)) => Some(Intervals::new(period, output, true, now)?),
+                None => None,
+            },
+            seen: Vec::new(),
             last_progress: now,
             drain_wait: config.timeout,
             interrupted: false,
@@ -360,6 +367,22 @@ impl<'a> Streams<'a> {
 
     /// Moves the run on; the next time to look again, or `None` when over.
     fn advance(&mut self, now: Instant) -> Option<Instant> {
+        self.count_window();
+        // At the window's end its last interval waits for the close, which
+        // counts the echoes that arrived since.
+        if let Some(intervals) = &mut self.intervals {
+            if self.window.end.map_or(true, |end| now < end) {
+                intervals.tick(now);
+            }
+        }
+        let next = self.advance_phase(now)?;
+        Some(match self.intervals.as_ref().filter(|i| i.running()) {
+            Some(intervals) => next.min(intervals.next),
+            None => next,
+        })
+    }
+
+    fn advance_phase(&mut self, now: Instant) -> Option<Instant> {
         match self.phase {
             Phase::Running => {
                 if !self.window.open && now >= self.window.start {
