@@ -86,6 +86,7 @@ pub struct IntervalFigures {
 }
 
 /// The intervals of one run.
+#[derive(Debug)]
 pub struct Intervals {
     period: Duration,
     output: IntervalOutput,

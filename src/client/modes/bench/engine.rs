@@ -15,6 +15,7 @@ use super::discard::Discard;
 use super::framed::Framed;
 use super::report::{ModeReport, ServerFigures};
 use super::{Counters, Driver, ModeBench, Step};
+use crate::client::bench::interval::{Intervals, Unit};
 use crate::client::bench::window::MAX_LATENCY_NS;
 use crate::client::error::ClientError;
 use crate::client::modes::ServiceMode;
@@ -63,7 +64,17 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
         // clamp every `saturating_record` to its initial 2 ns ceiling.
         latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
             .map_err(|e| ClientError::Other(format!("histogram: {e}")))?,
+        intervals: match cfg.intervals {
+            Some((period, output)) => Some(Intervals::of(
+                period,
+                output,
+                unit(cfg.mode),
+                Instant::now(),
+            )?),
+            None => None,
+        },
     };
+    let mut seen = Seen::default();
     let mut scratch = vec![0u8; SCRATCH];
     let started = Instant::now();
     let window_start = started + cfg.warmup;
@@ -77,10 +88,19 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
         let now = Instant::now();
         if first.is_none() && now >= window_start {
             counters.measuring = true;
-            first = Some(mark(cfg, &counters));
+            let opened = mark(cfg, &counters);
+            seen = Seen::of(&counters);
+            if let Some(intervals) = &mut counters.intervals {
+                intervals.open(opened.at);
+            }
+            first = Some(opened);
         }
+        seen.count(cfg, &mut counters);
         if now >= window_end {
             break;
+        }
+        if let Some(intervals) = &mut counters.intervals {
+            intervals.tick(now);
         }
         let moved = counters.up + counters.down;
         if moved != last_progress.1 {
@@ -97,8 +117,15 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
         } else {
             window_end
         };
+        let next = match counters.intervals.as_ref().filter(|i| i.running()) {
+            Some(intervals) => next.min(intervals.next),
+            None => next,
+        };
         let wait = if again.is_empty() {
-            Some(next.min(last_progress.0 + cfg.timeout) - now)
+            Some(
+                next.min(last_progress.0 + cfg.timeout)
+                    .saturating_duration_since(now),
+            )
         } else {
             Some(Duration::ZERO)
         };
@@ -134,6 +161,10 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
     }
     let last = mark(cfg, &counters);
     counters.measuring = false;
+    seen.count(cfg, &mut counters);
+    if let Some(intervals) = &mut counters.intervals {
+        intervals.close(last.at);
+    }
     // A window shorter than the timeout can pass with nothing moved: that
     // is no throughput to report.
     if let (None, false, Some(f)) = (&error, interrupted, &first) {
@@ -172,6 +203,52 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
         error,
         interrupted,
     ))
+}
+
+/// What an interval of `mode` counts.
+fn unit(mode: ServiceMode) -> Unit {
+    match mode {
+        ServiceMode::Chargen => Unit::Blocks,
+        ServiceMode::Framed => Unit::Frames,
+        _ => Unit::Writes,
+    }
+}
+
+/// The counters when the intervals last counted them.
+#[derive(Default)]
+struct Seen {
+    up: u64,
+    down: u64,
+    replies: u64,
+}
+
+impl Seen {
+    fn of(counters: &Counters) -> Self {
+        Self {
+            up: counters.up,
+            down: counters.down,
+            replies: counters.replies,
+        }
+    }
+
+    /// Counts in the current interval what moved since the last look, in
+    /// the mode's direction: discard's `--size` writes and bytes sent,
+    /// chargen's `--size` blocks and bytes received, framed's replies and
+    /// bytes sent (the report's MB/s).
+    fn count(&mut self, cfg: &ModeBench, counters: &mut Counters) {
+        let now = Self::of(counters);
+        let Some(intervals) = counters.intervals.as_mut().filter(|i| i.running()) else {
+            return;
+        };
+        let size = cfg.size as u64;
+        let (messages, bytes) = match cfg.mode {
+            ServiceMode::Chargen => (now.down / size - self.down / size, now.down - self.down),
+            ServiceMode::Framed => (now.replies - self.replies, now.up - self.up),
+            _ => (now.up / size - self.up / size, now.up - self.up),
+        };
+        intervals.count(messages, bytes);
+        *self = now;
+    }
 }
 
 /// The window's figures from its two marks.
