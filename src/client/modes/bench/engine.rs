@@ -78,7 +78,7 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
     let mut scratch = vec![0u8; SCRATCH];
     let started = Instant::now();
     let window_start = started + cfg.warmup;
-    let window_end = window_start + cfg.duration;
+    let mut window_end = window_start + cfg.duration;
     let mut first: Option<Mark> = None;
     let mut interrupted = false;
     let mut error = None;
@@ -89,6 +89,9 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
         if first.is_none() && now >= window_start {
             counters.measuring = true;
             let opened = mark(cfg, &counters);
+            // The window lasts --duration from when it opened: its last
+            // interval ends with it.
+            window_end = opened.at + cfg.duration;
             seen = Seen::of(&counters);
             if let Some(intervals) = &mut counters.intervals {
                 intervals.open(opened.at);
@@ -163,7 +166,9 @@ pub fn run(cfg: &ModeBench, addr: SocketAddr) -> Result<ModeReport, ClientError>
     counters.measuring = false;
     seen.count(cfg, &mut counters);
     if let Some(intervals) = &mut counters.intervals {
-        intervals.close(last.at);
+        // What arrived between the end and this mark counts in the last
+        // interval, as in the report.
+        intervals.close(last.at.min(window_end));
     }
     // A window shorter than the timeout can pass with nothing moved: that
     // is no throughput to report.
