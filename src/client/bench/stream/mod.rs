@@ -7,7 +7,8 @@
 //!
 //! The sockets are plain blocking ones. This thread only coordinates: it
 //! sleeps in a `Poll` holding the Ctrl+C pipes and a waker the threads ring
-//! when they end, samples the counters at the window's two ends, stops the
+//! when they end, samples the counters as the window opens, at each of its
+//! intervals (`-i`) and as it closes, stops the
 //! writers (a flag, and `shutdown(Write)` on the socket, which also ends a
 //! write blocked on a full socket), waits for the last echoes up to
 //! `--timeout`, and then ends the readers (`shutdown(Both)`).
