@@ -328,4 +328,27 @@ mod tests {
             "[   0.00-   1.00 s]  1,000 writes/s  10.00 Mbit/s"
         );
     }
+
+    #[test]
+    fn each_unit_names_its_messages_and_only_timed_ones_have_percentiles() {
+        let t0 = Instant::now();
+        let second = Duration::from_secs(1);
+        for (unit, name, timed) in [
+            (Unit::Msgs, "msgs", true),
+            (Unit::Writes, "writes", false),
+            (Unit::Blocks, "blocks", false),
+            (Unit::Frames, "frames", true),
+        ] {
+            let mut iv = Intervals::of(second, IntervalOutput::Report, unit, t0).unwrap();
+            iv.open(t0);
+            iv.count(10, 640);
+            iv.latency(20_000);
+            iv.close(t0 + second);
+            let f = &iv.kept[0];
+            assert_eq!(f.p50_us.is_some(), timed, "{unit:?}");
+            let line = text_line(f, unit, RateFormat::Bytes);
+            assert!(line.contains(&format!("  10 {name}/s  ")), "{line}");
+            assert_eq!(line.contains("  p50 "), timed, "{line}");
+        }
+    }
 }
