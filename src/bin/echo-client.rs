@@ -2,11 +2,9 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use echo_server::client::bench::in_flight::InFlight;
-use echo_server::client::bench::interval::{IntervalOutput, StreamStart};
-use echo_server::client::bench::{self, BenchConfig, StopAfter};
+use echo_server::client::bench::interval::StreamStart;
+use echo_server::client::bench::{self, interval_setting, BenchConfig, StopAfter};
 use echo_server::client::cli::{BenchArgs, Mode};
 use echo_server::client::error::ClientError;
 use echo_server::client::modes::bench::ModeBench;
@@ -62,12 +60,6 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     let mode = (args.mode != ServiceMode::Echo)
         .then(|| ModeBench::from_args(args))
         .transpose()?;
-    let unbounded = args.bulk && args.in_flight == InFlight::Unbounded;
-    if args.interval.is_some() && (mode.is_some() || unbounded) {
-        return Err(ClientError::Usage(
-            "-i/--interval is for echo benchmarks on the event loop: not with --mode other than echo, nor --in-flight unbounded".into(),
-        ));
-    }
     let connections = args.connections as usize;
     let limit = raise_open_file_limit().after;
     if let Some(limit) = limit {
@@ -91,7 +83,7 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     // closed pipe on Ctrl+C and raise SIGPIPE.
     let (addr, _probe_session, handshake) = reachable_address(args, tls.clone())?;
     if args.json_stream {
-        stream_start(args, addr, mode.is_none() && !unbounded);
+        stream_start(args, addr);
     }
     if let Some(mode) = mode {
         let report = modes::bench::run(&mode, addr)?;
@@ -154,24 +146,8 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
     Ok(report.exit_code)
 }
 
-/// `-i`'s period and where its intervals go; `--json-stream` reports
-/// every second unless `-i` says otherwise.
-fn interval_setting(args: &BenchArgs) -> Option<(Duration, IntervalOutput)> {
-    let output = if args.json_stream {
-        IntervalOutput::Stream
-    } else if args.json {
-        IntervalOutput::Report
-    } else {
-        IntervalOutput::Text(args.format)
-    };
-    let period = args
-        .interval
-        .or(args.json_stream.then_some(Duration::from_secs(1)))?;
-    Some((period, output))
-}
-
 /// `--json-stream`'s first line: what the run is about to do.
-fn stream_start(args: &BenchArgs, addr: SocketAddr, intervals: bool) {
+fn stream_start(args: &BenchArgs, addr: SocketAddr) {
     let start = StreamStart {
         mode: "bench",
         service: args.mode.name(),
@@ -181,9 +157,7 @@ fn stream_start(args: &BenchArgs, addr: SocketAddr, intervals: bool) {
         size: args.size(),
         depth: args.depth,
         bulk: args.bulk,
-        interval_s: intervals
-            .then(|| interval_setting(args).map(|(period, _)| period.as_secs_f64()))
-            .flatten(),
+        interval_s: interval_setting(args).map(|(period, _)| period.as_secs_f64()),
     };
     stream_event("start", &start.to_json());
 }

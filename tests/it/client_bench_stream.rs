@@ -4,11 +4,13 @@
 //! stops echoing, and the option without `--bulk` end with the documented
 //! exit code and a message saying what happened.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::client_bench::server_bytes_in;
-use crate::support::client::{client, json_of, num, Fault, FaultyServer};
-use crate::support::Server;
+use crate::support::client::{client, json_of, num, Fault, FaultyServer, CLIENT};
+use crate::support::{one_at_a_time, KillOnDrop, Server};
 
 const UNBOUNDED: [&str; 3] = ["--bulk", "--in-flight", "unbounded"];
 
@@ -234,4 +236,187 @@ fn unbounded_without_bulk_is_a_usage_error() {
     assert_eq!(exit.code(), Some(2), "{}", exit.describe());
     assert!(exit.stderr.contains("--bulk"), "{}", exit.stderr);
     assert!(exit.stdout.is_empty(), "{}", exit.describe());
+}
+
+/// `-i 0.5` with the stream engine: a text line per interval (writes/s and
+/// MB/s of the verified echo, no latency: this engine times none), the
+/// `--json` `intervals` array and the `--json-stream` events, all adding
+/// up to the report's totals.
+#[test]
+fn intervals_in_text_json_and_json_stream() {
+    let _turn = one_at_a_time();
+    let server = Server::start(&[]);
+    let addr = server.addr().to_string();
+    assert_intervals(&args(&addr, &["--connections", "2"]), Shape::ECHO_BULK);
+}
+
+/// What a benchmark's intervals look like, and where its report says the
+/// totals they add up to.
+pub(crate) struct Shape {
+    /// The text line's unit ("writes" for writes/s).
+    pub unit: &'static str,
+    /// Whether each interval has p50 and p99.
+    pub timed: bool,
+    /// The report's byte total in `--json`.
+    pub bytes: &'static str,
+    /// Its message total in `--json`, where it has one.
+    pub messages: Option<&'static str>,
+    /// The text report's line with the byte total, and the words after it.
+    pub text_bytes: (&'static str, &'static str),
+}
+
+impl Shape {
+    const ECHO_BULK: Shape = Shape {
+        unit: "writes",
+        timed: false,
+        bytes: "bytes",
+        messages: Some("messages"),
+        text_bytes: ("Echoed:", " bytes,"),
+    };
+}
+
+/// Runs the bench `args` with `-i 0.5` over a 2 s window three ways and
+/// checks the intervals of each: text lines that add up to the report's
+/// bytes within their rounding; `--json`'s `intervals` array, exactly; and
+/// `--json-stream`, one JSON object per line (start, intervals as they
+/// end, end with the report).
+pub(crate) fn assert_intervals(args: &[&str], shape: Shape) {
+    let window = ["--duration", "2", "--warmup", "0.2", "-i", "0.5"];
+    let run = |extra: &[&str]| client(&[args, &window[..], extra].concat());
+
+    let exit = run(&[]);
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let lines: Vec<&String> = exit.stdout.iter().filter(|l| l.starts_with('[')).collect();
+    assert!(lines.len() >= 3, "{}", exit.describe());
+    let mut bytes = 0.0;
+    let mut slack = 0.0;
+    for line in &lines {
+        // "[   0.50-   1.00 s]  9,498 writes/s  622.53 MB/s[  p50 … µs  p99 … µs]"
+        let (times, rest) = line[1..].split_once(" s]  ").expect(line);
+        let (start, end) = times.split_once('-').expect(line);
+        let (start, end): (f64, f64) = (start.trim().parse().unwrap(), end.trim().parse().unwrap());
+        let fields: Vec<&str> = rest.split("  ").collect();
+        assert!(fields[0].ends_with(&format!(" {}/s", shape.unit)), "{line}");
+        let mb_per_s: f64 = fields[1]
+            .strip_suffix(" MB/s")
+            .expect(line)
+            .parse()
+            .unwrap();
+        assert_eq!(
+            fields.len() == 4 && fields[2].starts_with("p50 ") && fields[3].starts_with("p99 "),
+            shape.timed,
+            "{line}"
+        );
+        bytes += mb_per_s * 1e6 * (end - start);
+        // MB/s to 0.01, each end to 0.01 s.
+        slack += 0.005e6 * (end - start) + mb_per_s * 1e6 * 0.01;
+    }
+    let (label, word) = shape.text_bytes;
+    let total: f64 = exit
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|l| {
+            let (before, _) = l.split_once(word)?;
+            let count = before.split_whitespace().last()?;
+            count.replace(',', "").parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no {label} … {word} in\n{}", exit.describe()));
+    assert!(total > 0.0, "{}", exit.describe());
+    assert!(
+        (bytes - total).abs() <= slack + 1.0,
+        "intervals add up to {bytes} bytes, the report says {total}\n{}",
+        exit.describe()
+    );
+
+    let exit = run(&["--json"]);
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let doc = json_of(&exit);
+    assert_eq!(doc["interval_s"], 0.5, "{doc}");
+    let intervals = doc["intervals"].as_array().expect("intervals array");
+    assert!(intervals.len() >= 3, "{doc}");
+    assert_shape(intervals, &doc, &shape);
+
+    let (lines, code) = stream_lines(&[args, &window[..], &["--json-stream"]].concat());
+    assert_eq!(code, Some(0), "{lines:?}");
+    let event = |at: usize| lines[at].1["event"].as_str().unwrap_or_default();
+    assert_eq!(event(0), "start", "{lines:?}");
+    assert_eq!(lines[0].1["data"]["interval_s"], 0.5, "{lines:?}");
+    let last = lines.len() - 1;
+    assert_eq!(event(last), "end", "{lines:?}");
+    assert!((1..last).all(|at| event(at) == "interval"), "{lines:?}");
+    // Three intervals at least between start and end.
+    assert!(last > 3, "{lines:?}");
+    assert!(
+        lines[last].0 - lines[1].0 >= Duration::from_millis(1000),
+        "the intervals were written at the end, not as they ended"
+    );
+    let intervals: Vec<serde_json::Value> = lines[1..last]
+        .iter()
+        .map(|(_, v)| v["data"].clone())
+        .collect();
+    assert_shape(&intervals, &lines[last].1["data"], &shape);
+}
+
+/// Each interval has the fields of the event-loop engine's; together they
+/// tile the window and add up to the report's totals.
+fn assert_shape(intervals: &[serde_json::Value], report: &serde_json::Value, shape: &Shape) {
+    let (mut messages, mut bytes) = (0.0, 0.0);
+    for (k, iv) in intervals.iter().enumerate() {
+        assert_eq!(num(iv, &["start_s"]), k as f64 * 0.5, "{iv}");
+        let (m, b, seconds) = (
+            num(iv, &["messages"]),
+            num(iv, &["bytes"]),
+            num(iv, &["end_s"]) - num(iv, &["start_s"]),
+        );
+        assert!(seconds > 0.0 && seconds <= 0.5 + 1e-9, "{iv}");
+        assert!(b > 0.0, "{iv}");
+        assert!(
+            (num(iv, &["msgs_per_s"]) - m / seconds).abs() <= 0.01,
+            "{iv}"
+        );
+        assert!(
+            (num(iv, &["mb_per_s"]) - b / 1e6 / seconds).abs() <= 0.001,
+            "{iv}"
+        );
+        assert!(
+            (num(iv, &["bits_per_s"]) - b * 8.0 / seconds).abs() <= 1.0,
+            "{iv}"
+        );
+        if shape.timed {
+            let (p50, p99) = (num(iv, &["p50_us"]), num(iv, &["p99_us"]));
+            assert!(p50 > 0.0 && p50 <= p99, "{iv}");
+        } else {
+            assert!(iv["p50_us"].is_null() && iv["p99_us"].is_null(), "{iv}");
+        }
+        messages += m;
+        bytes += b;
+    }
+    assert_eq!(bytes, num(report, &[shape.bytes]), "{report}");
+    if let Some(key) = shape.messages {
+        assert_eq!(messages, num(report, &[key]), "{report}");
+    }
+}
+
+/// Runs the client, returning each stdout line, parsed as one JSON object,
+/// with when it arrived.
+fn stream_lines(args: &[&str]) -> (Vec<(Instant, serde_json::Value)>, Option<i32>) {
+    let child = Command::new(CLIENT)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn echo-client");
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines().take(1000) {
+        let line = line.unwrap();
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+        assert!(value.is_object(), "{line}");
+        lines.push((Instant::now(), value));
+    }
+    let code = child.0.wait().unwrap().code();
+    (lines, code)
 }

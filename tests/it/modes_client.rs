@@ -126,3 +126,49 @@ fn discard_and_chargen_are_measured_end_to_end() {
     ]);
     assert_code(&exit, 1);
 }
+
+/// `-i 0.5` with `--mode`: text lines, `--json`'s `intervals` and the
+/// `--json-stream` events, as echo's, in each mode's own figure: discard's
+/// writes and bytes sent, chargen's `--size` blocks and bytes received,
+/// framed's replies with their p50 and p99, and bytes sent.
+#[test]
+fn intervals_for_each_mode() {
+    use crate::client_bench_stream::{assert_intervals, Shape};
+    let _turn = crate::support::one_at_a_time();
+    for (mode, shape) in [
+        (
+            "discard",
+            Shape {
+                unit: "writes",
+                timed: false,
+                bytes: "bytes_up",
+                messages: None,
+                text_bytes: ("Measured:", " bytes up,"),
+            },
+        ),
+        (
+            "chargen",
+            Shape {
+                unit: "blocks",
+                timed: false,
+                bytes: "bytes_down",
+                messages: None,
+                text_bytes: ("Measured:", " bytes down"),
+            },
+        ),
+        (
+            "framed",
+            Shape {
+                unit: "frames",
+                timed: true,
+                bytes: "bytes_up",
+                messages: Some("frames"),
+                text_bytes: ("Measured:", " bytes up,"),
+            },
+        ),
+    ] {
+        let server = Server::start(&["--mode", mode]);
+        let addr = addr(&server);
+        assert_intervals(&["bench", &addr, "--mode", mode, "-c", "2"], shape);
+    }
+}

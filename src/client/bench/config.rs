@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::in_flight::InFlight;
 use super::interval::IntervalOutput;
 use super::rate::RateFormat;
+use crate::client::cli::BenchArgs;
 
 /// When the sending stops.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,4 +62,20 @@ impl BenchConfig {
         };
         !quiet && long && io::stderr().is_terminal()
     }
+}
+
+/// `-i`'s period and where its intervals go; `--json-stream` reports
+/// every second unless `-i` says otherwise.
+pub fn interval_setting(args: &BenchArgs) -> Option<(Duration, IntervalOutput)> {
+    let output = if args.json_stream {
+        IntervalOutput::Stream
+    } else if args.json {
+        IntervalOutput::Report
+    } else {
+        IntervalOutput::Text(args.format)
+    };
+    let period = args
+        .interval
+        .or(args.json_stream.then_some(Duration::from_secs(1)))?;
+    Some((period, output))
 }

@@ -1,10 +1,14 @@
 //! How the run ends: stop sending, drain, stall, what was left, and the report.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::failures::Failures;
+use super::interval::Intervals;
 use super::report::{BenchReport, Latency};
 use super::transport::Transport;
-use super::{Engine, Phase, State, StopAfter};
+use super::window::Window;
+use super::{BenchConfig, Engine, Phase, State, StopAfter};
 use crate::client::error::{exit, ClientError};
 
 impl<T: Transport> Engine<'_, T> {
@@ -71,31 +75,21 @@ impl<T: Transport> Engine<'_, T> {
     }
 
     pub(super) fn report(mut self) -> BenchReport {
-        let end = self.window.end.unwrap_or(self.window.start);
-        let decisive = self.failures.decisive();
-        let exit_code = decisive.map_or(exit::OK, ClientError::exit_code);
-        let error = decisive.map(ClientError::to_string);
-        // The warm-up that actually passed: shorter when the run ended in it.
-        let warmup = self.run_start.map_or(self.config.warmup, |start| {
-            self.window.start.saturating_duration_since(start)
-        });
+        let base = window_report(
+            self.config,
+            self.addr,
+            &self.window,
+            self.run_start,
+            &self.failures,
+            self.intervals.take(),
+        );
         BenchReport {
-            target: self.config.target.clone(),
-            address: self.addr,
-            connections: self.config.connections,
-            size: self.config.size,
-            depth: self.config.depth,
             bulk: self.config.bulk,
             in_flight: self.config.bulk.then(|| {
                 let largest = self.conns.iter().map(|c| c.in_flight.largest()).max();
                 (self.config.in_flight, largest.unwrap_or(0))
             }),
             rate: self.config.rate,
-            warmup,
-            ended_in_warmup: warmup < self.config.warmup,
-            elapsed: end.saturating_duration_since(self.window.start),
-            messages: self.window.messages,
-            bytes: self.window.bytes,
             latency: if self.config.bulk {
                 None
             } else {
@@ -108,16 +102,59 @@ impl<T: Transport> Engine<'_, T> {
             mismatches: self.mismatches,
             closed_early: self.closed_early,
             incomplete: self.incomplete,
-            error,
-            server: self.window.server,
             server_note: self.server_note.take(),
             interrupted: self.interrupted,
-            exit_code,
-            format: self.config.format,
-            intervals: self.intervals.take().and_then(|intervals| {
-                let period = self.config.intervals?.0;
-                Some((period, Vec::from(intervals.kept), intervals.omitted))
-            }),
+            ..base
         }
+    }
+}
+
+/// The report's figures both engines take alike: the settings, the
+/// measured window, the failure the exit code stands for, the intervals.
+/// The engine fills in the rest by struct update (how it sent, its
+/// latency, how its connections fared); here they are empty.
+pub(super) fn window_report(
+    config: &BenchConfig,
+    addr: SocketAddr,
+    window: &Window,
+    run_start: Option<Instant>,
+    failures: &Failures,
+    intervals: Option<Intervals>,
+) -> BenchReport {
+    let end = window.end.unwrap_or(window.start);
+    let decisive = failures.decisive();
+    // The warm-up that actually passed: shorter when the run ended in it.
+    let warmup = run_start.map_or(config.warmup, |start| {
+        window.start.saturating_duration_since(start)
+    });
+    BenchReport {
+        target: config.target.clone(),
+        address: addr,
+        connections: config.connections,
+        size: config.size,
+        depth: config.depth,
+        bulk: false,
+        in_flight: None,
+        rate: None,
+        warmup,
+        ended_in_warmup: warmup < config.warmup,
+        elapsed: end.saturating_duration_since(window.start),
+        messages: window.messages,
+        bytes: window.bytes,
+        latency: None,
+        send_lag: None,
+        behind_schedule: None,
+        connected: 0,
+        connect_errors: 0,
+        mismatches: 0,
+        closed_early: 0,
+        incomplete: 0,
+        error: decisive.map(ClientError::to_string),
+        server: window.server,
+        server_note: None,
+        interrupted: false,
+        exit_code: decisive.map_or(exit::OK, ClientError::exit_code),
+        format: config.format,
+        intervals: intervals.map(Intervals::into_report),
     }
 }

@@ -31,6 +31,35 @@ pub enum IntervalOutput {
     Stream,
 }
 
+/// What an interval's `messages` count, as its text line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Echoed messages, each timed.
+    Msgs,
+    /// `--size` writes echoed (bulk) or taken (discard): not timed.
+    Writes,
+    /// `--size` blocks received (chargen): not timed.
+    Blocks,
+    /// framed replies, each timed.
+    Frames,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Msgs => "msgs",
+            Unit::Writes => "writes",
+            Unit::Blocks => "blocks",
+            Unit::Frames => "frames",
+        }
+    }
+
+    /// Whether its messages have a latency.
+    fn timed(self) -> bool {
+        matches!(self, Unit::Msgs | Unit::Frames)
+    }
+}
+
 /// One interval's figures; times in seconds from the window's start.
 #[derive(Debug, Clone, Serialize)]
 pub struct IntervalFigures {
@@ -38,27 +67,30 @@ pub struct IntervalFigures {
     pub start_s: f64,
     /// End, seconds into the measured window.
     pub end_s: f64,
-    /// Messages (bulk: writes) echoed and verified in it.
+    /// Messages (bulk and discard: writes; chargen: `--size` blocks;
+    /// framed: replies) echoed and verified in it.
     pub messages: u64,
-    /// Bytes echoed and verified in it.
+    /// Bytes echoed and verified (discard and framed: sent; chargen:
+    /// received and checked) in it.
     pub bytes: u64,
-    /// Messages (bulk: writes) per second.
+    /// Messages per second.
     pub msgs_per_s: f64,
     /// Megabytes (10⁶ bytes) per second.
     pub mb_per_s: f64,
     /// Bits per second.
     pub bits_per_s: f64,
-    /// Median latency of its messages, µs (not in bulk mode).
+    /// Median latency of its messages, µs (only where they are timed).
     pub p50_us: Option<f64>,
-    /// 99th percentile latency of its messages, µs (not in bulk mode).
+    /// 99th percentile latency of its messages, µs (only where timed).
     pub p99_us: Option<f64>,
 }
 
 /// The intervals of one run.
+#[derive(Debug)]
 pub struct Intervals {
     period: Duration,
     output: IntervalOutput,
-    bulk: bool,
+    unit: Unit,
     /// The window's start: intervals count from it.
     origin: Option<Instant>,
     /// The current interval's start and end.
@@ -75,17 +107,29 @@ pub struct Intervals {
 }
 
 impl Intervals {
-    /// Intervals of `period`; they start when the window opens.
+    /// Intervals of `period` of an echo run (bulk: of writes); they start
+    /// when the window opens.
     pub fn new(
         period: Duration,
         output: IntervalOutput,
         bulk: bool,
         now: Instant,
     ) -> Result<Self, ClientError> {
+        let unit = if bulk { Unit::Writes } else { Unit::Msgs };
+        Self::of(period, output, unit, now)
+    }
+
+    /// Intervals of `period` counting `unit`.
+    pub fn of(
+        period: Duration,
+        output: IntervalOutput,
+        unit: Unit,
+        now: Instant,
+    ) -> Result<Self, ClientError> {
         Ok(Self {
             period,
             output,
-            bulk,
+            unit,
             origin: None,
             from: now,
             next: now + period,
@@ -141,6 +185,12 @@ impl Intervals {
         self.origin = None;
     }
 
+    /// For the report: the period, the intervals kept and how many were
+    /// left out.
+    pub fn into_report(self) -> (Duration, Vec<IntervalFigures>, u64) {
+        (self.period, Vec::from(self.kept), self.omitted)
+    }
+
     fn emit(&mut self, end: Instant) {
         let Some(origin) = self.origin else { return };
         let seconds = end.saturating_duration_since(self.from).as_secs_f64();
@@ -149,7 +199,7 @@ impl Intervals {
             let scale = 10f64.powi(digits);
             (x * scale).round() / scale
         };
-        let measured = !self.bulk && !self.latency.is_empty();
+        let measured = self.unit.timed() && !self.latency.is_empty();
         let quantile = |q: f64| round(self.latency.value_at_quantile(q) as f64 / 1e3, 3);
         let figures = IntervalFigures {
             start_s: round(self.from.saturating_duration_since(origin).as_secs_f64(), 6),
@@ -167,7 +217,7 @@ impl Intervals {
         self.latency.reset();
         match self.output {
             IntervalOutput::Text(format) => {
-                output::line(format_args!("{}", text_line(&figures, self.bulk, format)))
+                output::line(format_args!("{}", text_line(&figures, self.unit, format)))
             }
             IntervalOutput::Stream => output::stream_event("interval", &json::to_string(&figures)),
             IntervalOutput::Report => {
@@ -212,13 +262,13 @@ impl StreamStart {
 }
 
 /// `[  0.00-  1.00 s]  12,345 msgs/s  0.79 MB/s  p50 45.1 µs  p99 80.2 µs`
-fn text_line(f: &IntervalFigures, bulk: bool, format: RateFormat) -> String {
+fn text_line(f: &IntervalFigures, unit: Unit, format: RateFormat) -> String {
     let mut line = format!(
         "[{:7.2}-{:7.2} s]  {} {}/s  {}",
         f.start_s,
         f.end_s,
         thousands(f.msgs_per_s.round() as u64),
-        if bulk { "writes" } else { "msgs" },
+        unit.name(),
         throughput(f.bytes as f64 / (f.end_s - f.start_s).max(1e-9), format)
     );
     if let (Some(p50), Some(p99)) = (f.p50_us, f.p99_us) {
@@ -274,8 +324,31 @@ mod tests {
             p99_us: None,
         };
         assert_eq!(
-            text_line(&f, true, RateFormat::Bits),
+            text_line(&f, Unit::Writes, RateFormat::Bits),
             "[   0.00-   1.00 s]  1,000 writes/s  10.00 Mbit/s"
         );
+    }
+
+    #[test]
+    fn each_unit_names_its_messages_and_only_timed_ones_have_percentiles() {
+        let t0 = Instant::now();
+        let second = Duration::from_secs(1);
+        for (unit, name, timed) in [
+            (Unit::Msgs, "msgs", true),
+            (Unit::Writes, "writes", false),
+            (Unit::Blocks, "blocks", false),
+            (Unit::Frames, "frames", true),
+        ] {
+            let mut iv = Intervals::of(second, IntervalOutput::Report, unit, t0).unwrap();
+            iv.open(t0);
+            iv.count(10, 640);
+            iv.latency(20_000);
+            iv.close(t0 + second);
+            let f = &iv.kept[0];
+            assert_eq!(f.p50_us.is_some(), timed, "{unit:?}");
+            let line = text_line(f, unit, RateFormat::Bytes);
+            assert!(line.contains(&format!("  10 {name}/s  ")), "{line}");
+            assert_eq!(line.contains("  p50 "), timed, "{line}");
+        }
     }
 }

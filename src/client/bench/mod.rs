@@ -43,7 +43,7 @@ mod transport;
 mod wake;
 pub(crate) mod window;
 
-pub use self::config::{BenchConfig, StopAfter};
+pub use self::config::{interval_setting, BenchConfig, StopAfter};
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;

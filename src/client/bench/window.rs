@@ -56,6 +56,64 @@ impl Window {
     pub(super) fn counts(&self, now: Instant) -> bool {
         self.open && self.end.map_or(true, |end| now <= end)
     }
+
+    /// Opens the window: the server's usage (`--server-pid`) is measured
+    /// from here; why it cannot be goes to `note`.
+    pub(super) fn open(&mut self, server_pid: Option<u32>, note: &mut Option<String>) {
+        self.open = true;
+        if let Some(pid) = server_pid {
+            match procstat::sample(pid) {
+                Ok(sample) => self.server_start = Some(sample),
+                Err(e) => note_server(note, pid, "when the window opened", &e),
+            }
+        }
+    }
+
+    /// Whether the window is still to be closed, at `now`. Stopped during
+    /// the warm-up, it is empty, here and now, and the echoes still to
+    /// come are not counted in it. The caller opens it if it is not yet
+    /// open, counts what it counts at the end, then calls [`Self::close`].
+    pub(super) fn closing(&mut self, now: Instant) -> bool {
+        if self.closed {
+            return false;
+        }
+        if now < self.start {
+            self.start = now;
+        }
+        true
+    }
+
+    /// Closes the window at `now`, its end no later than planned, and
+    /// measures the server's usage over it; returns the end.
+    pub(super) fn close(
+        &mut self,
+        now: Instant,
+        stop: StopAfter,
+        server_pid: Option<u32>,
+        note: &mut Option<String>,
+    ) -> Instant {
+        self.closed = true;
+        let end = match stop {
+            StopAfter::Duration(_) => self.end.map_or(now, |end| end.min(now)),
+            StopAfter::Requests(_) => now,
+        };
+        let end = end.max(self.start);
+        self.end = Some(end);
+        if let (Some(pid), Some(start)) = (server_pid, self.server_start) {
+            match procstat::sample(pid) {
+                Ok(end_sample) => self.server = Some(ServerUsage::between(pid, start, end_sample)),
+                Err(e) => note_server(note, pid, "when the window closed", &e),
+            }
+        }
+        end
+    }
+}
+
+/// The first reason the server's usage could not be measured.
+fn note_server(note: &mut Option<String>, pid: u32, when: &str, e: &io::Error) {
+    note.get_or_insert_with(|| {
+        format!("pid {pid} could not be read {when} ({e}); no CPU or memory figures")
+    });
 }
 
 impl<T: Transport> Engine<'_, T> {
@@ -90,52 +148,23 @@ impl<T: Transport> Engine<'_, T> {
     }
 
     pub(super) fn open_window(&mut self) {
-        self.window.open = true;
+        (self.window).open(self.config.server_pid, &mut self.server_note);
         if let Some(intervals) = &mut self.intervals {
             intervals.open(self.window.start);
         }
-        if let Some(pid) = self.config.server_pid {
-            match procstat::sample(pid) {
-                Ok(sample) => self.window.server_start = Some(sample),
-                Err(e) => self.note_server(pid, "when the window opened", &e),
-            }
-        }
-    }
-
-    pub(super) fn note_server(&mut self, pid: u32, when: &str, e: &io::Error) {
-        self.server_note.get_or_insert_with(|| {
-            format!("pid {pid} could not be read {when} ({e}); no CPU or memory figures")
-        });
     }
 
     pub(super) fn close_window(&mut self, now: Instant) {
-        if self.window.closed {
+        if !self.window.closing(now) {
             return;
-        }
-        self.window.closed = true;
-        if now < self.window.start {
-            // Stopped during the warm-up: the window is empty, here and
-            // now, and the echoes still to come are not counted in it.
-            self.window.start = now;
         }
         if !self.window.open {
             self.open_window();
         }
-        let end = match self.config.stop {
-            StopAfter::Duration(_) => self.window.end.map_or(now, |end| end.min(now)),
-            StopAfter::Requests(_) => now,
-        };
-        self.window.end = Some(end.max(self.window.start));
+        let (pid, note) = (self.config.server_pid, &mut self.server_note);
+        let end = self.window.close(now, self.config.stop, pid, note);
         if let Some(intervals) = &mut self.intervals {
-            intervals.close(end.max(self.window.start));
-        }
-        if let (Some(pid), Some(start)) = (self.config.server_pid, self.window.server_start) {
-            match procstat::sample(pid) {
-                Ok(end_sample) => {
-                    self.window.server = Some(ServerUsage::between(pid, start, end_sample));
-                }
-                Err(e) => self.note_server(pid, "when the window closed", &e),
-            }
+            intervals.close(end);
         }
     }
 }

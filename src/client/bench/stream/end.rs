@@ -1,7 +1,6 @@
 //! The end of an unbounded run: sampling the measured window, stopping
 //! the threads and waiting for the last echoes, and the report.
 
-use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -9,11 +8,10 @@ use std::time::Instant;
 
 use super::reader::Ending;
 use super::Streams;
+use crate::client::bench::end::window_report;
 use crate::client::bench::in_flight::InFlight;
-use crate::client::bench::report::{BenchReport, ServerUsage};
-use crate::client::bench::StopAfter;
-use crate::client::error::{exit, ClientError, Mismatch};
-use crate::os::procstat;
+use crate::client::bench::report::BenchReport;
+use crate::client::error::{ClientError, Mismatch};
 
 impl Streams<'_> {
     pub(super) fn verified(&self) -> Vec<u64> {
@@ -22,50 +20,46 @@ impl Streams<'_> {
             .collect()
     }
 
-    pub(super) fn open_window(&mut self) {
-        self.window.open = true;
-        self.verified_at_open = self.verified();
-        if let Some(pid) = self.config.server_pid {
-            match procstat::sample(pid) {
-                Ok(sample) => self.window.server_start = Some(sample),
-                Err(e) => self.note_server(pid, "when the window opened", &e),
+    /// Counts in the window, and in its current interval, what was
+    /// verified since it last looked: writes completed (`--size` bytes
+    /// each, per connection) and bytes.
+    pub(super) fn count_window(&mut self) {
+        if !self.window.open || self.window.closed {
+            return;
+        }
+        let size = self.config.size as u64;
+        let verified = self.verified();
+        for (seen, now) in self.seen.iter_mut().zip(verified) {
+            let (writes, bytes) = (now / size - *seen / size, now - *seen);
+            self.window.messages += writes;
+            self.window.bytes += bytes;
+            if let Some(intervals) = &mut self.intervals {
+                intervals.count(writes, bytes);
             }
+            *seen = now;
         }
     }
 
-    pub(super) fn note_server(&mut self, pid: u32, when: &str, e: &io::Error) {
-        self.server_note.get_or_insert_with(|| {
-            format!("pid {pid} could not be read {when} ({e}); no CPU or memory figures")
-        });
+    pub(super) fn open_window(&mut self) {
+        (self.window).open(self.config.server_pid, &mut self.server_note);
+        self.seen = self.verified();
+        if let Some(intervals) = &mut self.intervals {
+            intervals.open(self.window.start);
+        }
     }
 
     pub(super) fn close_window(&mut self, now: Instant) {
-        if self.window.closed {
+        if !self.window.closing(now) {
             return;
-        }
-        self.window.closed = true;
-        if now < self.window.start {
-            // Stopped in the warm-up: nothing is measured.
-            self.window.start = now;
         }
         if !self.window.open {
             self.open_window();
         }
-        let end = match self.config.stop {
-            StopAfter::Duration(_) => self.window.end.map_or(now, |end| end.min(now)),
-            StopAfter::Requests(_) => now,
-        };
-        self.window.end = Some(end.max(self.window.start));
-        let size = self.config.size as u64;
-        for (at_open, at_close) in self.verified_at_open.iter().zip(self.verified()) {
-            self.window.bytes += at_close - at_open;
-            self.window.messages += at_close / size - at_open / size;
-        }
-        if let (Some(pid), Some(start)) = (self.config.server_pid, self.window.server_start) {
-            match procstat::sample(pid) {
-                Ok(end) => self.window.server = Some(ServerUsage::between(pid, start, end)),
-                Err(e) => self.note_server(pid, "when the window closed", &e),
-            }
+        self.count_window();
+        let (pid, note) = (self.config.server_pid, &mut self.server_note);
+        let end = self.window.close(now, self.config.stop, pid, note);
+        if let Some(intervals) = &mut self.intervals {
+            intervals.close(end);
         }
     }
 
@@ -136,42 +130,25 @@ impl Streams<'_> {
     }
 
     pub(super) fn report(mut self) -> BenchReport {
-        let end = self.window.end.unwrap_or(self.window.start);
-        let decisive = self.failures.decisive();
-        let exit_code = decisive.map_or(exit::OK, ClientError::exit_code);
-        let error = decisive.map(ClientError::to_string);
-        let warmup = self.run_start.map_or(self.config.warmup, |start| {
-            self.window.start.saturating_duration_since(start)
-        });
+        let base = window_report(
+            self.config,
+            self.addr,
+            &self.window,
+            self.run_start,
+            &self.failures,
+            self.intervals.take(),
+        );
         BenchReport {
-            target: self.config.target.clone(),
-            address: self.addr,
-            connections: self.config.connections,
-            size: self.config.size,
-            depth: self.config.depth,
             bulk: true,
             in_flight: Some((InFlight::Unbounded, self.most_in_flight)),
-            rate: None,
-            warmup,
-            ended_in_warmup: warmup < self.config.warmup,
-            elapsed: end.saturating_duration_since(self.window.start),
-            messages: self.window.messages,
-            bytes: self.window.bytes,
-            latency: None,
-            send_lag: None,
-            behind_schedule: None,
             connected: self.conns.len(),
             connect_errors: self.connect_errors,
             mismatches: self.mismatches,
             closed_early: self.closed_early,
             incomplete: self.incomplete,
-            error,
-            server: self.window.server,
             server_note: self.server_note.take(),
             interrupted: self.interrupted,
-            exit_code,
-            format: self.config.format,
-            intervals: None,
+            ..base
         }
     }
 }

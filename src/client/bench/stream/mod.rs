@@ -7,36 +7,40 @@
 //!
 //! The sockets are plain blocking ones. This thread only coordinates: it
 //! sleeps in a `Poll` holding the Ctrl+C pipes and a waker the threads ring
-//! when they end, samples the counters at the window's two ends, stops the
+//! when they end, samples the counters as the window opens, at each of its
+//! intervals (`-i`) and as it closes, stops the
 //! writers (a flag, and `shutdown(Write)` on the socket, which also ends a
 //! write blocked on a full socket), waits for the last echoes up to
 //! `--timeout`, and then ends the readers (`shutdown(Both)`).
 //!
-//! `writer` and `reader` hold the threads; `end` the measured window,
-//! the stop and the report (the other bulk modes').
+//! `connect` opens the connections and starts their threads, `writer` and
+//! `reader` are the threads, `drive` the coordinator's loop, `end` the
+//! measured window, the stop and the report (the other bulk modes').
 
+mod connect;
+mod drive;
 mod end;
 mod reader;
 mod tls;
 mod writer;
 
-use std::io::{self, ErrorKind};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Poll, Token, Waker};
+use mio::{Poll, Token, Waker};
 
 use self::reader::ReaderEnd;
 use super::failures::Failures;
+use super::interval::Intervals;
 use super::report::BenchReport;
 use super::window::Window;
 use super::{BenchConfig, StopAfter};
 use crate::client::error::ClientError;
 use crate::client::pattern::Pattern;
-use crate::client::session::connect_error;
 use crate::os::signal::StopSignals;
 
 /// The signal pipes' tokens, from the top down.
@@ -137,8 +141,10 @@ struct Streams<'a> {
     phase: Phase,
     run_start: Option<Instant>,
     window: Window,
-    /// Each connection's verified count when the window opened.
-    verified_at_open: Vec<u64>,
+    /// `-i`: the window's intervals.
+    intervals: Option<Intervals>,
+    /// Each connection's verified count when the window last counted it.
+    seen: Vec<u64>,
     /// The last echo, or the last time nothing was awaited.
     last_progress: Instant,
     drain_wait: Duration,
@@ -194,7 +200,11 @@ impl<'a> Streams<'a> {
             phase: Phase::Running,
             run_start: None,
             window: Window::new(now)?,
-            verified_at_open: Vec::new(),
+            intervals: match config.intervals {
+                Some((period, output)) => Some(Intervals::new(period, output, true, now)?),
+                None => None,
+            },
+            seen: Vec::new(),
             last_progress: now,
             drain_wait: config.timeout,
             interrupted: false,
@@ -206,259 +216,5 @@ impl<'a> Streams<'a> {
             failures: Failures::default(),
             server_note: None,
         })
-    }
-
-    /// Connects every connection in turn and starts its two threads; the
-    /// run starts once all are open, as in the other modes.
-    fn open_all(&mut self) -> Result<(), ClientError> {
-        for id in 0..self.config.connections as u64 {
-            if self.signalled()? > 0 {
-                return Err(ClientError::Interrupted);
-            }
-            match TcpStream::connect_timeout(&self.addr, self.config.timeout) {
-                Ok(stream) => self.start(id, stream)?,
-                Err(e) => {
-                    self.connect_errors += 1;
-                    (self.failures).note(connect_error(self.addr, e, self.config.timeout));
-                }
-            }
-        }
-        if self.conns.is_empty() {
-            return Err(self
-                .failures
-                .take_decisive()
-                .unwrap_or_else(|| ClientError::Other("no connection".into())));
-        }
-        let now = Instant::now();
-        self.run_start = Some(now);
-        self.last_progress = now;
-        self.window.start = now + self.config.warmup;
-        if let StopAfter::Duration(d) = self.config.stop {
-            self.window.end = Some(self.window.start + d);
-        }
-        // Without a warm-up the window opens before the first byte goes:
-        // opened at the loop's first turn, it would leave out whatever had
-        // already come back (a whole TLS record, on loopback).
-        if self.config.warmup.is_zero() {
-            self.open_window();
-        }
-        self.run.started.store(true, Ordering::SeqCst);
-        for open in &self.conns {
-            if let Some(writer) = &open.writer {
-                writer.thread().unpark();
-            }
-        }
-        Ok(())
-    }
-
-    fn start(&mut self, id: u64, stream: TcpStream) -> Result<(), ClientError> {
-        let local = |what: &str, e: io::Error| {
-            ClientError::Other(format!("connection {id}: cannot {what}: {e}"))
-        };
-        // As in the other modes: a short last write is not held back.
-        let _ = stream.set_nodelay(true);
-        if let Some(client) = &self.config.tls {
-            let (writer, reader) = tls::split(&stream, client, self.config.timeout)?;
-            return self.spawn(id, stream, writer, reader);
-        }
-        let for_writer = stream
-            .try_clone()
-            .map_err(|e| local("clone the socket", e))?;
-        let for_reader = stream
-            .try_clone()
-            .map_err(|e| local("clone the socket", e))?;
-        self.spawn(id, stream, for_writer, for_reader)
-    }
-
-    /// Starts connection `id`'s reader and writer threads on their halves
-    /// (`stream` stays here, to stop them).
-    fn spawn<W, R>(
-        &mut self,
-        id: u64,
-        stream: TcpStream,
-        for_writer: W,
-        for_reader: R,
-    ) -> Result<(), ClientError>
-    where
-        W: io::Write + writer::HalfClose + Send + 'static,
-        R: io::Read + reader::Close + Send + 'static,
-    {
-        let local = |what: &str, e: io::Error| {
-            ClientError::Other(format!("connection {id}: cannot {what}: {e}"))
-        };
-        let conn = Arc::new(Conn {
-            id,
-            ..Conn::default()
-        });
-        let mut open = Open {
-            stream,
-            conn: conn.clone(),
-            writer: None,
-            reader: None,
-        };
-        let (run, shared) = (self.run.clone(), conn.clone());
-        let reader = thread::Builder::new()
-            .name(format!("reader-{id}"))
-            .spawn(move || reader::read(for_reader, &shared, &run));
-        open.reader = Some(reader.map_err(|e| local("start a thread", e))?);
-        // Pushed before the writer starts: `finish` then always stops it.
-        self.conns.push(open);
-        let run = self.run.clone();
-        let writer = thread::Builder::new()
-            .name(format!("writer-{id}"))
-            .spawn(move || {
-                // Every connection starts writing once all are open.
-                while !run.started.load(Ordering::SeqCst) && !run.quit.load(Ordering::SeqCst) {
-                    thread::park();
-                }
-                writer::write(for_writer, &conn, &run);
-            });
-        let open = self.conns.last_mut().expect("just pushed");
-        open.writer = Some(writer.map_err(|e| local("start a thread", e))?);
-        Ok(())
-    }
-
-    /// Ctrl+C or SIGTERM arrivals since the last look, without waiting.
-    fn signalled(&mut self) -> Result<usize, ClientError> {
-        let mut events = Events::with_capacity(8);
-        match self.poll.poll(&mut events, Some(Duration::ZERO)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(ClientError::Other(format!("poll failed: {e}"))),
-        }
-        let mut count = 0;
-        for event in events.iter() {
-            if let Some((_, n)) = self.signals.take(SIGNALS, event.token()) {
-                count += n;
-            }
-        }
-        Ok(count)
-    }
-
-    fn drive(&mut self) -> Result<(), ClientError> {
-        let mut events = Events::with_capacity(8);
-        loop {
-            let now = Instant::now();
-            let Some(next) = self.advance(now) else {
-                return Ok(());
-            };
-            match self
-                .poll
-                .poll(&mut events, Some(next.saturating_duration_since(now)))
-            {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(ClientError::Other(format!("poll failed: {e}"))),
-            }
-            for event in events.iter() {
-                if let Some((_, count)) = self.signals.take(SIGNALS, event.token()) {
-                    self.on_signal(count)?;
-                }
-            }
-        }
-    }
-
-    /// Moves the run on; the next time to look again, or `None` when over.
-    fn advance(&mut self, now: Instant) -> Option<Instant> {
-        match self.phase {
-            Phase::Running => {
-                if !self.window.open && now >= self.window.start {
-                    self.open_window();
-                }
-                let outstanding: u64 = self.conns.iter().map(|o| o.conn.outstanding()).sum();
-                if outstanding == 0 {
-                    self.last_progress = now;
-                } else {
-                    let last_echo = (self.conns.iter())
-                        .map(|o| o.conn.last_echo_ns.load(Ordering::Relaxed))
-                        .max()
-                        .map(|ns| self.run.start + Duration::from_nanos(ns));
-                    self.last_progress = self.last_progress.max(last_echo.unwrap_or(now));
-                    if now >= self.last_progress + self.config.timeout {
-                        self.stalled(now, outstanding);
-                        return None;
-                    }
-                }
-                let all_gone = self
-                    .conns
-                    .iter()
-                    .all(|o| o.conn.reader_done.load(Ordering::SeqCst));
-                let done_sending = all_gone
-                    || match self.config.stop {
-                        StopAfter::Duration(_) => self.window.end.is_some_and(|end| now >= end),
-                        StopAfter::Requests(_) => {
-                            (self.conns.iter()).all(|o| o.conn.writer_done.load(Ordering::SeqCst))
-                        }
-                    };
-                if done_sending {
-                    self.stop_sending(now, self.config.timeout);
-                    return self.advance(now);
-                }
-                let mut next = self.window.end.unwrap_or(now + Duration::from_secs(3600));
-                if !self.window.open {
-                    next = next.min(self.window.start);
-                }
-                next = next.min(if outstanding > 0 {
-                    self.last_progress + self.config.timeout
-                } else {
-                    // No thread says when bytes go out: look again soon, so a
-                    // stall is timed from (nearly) when they did.
-                    now + IDLE_LOOK.min(self.config.timeout)
-                });
-                Some(next)
-            }
-            Phase::Draining(deadline) => {
-                if now >= deadline || self.conns.iter().all(|o| o.conn.finished()) {
-                    self.close_window(now);
-                    return None;
-                }
-                Some(deadline)
-            }
-        }
-    }
-
-    /// Stops the writers and waits up to `wait` for the last echoes.
-    fn stop_sending(&mut self, now: Instant, wait: Duration) {
-        if let StopAfter::Duration(_) = self.config.stop {
-            self.close_window(now);
-        }
-        self.drain_wait = wait;
-        self.phase = Phase::Draining(now + wait);
-        self.run.stop.store(true, Ordering::SeqCst);
-        for open in &self.conns {
-            // Ends a write blocked on a full socket, too.
-            let _ = open.stream.shutdown(Shutdown::Write);
-        }
-    }
-
-    /// No echo for `--timeout` while bytes were out: the server stopped
-    /// echoing, and the run ends rather than wait for it.
-    fn stalled(&mut self, now: Instant, outstanding: u64) {
-        let waiting = self
-            .conns
-            .iter()
-            .filter(|o| o.conn.outstanding() > 0)
-            .count();
-        self.failures.note(ClientError::Stalled {
-            connections: waiting.max(1),
-            bytes: outstanding,
-            after: self.config.timeout,
-        });
-        self.close_window(now);
-    }
-
-    fn on_signal(&mut self, count: usize) -> Result<(), ClientError> {
-        if count == 0 {
-            return Ok(());
-        }
-        if self.interrupted {
-            return Err(ClientError::Interrupted);
-        }
-        self.interrupted = true;
-        let now = Instant::now();
-        self.close_window(now);
-        // Give the echoes already on the way a moment, not the full timeout.
-        self.stop_sending(now, self.config.timeout.min(Duration::from_secs(1)));
-        Ok(())
     }
 }

@@ -110,7 +110,7 @@ impl Framed {
             self.in_flight.pop_front();
             counters.replies += 1;
             if counters.measuring {
-                counters.latency.saturating_record(nanos_since(sent));
+                counters.record_latency(nanos_since(sent));
             }
         }
         Ok(())

@@ -25,6 +25,8 @@ use mio::net::TcpStream;
 
 pub use self::engine::run;
 use super::ServiceMode;
+use crate::client::bench::interval::{IntervalOutput, Intervals};
+use crate::client::bench::interval_setting;
 use crate::client::error::{is_reset, ClientError};
 
 /// What a mode benchmark is asked to do.
@@ -48,6 +50,9 @@ pub struct ModeBench {
     pub timeout: Duration,
     /// The server's PID, for its CPU time and memory.
     pub server_pid: Option<u32>,
+    /// `-i` (or `--json-stream`): the window's intervals, how long and
+    /// where they go.
+    pub intervals: Option<(Duration, IntervalOutput)>,
 }
 
 /// Figures every driver adds to.
@@ -63,6 +68,18 @@ pub struct Counters {
     pub measuring: bool,
     /// Reply latency in nanoseconds (framed).
     pub latency: Histogram<u64>,
+    /// `-i`: the window's intervals.
+    pub intervals: Option<Intervals>,
+}
+
+impl Counters {
+    /// Counts one reply's latency, in the window and in its interval.
+    pub fn record_latency(&mut self, ns: u64) {
+        self.latency.saturating_record(ns);
+        if let Some(intervals) = &mut self.intervals {
+            intervals.latency(ns);
+        }
+    }
 }
 
 /// Where a connection's turn left it.
@@ -192,6 +209,7 @@ impl ModeBench {
             warmup: args.warmup(),
             timeout: args.timeout,
             server_pid: args.server_pid,
+            intervals: interval_setting(args),
         })
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Counters, ModeBench};
+use crate::client::bench::interval::{IntervalFigures, Intervals};
 use crate::client::bench::report::Latency;
 use crate::client::error::{exit, ClientError};
 use crate::client::modes::ServiceMode;
@@ -55,6 +56,9 @@ pub struct ModeReport {
     total_up: u64,
     total_down: u64,
     latency: Option<Latency>,
+    /// `-i` with `--json`: the period, the latest intervals, and how many
+    /// were left out.
+    intervals: Option<(Duration, Vec<IntervalFigures>, u64)>,
     /// Why the run failed, if it did.
     pub error: Option<ClientError>,
     interrupted: bool,
@@ -66,7 +70,7 @@ impl ModeReport {
         cfg: &ModeBench,
         address: SocketAddr,
         window: Option<Window>,
-        counters: Counters,
+        mut counters: Counters,
         error: Option<ClientError>,
         interrupted: bool,
     ) -> Self {
@@ -82,6 +86,7 @@ impl ModeReport {
             total_up: counters.up,
             total_down: counters.down,
             latency: Latency::from_nanos(&counters.latency),
+            intervals: counters.intervals.take().map(Intervals::into_report),
             error,
             interrupted,
         }
@@ -150,6 +155,9 @@ impl ModeReport {
             frames: (self.mode == ServiceMode::Framed).then(|| w.map_or(0, |w| w.replies)),
             frames_per_s: (self.mode == ServiceMode::Framed)
                 .then(|| round(w.map_or(0.0, |w| Self::per_s(w.replies, w)))),
+            interval_s: (self.intervals.as_ref()).map(|(period, _, _)| period.as_secs_f64()),
+            intervals: (self.intervals.as_ref()).map_or(&[][..], |(_, kept, _)| kept),
+            intervals_omitted: (self.intervals.as_ref()).map_or(0, |(_, _, omitted)| *omitted),
             latency_us: self.latency.map(|l| l.rounded()),
             mismatches: u64::from(matches!(self.error, Some(ClientError::Reply(_)))),
             interrupted: self.interrupted,
@@ -192,6 +200,9 @@ struct ModeDocument<'a> {
     frames: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     frames_per_s: Option<f64>,
+    interval_s: Option<f64>,
+    intervals: &'a [IntervalFigures],
+    intervals_omitted: u64,
     latency_us: Option<Latency>,
     mismatches: u64,
     interrupted: bool,
