@@ -9,11 +9,13 @@ use super::help;
 use crate::config::units::{parse_seconds, parse_size};
 
 mod bench;
+mod completions;
 mod ping;
 mod probe;
 mod send;
 
 pub use bench::{BenchArgs, MAX_RATE, MIN_RATE};
+pub use completions::{name_the_shells, CompletionsArgs};
 pub use ping::PingArgs;
 pub use probe::{Ports, ProbeArgs};
 pub use send::SendArgs;
@@ -64,6 +66,9 @@ pub enum Mode {
     /// wrong bytes, 8 when some did not answer.
     #[command(after_help = help::with_exit_codes(help::PROBE_EXAMPLES))]
     Probe(ProbeArgs),
+    /// Print the shell completion script for echo-client on stdout.
+    #[command(after_help = help::completions_help())]
+    Completions(CompletionsArgs),
 }
 
 fn positive_seconds(text: &str) -> Result<Duration, String> {

@@ -21,10 +21,12 @@ use crate::os::listener::{parse_listen_ip, ListenIp};
 use crate::server::logging::LogFormat;
 
 mod checks;
+pub mod completions;
 #[cfg(test)]
 mod tests;
 mod values;
 
+use completions::Shell;
 use values::{
     allow_cidr, allow_host_name, buffer_size, busy_poll, listen_group, max_connections, max_line,
     metrics_addr, mode, ports, prime_test, proxy_timeout, udp_bytes, udp_rate, workers,
@@ -59,6 +61,11 @@ pub struct Cli {
     /// (a flag, a variable, the file or the default), and exit.
     #[arg(long)]
     pub print_config: bool,
+
+    /// Print echo-server's completion script for SHELL on stdout and exit
+    /// (for bash: > /etc/bash_completion.d/echo-server).
+    #[arg(long, value_name = "SHELL", value_enum)]
+    pub completions: Option<Shell>,
 
     /// Port(s) to listen on: one port, or a list and ranges such as
     /// 7000-7010,8443 (at most 1024 in all, with --listen's); 0 alone lets

@@ -351,7 +351,7 @@ fn every_option_has_its_environment_variable() {
         let id = arg.get_id().as_str();
         let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
         match (id, arg.get_long()) {
-            ("print_config" | "help" | "version", _) | (_, None) => {
+            ("print_config" | "completions" | "help" | "version", _) | (_, None) => {
                 assert_eq!(env, None, "{id}")
             }
             (_, Some(long)) => assert_eq!(
