@@ -9,18 +9,22 @@
 //!
 //! writes `target/docs/man/*.1` (one page per binary and per client mode)
 //! and `target/docs/completions/` (bash, zsh, fish). README's "Deploy"
-//! section says where to install them. An example rather than a
-//! subcommand: the generators stay dev-dependencies and never ship.
+//! section says where to install them. The man pages are an example rather
+//! than a subcommand so that their generator stays a dev-dependency; the
+//! completion scripts are the ones the binaries print themselves
+//! (`echo-client completions SHELL`, `echo-server --completions SHELL`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Command, CommandFactory};
-use clap_complete::Shell;
+use clap_complete::Generator;
 use echo_server::client::cli::ClientCli;
+use echo_server::config::cli::completions::{self, Shell};
 use echo_server::config::cli::Cli;
 
-/// The shells completions are written for.
+/// The shells whose scripts README installs system-wide; the binaries
+/// print any shell's.
 pub const SHELLS: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
 
 /// Both binaries' clap definitions, named as installed.
@@ -33,11 +37,12 @@ pub fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
     let (man, completions) = (out.join("man"), out.join("completions"));
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
-    for mut cmd in commands() {
+    for cmd in commands() {
         clap_mangen::generate_to(cmd.clone(), &man)?;
         let name = cmd.get_name().to_string();
         for shell in SHELLS {
-            clap_complete::generate_to(shell, &mut cmd, &name, &completions)?;
+            let script = completions::script(shell, cmd.clone());
+            std::fs::write(completions.join(shell.file_name(&name)), script)?;
         }
     }
     let mut written = Vec::new();

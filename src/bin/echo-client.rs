@@ -3,16 +3,18 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use clap::CommandFactory;
 use echo_server::client::bench::interval::StreamStart;
 use echo_server::client::bench::{self, interval_setting, BenchConfig, StopAfter};
-use echo_server::client::cli::{BenchArgs, Mode};
-use echo_server::client::error::ClientError;
+use echo_server::client::cli::{BenchArgs, ClientCli, Mode};
+use echo_server::client::error::{exit, ClientError};
 use echo_server::client::modes::bench::ModeBench;
 use echo_server::client::modes::{self, ServiceMode};
 use echo_server::client::output::{self, stream_event};
 use echo_server::client::session::Session;
 use echo_server::client::tls::{TlsClient, TlsFacts};
 use echo_server::client::{ping, probe, send, suggest};
+use echo_server::config::cli::completions;
 use echo_server::os::limits::raise_open_file_limit;
 use echo_server::os::procstat;
 use echo_server::os::signal;
@@ -30,6 +32,11 @@ fn main() -> ExitCode {
         Some(Mode::Ping(args)) => ping::run(&args),
         Some(Mode::Bench(args)) => run_bench(&args),
         Some(Mode::Probe(args)) => probe::run(&args),
+        Some(Mode::Completions(args)) => {
+            let script = completions::script(args.shell, ClientCli::command());
+            output::text(format_args!("{script}"));
+            exit::OK
+        }
     };
     ExitCode::from(output::exit_code(code))
 }

@@ -2,6 +2,7 @@
 //! and how a host named like a mode is reached.
 
 use super::error::EXIT_CODES_HELP;
+use crate::config::cli::completions::shell_names;
 
 /// `echo-client --help`.
 pub const MAIN_EXAMPLES: &str = "\
@@ -10,6 +11,7 @@ Examples:
   echo-client ping 127.0.0.1:7878 -c 10           ten probes, one a second
   echo-client bench 127.0.0.1:7878 --connections 50 --duration 5
   echo-client probe 127.0.0.1 7878,7000-7010      which ports echo
+  echo-client completions bash > /etc/bash_completion.d/echo-client
 
 A first word close to a mode's name (pign, bnech) is refused with a
 suggestion (exit 2) instead of being looked up as a host. To reach a host
@@ -50,6 +52,26 @@ pub const PROBE_EXAMPLES: &str = "\
 Examples:
   echo-client probe 127.0.0.1 7878,7000-7010
   echo-client probe lab-host 7 --udp --json";
+
+/// `echo-client completions --help`: where each shell's script goes, and
+/// the few exit codes this mode has.
+pub fn completions_help() -> String {
+    format!(
+        "\
+Examples:
+  echo-client completions bash > /etc/bash_completion.d/echo-client
+  echo-client completions zsh > ~/.zfunc/_echo-client     (a directory in $fpath)
+  echo-client completions fish > ~/.config/fish/completions/echo-client.fish
+  echo-server --completions bash > /etc/bash_completion.d/echo-server
+
+Exit codes:
+  0    the script was written
+  2    no SHELL, or not one of {}
+  7    the script could not be written (stdout full or not writable)
+A reader of stdout that goes away ends the client by SIGPIPE.",
+        shell_names()
+    )
+}
 
 /// A mode's examples followed by the exit codes, for `after_help`.
 pub fn with_exit_codes(examples: &str) -> String {

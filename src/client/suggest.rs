@@ -10,7 +10,7 @@
 use clap::error::ErrorKind;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use super::cli::ClientCli;
+use super::cli::{name_the_shells, ClientCli};
 
 /// Edits (insert, delete, substitute, swap two neighbours) still taken as
 /// a typo of a mode's name.
@@ -30,7 +30,9 @@ pub fn parse() -> ClientCli {
 /// [`parse`] on given arguments (the program name first).
 pub fn try_parse(args: &[std::ffi::OsString]) -> Result<ClientCli, clap::Error> {
     let mut command = ClientCli::command();
-    let matches = command.try_get_matches_from_mut(args)?;
+    let matches = command
+        .try_get_matches_from_mut(args)
+        .map_err(|e| name_the_shells(e, &mut command))?;
     if let Some(message) = mistyped_mode(&command, &matches, args) {
         return Err(command.error(ErrorKind::InvalidSubcommand, message));
     }
@@ -102,7 +104,7 @@ pub fn distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    const MODES: [&str; 5] = ["send", "ping", "bench", "probe", "help"];
+    const MODES: [&str; 6] = ["send", "ping", "bench", "probe", "completions", "help"];
 
     #[test]
     fn typos_of_a_mode_are_caught() {
@@ -115,6 +117,8 @@ mod tests {
             ("benchh", "bench"),
             ("prob", "probe"),
             ("sned", "send"),
+            ("completion", "completions"),
+            ("compeltions", "completions"),
         ] {
             assert_eq!(closest_mode(word, &MODES), Some(mode), "{word}");
         }
@@ -133,7 +137,7 @@ mod tests {
             "a",
             "ab",
             "",
-            "completions",
+            "completions:7878",
         ] {
             assert_eq!(closest_mode(word, &MODES), None, "{word}");
         }
@@ -162,14 +166,32 @@ mod tests {
             &["echo-client", "send", "pign"][..],
             &["echo-client", "--", "pign"],
             &["echo-client", "pign:7878"],
+            &["echo-client", "send", "completions"],
+            &["echo-client", "--", "completions"],
         ] {
             let cli = parse(args).unwrap();
             let address = match &cli.mode {
                 Some(crate::client::cli::Mode::Send(s)) => &s.address,
                 _ => &cli.send.address,
             };
-            assert_eq!(address.host, "pign", "{args:?}");
+            assert_eq!(
+                address.host,
+                args[args.len() - 1].trim_end_matches(":7878"),
+                "{args:?}"
+            );
         }
         assert!(parse(&["echo-client", "ping", "ping"]).is_ok());
+        assert!(matches!(
+            parse(&["echo-client", "completions", "fish"]).unwrap().mode,
+            Some(crate::client::cli::Mode::Completions(_))
+        ));
+        // Without its SHELL: the shells are named.
+        let e = parse(&["echo-client", "completions"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .contains("one of bash, elvish, fish, powershell, zsh"),
+            "{e}"
+        );
     }
 }

@@ -15,7 +15,7 @@ use toml::de::{DeTable, DeValue};
 
 /// Options about where settings come from rather than settings: they have
 /// no key in the file.
-const NOT_SETTINGS: [&str; 4] = ["config", "print_config", "help", "version"];
+const NOT_SETTINGS: [&str; 5] = ["config", "print_config", "completions", "help", "version"];
 
 /// One key of the file, already checked as its flag would be.
 #[derive(Debug, Clone, PartialEq, Eq)]

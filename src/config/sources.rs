@@ -14,6 +14,7 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, CommandFactory, FromArgMatches};
 
+use crate::config::cli::completions::{self, Shell};
 use crate::config::cli::Cli;
 use crate::config::file::{self, is_list, is_switch, settings_of, Setting};
 use crate::config::Config;
@@ -25,7 +26,7 @@ use crate::config::Config;
 pub enum Startup {
     /// Serve with these settings.
     Run(Box<Config>),
-    /// `--print-config`: write this text to stdout and exit 0.
+    /// `--print-config` or `--completions`: write this text to stdout and exit 0.
     Print(String),
 }
 
@@ -53,6 +54,10 @@ where
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let cmd = Cli::command();
     let first = cmd.clone().try_get_matches_from(&args)?;
+    // Before the file: the script depends on the definition, not on settings.
+    if let Some(&shell) = first.get_one::<Shell>("completions") {
+        return Ok(Startup::Print(completions::script(shell, cmd)));
+    }
     let file = first.get_one::<PathBuf>("config").cloned();
     let (matches, settings) = match &file {
         None => (first, Vec::new()),

@@ -116,6 +116,8 @@ fn derive_client(cli: &ClientCli) {
         Some(Mode::Ping(ping)) => {
             let _ = now + ping.interval + ping.timeout;
         }
+        // The script comes from the definition alone: no option to derive.
+        Some(Mode::Completions(_)) => {}
         Some(Mode::Probe(probe)) => {
             // The last probe starts at the time limit and may resend
             // every retry's timeout.

@@ -15,6 +15,7 @@ mod churn;
 mod client_bench;
 mod client_bench_faults;
 mod client_bench_stream;
+mod client_completions;
 mod client_help;
 mod client_memory;
 mod client_modes;
