@@ -101,6 +101,7 @@ impl<T: Transport> Engine<'_, T> {
             } else {
                 Latency::from_nanos(&self.window.latency)
             },
+            rtt_sources: self.rtt_sources,
             send_lag: Latency::from_nanos(&self.window.send_lag),
             behind_schedule: self.behind_schedule(),
             connected: self.connected,

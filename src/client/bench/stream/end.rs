@@ -158,6 +158,7 @@ impl Streams<'_> {
             messages: self.window.messages,
             bytes: self.window.bytes,
             latency: None,
+            rtt_sources: Default::default(),
             send_lag: None,
             behind_schedule: None,
             connected: self.conns.len(),
