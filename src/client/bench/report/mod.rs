@@ -418,6 +418,38 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
     }
 
+    // One word for scripts, and text that says which clock and why;
+    // mixed runs give both counts.
+    #[test]
+    fn rtt_sources_name_the_clock_that_ended_the_latencies() {
+        let sources = |kernel, clock, tls| RttSources { kernel, clock, tls };
+        assert_eq!(sources(0, 0, false).word(), None);
+        assert_eq!(sources(5, 0, false).word(), Some("kernel"));
+        assert_eq!(sources(0, 5, true).word(), Some("clock"));
+        assert_eq!(sources(3, 1_200, false).word(), Some("mixed"));
+        assert_eq!(
+            sources(5, 0, false).text(),
+            "the kernel's receive timestamp (SO_TIMESTAMPING)"
+        );
+        assert_eq!(
+            sources(0, 5, false).text(),
+            "the clock when the client woke for the reply (the kernel gave no receive timestamp)"
+        );
+        assert!(sources(0, 5, true)
+            .text()
+            .contains("no kernel timestamps under TLS"));
+        assert_eq!(
+            sources(3, 1_200, false).text(),
+            "the kernel's receive timestamp (SO_TIMESTAMPING) for 3 messages, \
+             the clock when the client woke for the reply for 1,200"
+        );
+        let mut counted = RttSources::default();
+        counted.count(true);
+        counted.count(false);
+        counted.count(true);
+        assert_eq!((counted.kernel, counted.clock), (2, 1));
+    }
+
     #[test]
     fn percentiles_come_from_the_histogram() {
         let mut h = Histogram::<u64>::new(3).unwrap();
