@@ -100,9 +100,13 @@ pub fn wall_clock() -> Duration {
 }
 
 /// Places the kernel's stamps (CLOCK_REALTIME) on the monotonic clock the
-/// sends were timed with: a stamp is as old, on both clocks, as a reading
-/// of both taken after it says. One reading serves the stamps that
-/// precede it, so a turn of reads usually costs one reading.
+/// sends were timed with. The two clocks run at the same rate (the
+/// kernel slews both alike) and differ only by steps of the wall clock, so
+/// one reading of both serves for [`StampClock::REFRESH`]: reading two
+/// clocks costs more than the receive itself on a VM, and a reading per
+/// read would slow the client that measures. A step of the wall clock
+/// mis-places the stamps of at most that long; the caller drops those
+/// that land before their send.
 #[derive(Debug, Default)]
 pub struct StampClock {
     /// Both clocks, read together.
@@ -110,15 +114,21 @@ pub struct StampClock {
 }
 
 impl StampClock {
-    /// When `stamp` happened, on the monotonic clock; `None` when the wall
-    /// clock stepped back past it (the stamp is then no use).
-    pub fn instant_of(&mut self, stamp: Duration) -> Option<Instant> {
-        let (now, wall) = match self.reading {
-            Some(reading) if reading.1 >= stamp => reading,
-            // A stamp after the reading: the segment arrived since.
+    /// How long one reading of both clocks is used.
+    pub const REFRESH: Duration = Duration::from_millis(100);
+
+    /// When `stamp` happened, on the monotonic clock; `now` is a recent
+    /// monotonic time (the caller's own), to know when to read again.
+    pub fn instant_of(&mut self, stamp: Duration, now: Instant) -> Option<Instant> {
+        let (mono, wall) = match self.reading {
+            Some(reading) if now.saturating_duration_since(reading.0) < Self::REFRESH => reading,
             _ => *self.reading.insert(read_both(Instant::now, wall_clock)),
         };
-        now.checked_sub(wall.checked_sub(stamp)?)
+        // A stamp after the reading is a segment that arrived since.
+        match stamp.checked_sub(wall) {
+            Some(after) => mono.checked_add(after),
+            None => mono.checked_sub(wall - stamp),
+        }
     }
 }
 
@@ -193,31 +203,39 @@ mod tests {
         panic!("no software receive timestamp in 50 exchanges");
     }
 
-    // A stamp lands on the monotonic clock as long ago as it was on the
-    // wall clock; one taken after the latest reading gets a fresh one, and
-    // one the wall clock has not reached yet (it stepped back) none.
+    // A stamp lands on the monotonic clock as long before or after the
+    // reading as it was on the wall clock; the reading serves for
+    // REFRESH, then the clocks are read again.
     #[test]
     fn stamps_are_placed_on_the_monotonic_clock() {
         let mut clock = StampClock::default();
         let before = Instant::now();
         let ago = wall_clock() - Duration::from_millis(30);
-        let at = clock.instant_of(ago).unwrap();
+        let at = clock.instant_of(ago, before).unwrap();
         let after = Instant::now();
         assert!(at <= after - Duration::from_millis(30), "{at:?} {after:?}");
         assert!(
             at + Duration::from_millis(30) >= before,
             "{at:?} {before:?}"
         );
-        // Later than the reading: read the clocks again.
         let first = clock.reading.unwrap();
+        // Later than the reading, within REFRESH: the same reading.
         std::thread::sleep(Duration::from_millis(2));
         let later = wall_clock();
-        let at_later = clock.instant_of(later).unwrap();
+        let at_later = clock.instant_of(later, Instant::now()).unwrap();
+        assert_eq!(clock.reading, Some(first));
+        assert!(at_later > first.0 && at_later <= Instant::now());
+        // Past REFRESH: the clocks are read again.
+        let due = first.0 + StampClock::REFRESH;
+        let again = clock.instant_of(wall_clock(), due).unwrap();
         assert!(clock.reading.unwrap().0 > first.0);
-        assert!(at_later >= first.0 && at_later <= Instant::now());
-        // From the future, as a step back of the wall clock leaves a stamp.
-        let ahead = wall_clock() + Duration::from_secs(3600);
-        assert_eq!(clock.instant_of(ahead), None);
+        assert!(again <= Instant::now());
+        // An hour ahead lands an hour ahead: the caller's bounds judge it.
+        let reading = clock.reading.unwrap();
+        let ahead = clock
+            .instant_of(reading.1 + Duration::from_secs(3600), reading.0)
+            .unwrap();
+        assert_eq!(ahead, reading.0 + Duration::from_secs(3600));
     }
 
     // A reading the thread was preempted in the middle of is tried again:

@@ -152,6 +152,8 @@ struct Engine<'a, T> {
     server_note: Option<String>,
     /// What ended the window's latencies (kernel stamp or clock).
     rtt_sources: report::RttSources,
+    /// Places the kernel's receive stamps on the clock of the sends.
+    stamp_clock: crate::os::rx_timestamp::StampClock,
 }
 
 /// Runs the benchmark against `addr` and returns what it measured. Fails
@@ -241,6 +243,7 @@ impl<'a, T: Transport> Engine<'a, T> {
                 tls: config.tls.is_some(),
                 ..Default::default()
             },
+            stamp_clock: Default::default(),
         })
     }
 

@@ -7,7 +7,6 @@ use super::transport::Transport;
 use super::Engine;
 use crate::client::error::{is_reset, ClientError};
 use crate::client::tls::stream::tls_error;
-use crate::os::rx_timestamp::StampClock;
 
 impl<T: Transport> Engine<'_, T> {
     /// Reads and checks everything available; `false` if the connection
@@ -22,7 +21,6 @@ impl<T: Transport> Engine<'_, T> {
     pub(super) fn read(&mut self, i: usize, hung_up: bool) -> bool {
         let now = Instant::now();
         let stamped = self.conns[i].rx_stamps;
-        let mut stamp_clock = StampClock::default();
         let mut completed = 0;
         loop {
             let Some(stream) = &mut self.conns[i].stream else {
@@ -39,7 +37,7 @@ impl<T: Transport> Engine<'_, T> {
                     let intervals = &mut self.intervals;
                     let sources = &mut self.rtt_sources;
                     let counting = window.counts(now);
-                    let arrived = stamp.and_then(|stamp| stamp_clock.instant_of(stamp));
+                    let arrived = stamp.and_then(|stamp| self.stamp_clock.instant_of(stamp, now));
                     let result =
                         self.conns[i]
                             .flow
