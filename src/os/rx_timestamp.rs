@@ -105,8 +105,9 @@ pub fn wall_clock() -> Duration {
 /// one reading of both serves for [`StampClock::REFRESH`]: reading two
 /// clocks costs more than the receive itself on a VM, and a reading per
 /// read would slow the client that measures. A step of the wall clock
-/// mis-places the stamps of at most that long; the caller drops those
-/// that land before their send.
+/// mis-places the stamps of at most that long: those it would place well
+/// after `now` are refused here, and the caller drops those that land
+/// before their send.
 #[derive(Debug, Default)]
 pub struct StampClock {
     /// Both clocks, read together.
@@ -117,18 +118,22 @@ impl StampClock {
     /// How long one reading of both clocks is used.
     pub const REFRESH: Duration = Duration::from_millis(100);
 
-    /// When `stamp` happened, on the monotonic clock; `now` is a recent
-    /// monotonic time (the caller's own), to know when to read again.
+    /// When `stamp` happened, on the monotonic clock; `now` is the time
+    /// just before the read that returned it, to know when to read the
+    /// clocks again. `None` for a stamp more than [`StampClock::REFRESH`]
+    /// after `now`: no segment read just after `now` arrived that late,
+    /// so the wall clock stepped.
     pub fn instant_of(&mut self, stamp: Duration, now: Instant) -> Option<Instant> {
         let (mono, wall) = match self.reading {
             Some(reading) if now.saturating_duration_since(reading.0) < Self::REFRESH => reading,
             _ => *self.reading.insert(read_both(Instant::now, wall_clock)),
         };
         // A stamp after the reading is a segment that arrived since.
-        match stamp.checked_sub(wall) {
+        let at = match stamp.checked_sub(wall) {
             Some(after) => mono.checked_add(after),
             None => mono.checked_sub(wall - stamp),
-        }
+        }?;
+        (at <= now + Self::REFRESH).then_some(at)
     }
 }
 
@@ -230,12 +235,15 @@ mod tests {
         let again = clock.instant_of(wall_clock(), due).unwrap();
         assert!(clock.reading.unwrap().0 > first.0);
         assert!(again <= Instant::now());
-        // An hour ahead lands an hour ahead: the caller's bounds judge it.
+        // Ahead of the reading by less than REFRESH: placed as far ahead;
+        // by an hour, as a step forward of the wall clock leaves a stamp:
+        // none.
         let reading = clock.reading.unwrap();
-        let ahead = clock
-            .instant_of(reading.1 + Duration::from_secs(3600), reading.0)
-            .unwrap();
-        assert_eq!(ahead, reading.0 + Duration::from_secs(3600));
+        let soon = reading.1 + Duration::from_millis(5);
+        let at_soon = clock.instant_of(soon, reading.0).unwrap();
+        assert_eq!(at_soon, reading.0 + Duration::from_millis(5));
+        let step = reading.1 + Duration::from_secs(3600);
+        assert_eq!(clock.instant_of(step, reading.0), None);
     }
 
     // A reading the thread was preempted in the middle of is tried again:
