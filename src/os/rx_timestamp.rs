@@ -5,8 +5,9 @@
 //!
 //! For TCP the stamp a read returns is that of the last segment it took
 //! bytes from (segments merged in the receive queue carry the latest
-//! one's), so a message whose last byte that read delivered is timed to
-//! the arrival of that byte.
+//! one's): a message completed by that segment is timed to its arrival,
+//! one completed by an earlier segment of the same read to the same,
+//! later, stamp.
 //!
 //! std and rustix offer neither the option's flags nor the control
 //! messages of `recvmsg`; these are the libc calls, with their SAFETY notes.

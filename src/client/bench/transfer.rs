@@ -14,10 +14,10 @@ impl<T: Transport> Engine<'_, T> {
     ///
     /// Each message completed by a read is timed to that read's kernel
     /// stamp, the arrival of the last segment it took: for the message
-    /// whose last byte came in that segment, its arrival. One completed
-    /// earlier in the same read is charged the gap to that segment (still
-    /// less than the clock would charge). Without a stamp (TLS, the
-    /// kernel refused or gave none), the clock when this turn began.
+    /// whose last byte came in that segment, its arrival; one completed
+    /// by an earlier segment of the same read is charged the gap to the
+    /// last. Without a stamp (TLS, the kernel refused or gave none), the
+    /// clock when this turn began.
     pub(super) fn read(&mut self, i: usize, hung_up: bool) -> bool {
         let now = Instant::now();
         let stamped = self.conns[i].rx_stamps;
