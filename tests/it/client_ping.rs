@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::support::client::{
     client, client_interrupted_when, json_of, num, Fault, FaultyServer, CLIENT,
 };
-use crate::support::{closed_port, Server};
+use crate::support::{closed_port, delay_proxy, Server};
 
 /// Probe lines carry seq, bytes and RTT; the summary counts them and gives
 /// min/avg/max/mdev and p50/p95/p99.
@@ -327,44 +327,6 @@ fn closed_stdout_ends_quietly() {
     assert!(exit.stderr.is_empty(), "{}", exit.stderr);
 }
 
-/// A proxy on 127.0.0.1 that holds every chunk from the client for
-/// `delay` before passing it to `upstream`; the answers go back at once.
-/// Serves one connection, then ends when either side closes.
-fn delay_proxy(upstream: std::net::SocketAddr, delay: Duration) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        let Ok((mut client, _)) = listener.accept() else {
-            return;
-        };
-        let mut server = std::net::TcpStream::connect(upstream).unwrap();
-        client.set_nodelay(true).unwrap();
-        server.set_nodelay(true).unwrap();
-        let (mut client_back, mut server_back) =
-            (client.try_clone().unwrap(), server.try_clone().unwrap());
-        let back = std::thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            while let Ok(n @ 1..) = server_back.read(&mut buf) {
-                if client_back.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-            let _ = client_back.shutdown(std::net::Shutdown::Write);
-        });
-        let mut buf = [0u8; 65536];
-        while let Ok(n @ 1..) = client.read(&mut buf) {
-            std::thread::sleep(delay);
-            if server.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        let _ = server.shutdown(std::net::Shutdown::Write);
-        let _ = back.join();
-    });
-    addr
-}
-
 /// Through a proxy that adds 10 ms, each RTT is the 10 ms plus loopback
 /// scale, timed to the kernel's receive timestamp (the clock after the
 /// read is the fallback, reported as such); the summary and --json carry
@@ -374,7 +336,7 @@ fn rtt_is_timed_by_the_kernel_stamp_and_tcp_info_is_reported() {
     let _turn = crate::support::one_at_a_time();
     let server = Server::start(&[]);
     let delay = Duration::from_millis(10);
-    let proxy = delay_proxy(server.addr(), delay);
+    let proxy = delay_proxy(server.addr(), delay, 1);
     let exit = client(&["ping", &proxy, "-c", "5", "-i", "0.05", "--json"]);
     assert_eq!(exit.code(), Some(0), "{}", exit.describe());
     let doc = json_of(&exit);
@@ -401,7 +363,7 @@ fn rtt_is_timed_by_the_kernel_stamp_and_tcp_info_is_reported() {
     assert_eq!(info["retransmits"], 0, "{doc}");
     assert!(num(info, &["pmtu"]) >= 1280.0, "{doc}");
 
-    let proxy = delay_proxy(server.addr(), delay);
+    let proxy = delay_proxy(server.addr(), delay, 1);
     let exit = client(&["ping", &proxy, "-c", "3", "-i", "0.05"]);
     assert_eq!(exit.code(), Some(0), "{}", exit.describe());
     let text = exit.stdout.join("\n");

@@ -14,6 +14,7 @@ mod busy_poll;
 mod churn;
 mod client_bench;
 mod client_bench_faults;
+mod client_bench_rtt;
 mod client_bench_stream;
 mod client_completions;
 mod client_help;

@@ -95,6 +95,7 @@ impl<T: Transport> Engine<'_, T> {
             } else {
                 Latency::from_nanos(&self.window.latency)
             },
+            rtt_sources: self.rtt_sources,
             send_lag: Latency::from_nanos(&self.window.send_lag),
             behind_schedule: self.behind_schedule(),
             connected: self.connected,
@@ -142,6 +143,7 @@ pub(super) fn window_report(
         messages: window.messages,
         bytes: window.bytes,
         latency: None,
+        rtt_sources: Default::default(),
         send_lag: None,
         behind_schedule: None,
         connected: 0,

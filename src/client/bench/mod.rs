@@ -101,6 +101,8 @@ struct Conn<T> {
     pipe_failed: bool,
     /// Bulk: the bound on its bytes written and not yet echoed.
     in_flight: InFlightLimit,
+    /// Its reads come with the kernel's receive timestamps.
+    rx_stamps: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,6 +150,10 @@ struct Engine<'a, T> {
     drain_wait: Duration,
     /// Why the server's usage could not be measured, with `--server-pid`.
     server_note: Option<String>,
+    /// What ended the window's latencies (kernel stamp or clock).
+    rtt_sources: report::RttSources,
+    /// Places the kernel's receive stamps on the clock of the sends.
+    stamp_clock: crate::os::rx_timestamp::StampClock,
 }
 
 /// Runs the benchmark against `addr` and returns what it measured. Fails
@@ -191,6 +197,7 @@ impl<'a, T: Transport> Engine<'a, T> {
                 pipe: None,
                 pipe_failed: false,
                 in_flight: InFlightLimit::new(config.in_flight, ceiling),
+                rx_stamps: false,
             })
             .collect();
         let wake = match config.rate {
@@ -232,6 +239,11 @@ impl<'a, T: Transport> Engine<'a, T> {
             last_progress: now,
             drain_wait: config.timeout,
             server_note: None,
+            rtt_sources: report::RttSources {
+                tls: config.tls.is_some(),
+                ..Default::default()
+            },
+            stamp_clock: Default::default(),
         })
     }
 

@@ -11,33 +11,48 @@ use crate::client::tls::stream::tls_error;
 impl<T: Transport> Engine<'_, T> {
     /// Reads and checks everything available; `false` if the connection
     /// was closed.
+    ///
+    /// Each message completed by a read is timed to that read's kernel
+    /// stamp, the arrival of the last segment it took: for the message
+    /// whose last byte came in that segment, its arrival; one completed
+    /// by an earlier segment of the same read is charged the gap to the
+    /// last. Without a stamp (TLS, the kernel refused or gave none), the
+    /// clock when this turn began.
     pub(super) fn read(&mut self, i: usize, hung_up: bool) -> bool {
         let now = Instant::now();
+        let stamped = self.conns[i].rx_stamps;
         let mut completed = 0;
         loop {
             let Some(stream) = &mut self.conns[i].stream else {
                 return false;
             };
-            match stream.read(&mut self.scratch) {
-                Ok(0) => {
+            match stream.read_stamped(&mut self.scratch, stamped) {
+                Ok((0, _)) => {
                     self.closed(i, false);
                     return false;
                 }
-                Ok(n) => {
+                Ok((n, stamp)) => {
                     self.last_progress = now;
                     let window = &mut self.window;
                     let intervals = &mut self.intervals;
+                    let sources = &mut self.rtt_sources;
                     let counting = window.counts(now);
+                    let arrived = stamp.and_then(|stamp| self.stamp_clock.instant_of(stamp, now));
                     let result =
                         self.conns[i]
                             .flow
-                            .echoed(&self.scratch[..n], &self.pattern, |stamp| {
-                                if let (true, Some(sent)) = (counting, stamp) {
-                                    let ns = now.saturating_duration_since(sent).as_nanos() as u64;
+                            .echoed(&self.scratch[..n], &self.pattern, |sent| {
+                                if let (true, Some(sent)) = (counting, sent) {
+                                    // A stamp before the send: the wall
+                                    // clock stepped; the clock is safer.
+                                    let kernel = arrived.filter(|&at| at >= sent);
+                                    let end = kernel.unwrap_or(now);
+                                    let ns = end.saturating_duration_since(sent).as_nanos() as u64;
                                     window.latency.saturating_record(ns.max(1));
                                     if let Some(intervals) = intervals.as_mut() {
                                         intervals.latency(ns);
                                     }
+                                    sources.count(kernel.is_some());
                                 }
                             });
                     match result {

@@ -2,12 +2,14 @@
 //! connection. The engine is compiled once for each (`Engine<TcpStream>`,
 //! `Engine<TlsStream>`), so the plain run's loop has no TLS branch in it.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
+use std::time::Duration;
 
 use mio::net::TcpStream;
 
 use crate::client::error::ClientError;
 use crate::client::tls::{TlsClient, TlsStream};
+use crate::os::rx_timestamp;
 
 /// A connection's byte stream, started on a socket whose connect is in
 /// progress.
@@ -32,6 +34,19 @@ pub(crate) trait Transport: Read + Write + Sized {
     /// Once TCP is connected: moves the transport's own handshake on;
     /// `Ok(true)` when data may flow.
     fn handshake(&mut self) -> Result<bool, ClientError>;
+
+    /// Asks the kernel to stamp what this connection receives; `false`
+    /// where the stamps would not time the bytes read (TLS) or the kernel
+    /// refused.
+    fn enable_rx_stamps(&self) -> bool;
+
+    /// Reads like `read`; with `stamped`, also returns the kernel's receive
+    /// timestamp of the last segment read, when it gave one.
+    fn read_stamped(
+        &mut self,
+        buf: &mut [u8],
+        stamped: bool,
+    ) -> io::Result<(usize, Option<Duration>)>;
 }
 
 impl Transport for TcpStream {
@@ -52,6 +67,22 @@ impl Transport for TcpStream {
 
     fn handshake(&mut self) -> Result<bool, ClientError> {
         Ok(true)
+    }
+
+    fn enable_rx_stamps(&self) -> bool {
+        rx_timestamp::enable(self).is_ok()
+    }
+
+    fn read_stamped(
+        &mut self,
+        buf: &mut [u8],
+        stamped: bool,
+    ) -> io::Result<(usize, Option<Duration>)> {
+        if stamped {
+            rx_timestamp::recv(self, buf)
+        } else {
+            self.read(buf).map(|n| (n, None))
+        }
     }
 }
 
@@ -74,5 +105,19 @@ impl Transport for TlsStream {
 
     fn handshake(&mut self) -> Result<bool, ClientError> {
         self.handshake_step()
+    }
+
+    /// The bytes read are plaintext that rustls assembled from records:
+    /// which segment's stamp belongs to a message's last byte is hidden.
+    fn enable_rx_stamps(&self) -> bool {
+        false
+    }
+
+    fn read_stamped(
+        &mut self,
+        buf: &mut [u8],
+        _stamped: bool,
+    ) -> io::Result<(usize, Option<Duration>)> {
+        self.read(buf).map(|n| (n, None))
     }
 }

@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{record, PingRun};
+use super::probe::record;
+use super::PingRun;
 use crate::client::cli::PingArgs;
 use crate::client::error::ClientError;
 use crate::client::output;

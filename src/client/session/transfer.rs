@@ -10,15 +10,7 @@ use crate::client::error::{is_reset, ClientError, Mismatch};
 use crate::client::modes::ByteMap;
 use crate::client::pattern::first_difference;
 use crate::client::tls::stream::tls_error;
-use crate::os::rx_timestamp;
-
-/// Time since the Unix epoch (CLOCK_REALTIME), the clock of the kernel's
-/// receive timestamps.
-fn wall_clock() -> Duration {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-}
+use crate::os::rx_timestamp::{self, wall_clock};
 
 /// What a [`Feed`] has for [`Session::transfer`].
 #[derive(Debug)]

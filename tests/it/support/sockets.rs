@@ -169,3 +169,49 @@ pub fn unacked_bytes(s: &TcpStream) -> usize {
     assert_eq!(rc, 0, "ioctl(SIOCOUTQ): {}", io::Error::last_os_error());
     n as usize
 }
+
+/// A proxy on 127.0.0.1 that holds every chunk from the client for
+/// `delay` before passing it to `upstream`; the answers go back at once.
+/// Serves `connections` connections (one thread each, so each adds the
+/// delay independently), each until either side closes.
+pub fn delay_proxy(upstream: SocketAddr, delay: Duration, connections: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((client, _)) = listener.accept() else {
+                return;
+            };
+            std::thread::spawn(move || relay_delayed(client, upstream, delay));
+        }
+    });
+    addr
+}
+
+fn relay_delayed(mut client: TcpStream, upstream: SocketAddr, delay: Duration) {
+    let Ok(mut server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    client.set_nodelay(true).unwrap();
+    server.set_nodelay(true).unwrap();
+    let (mut client_back, mut server_back) =
+        (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let back = std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n @ 1..) = server_back.read(&mut buf) {
+            if client_back.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = client_back.shutdown(Shutdown::Write);
+    });
+    let mut buf = [0u8; 65536];
+    while let Ok(n @ 1..) = client.read(&mut buf) {
+        std::thread::sleep(delay);
+        if server.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = server.shutdown(Shutdown::Write);
+    let _ = back.join();
+}

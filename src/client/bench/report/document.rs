@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use super::{round3, round6, BenchReport, Latency};
+use super::{round3, round6, BenchReport, Latency, RttSources};
 use crate::client::bench::in_flight::InFlight;
 use crate::client::bench::interval::IntervalFigures;
 use crate::logic::json;
@@ -41,6 +41,11 @@ impl BenchReport {
                 .as_ref()
                 .map_or(0, |(_, _, omitted)| *omitted),
             latency_us: self.latency.as_ref().map(Latency::rounded),
+            rtt_source: self.rtt_sources.word(),
+            rtt_source_counts: self
+                .rtt_sources
+                .word()
+                .map(|_| RttCounts::from(self.rtt_sources)),
             send_lag_us: self.send_lag.as_ref().map(Latency::rounded),
             behind_schedule: self.behind_schedule,
             connected: self.connected,
@@ -86,6 +91,9 @@ struct BenchDocument<'a> {
     intervals: &'a [IntervalFigures],
     intervals_omitted: u64,
     latency_us: Option<Latency>,
+    /// "kernel", "clock" or "mixed": what ended the latencies.
+    rtt_source: Option<&'static str>,
+    rtt_source_counts: Option<RttCounts>,
     send_lag_us: Option<Latency>,
     behind_schedule: Option<u64>,
     connected: usize,
@@ -97,6 +105,23 @@ struct BenchDocument<'a> {
     error: Option<&'a str>,
     server: Option<ServerJson>,
     server_error: Option<&'a str>,
+}
+
+/// Messages whose latency ran to the kernel's receive timestamp, and
+/// those timed by the clock.
+#[derive(Serialize)]
+struct RttCounts {
+    kernel: u64,
+    clock: u64,
+}
+
+impl From<RttSources> for RttCounts {
+    fn from(sources: RttSources) -> Self {
+        Self {
+            kernel: sources.kernel,
+            clock: sources.clock,
+        }
+    }
 }
 
 #[derive(Serialize)]
