@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 import run as harness
-from catalog import CLIENT_CPU, LOCALHOST, SERVER_CPU
+from catalog import LOCALHOST, SERVER_CPU
 
 BEGIN, END = "<!-- BEGIN MODES GENERATED -->", "<!-- END MODES GENERATED -->"
 # Just under 2^63 and prime: trial division to its square root keeps a
@@ -221,21 +221,6 @@ def started(env: harness.Env, argv: list[str], port: int, log_name: str):
         log.close()
 
 
-def client(env: harness.Env, port: int, args: list[str], timeout: float) -> tuple[dict | None, str | None]:
-    argv = env.pinned(CLIENT_CPU, [str(env.binaries.echo_client), "bench", f"{LOCALHOST}:{port}", *args, "--json", "--quiet"])
-    try:
-        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, f"echo-client timed out after {timeout:.0f} s"
-    doc = None
-    with contextlib.suppress(json.JSONDecodeError):
-        doc = json.loads(p.stdout)
-    if p.returncode != 0 or not isinstance(doc, dict):
-        tail = (p.stderr.strip().splitlines() or ["(no stderr)"])[-1]
-        return doc if isinstance(doc, dict) else None, f"echo-client exit {p.returncode}: {tail}"
-    return doc, None
-
-
 def load_workers(port: int) -> list[socket.socket]:
     """Connections that keep every worker busy with long prime checks."""
     socks = []
@@ -256,17 +241,17 @@ def one_run(env: harness.Env, a: argparse.Namespace, sc: ModeScenario, server: M
     try:
         with started(env, argv, port, f"{sc.name}-{server.name}-{pass_no}") as proc:
             if sc.unit == "wait":
-                run["idle"], error = client(env, port, base, timeout)
+                run["idle"], error = harness.bench_json(env, port, base, timeout)
                 if not error:
                     loaders = load_workers(port)
                     try:
-                        run["saturated"], error = client(env, port, base, timeout)
+                        run["saturated"], error = harness.bench_json(env, port, base, timeout)
                     finally:
                         for s in loaders:
                             s.close()
             else:
                 cpu0 = group_cpu_s(proc.pid)
-                run["client"], error = client(env, port, base, timeout)
+                run["client"], error = harness.bench_json(env, port, base, timeout)
                 harness.settle_forks(proc.pid, 1)
                 run["server_cpu_s"] = group_cpu_s(proc.pid) - cpu0
     except (RuntimeError, OSError) as e:

@@ -363,9 +363,12 @@ def thread_count(pid: int) -> int | None:
 # Measurements
 
 
-def run_client(env: Env, port: int, args: list[str], timeout: float) -> tuple[dict | None, str | None]:
-    """Runs `echo-client bench`; returns its JSON document, or an error."""
-    argv = env.pinned(CLIENT_CPU, [str(env.binaries.echo_client), "bench", f"{LOCALHOST}:{port}", *args, "--json", "--quiet"])
+def bench_json(env: Env, port: int, args: list[str], timeout: float) -> tuple[dict | None, str | None]:
+    """Runs `echo-client bench` pinned to the client's CPU; returns its JSON
+    document, or an error. `--rtt-clock`: latencies by the clock, as every
+    earlier run measured them, and no host-wide receive timestamping to
+    load the client and the server (README, "bench")."""
+    argv = env.pinned(CLIENT_CPU, [str(env.binaries.echo_client), "bench", f"{LOCALHOST}:{port}", *args, "--rtt-clock", "--json", "--quiet"])
     try:
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -376,6 +379,14 @@ def run_client(env: Env, port: int, args: list[str], timeout: float) -> tuple[di
     if p.returncode != 0 or not isinstance(doc, dict):
         tail = (p.stderr.strip().splitlines() or ["(no stderr)"])[-1]
         return doc if isinstance(doc, dict) else None, f"echo-client exit {p.returncode}: {tail}"
+    return doc, None
+
+
+def run_client(env: Env, port: int, args: list[str], timeout: float) -> tuple[dict | None, str | None]:
+    """`bench_json`, and an error when an echo was wrong or none counted."""
+    doc, error = bench_json(env, port, args, timeout)
+    if error is not None or doc is None:
+        return doc, error
     if doc.get("mismatches"):
         return doc, f"{doc['mismatches']} mismatched echoes"
     if not doc.get("messages"):

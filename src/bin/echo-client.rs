@@ -125,6 +125,7 @@ fn bench_report(args: &BenchArgs) -> Result<u8, ClientError> {
         intervals: interval_setting(args),
         format: args.format,
         tls,
+        rx_stamps: !args.rtt_clock,
     };
     let config = BenchConfig {
         progress: config.wants_progress(args.quiet || args.json || args.json_stream),

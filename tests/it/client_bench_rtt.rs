@@ -25,8 +25,8 @@ fn rtt_source(doc: &serde_json::Value) -> (String, f64, f64) {
 
 /// On a plain loopback run every message counted is timed to the kernel's
 /// stamp (the warm-up covers the moment the kernel takes to turn stamping
-/// on), in `--json`, in the text and in `--json-stream`'s end event. Bulk
-/// times no message and names no source.
+/// on), in `--json`, in the text and in `--json-stream`'s end event; with
+/// `--rtt-clock` by the clock. Bulk times no message and names no source.
 #[test]
 fn plain_runs_are_timed_by_the_kernel_stamp() {
     let server = Server::start(&[]);
@@ -61,6 +61,24 @@ fn plain_runs_are_timed_by_the_kernel_stamp() {
     assert_eq!(end["event"], "end", "{}", exit.describe());
     let (source, _, clock) = rtt_source(&end["data"]);
     assert_eq!((source.as_str(), clock), ("kernel", 0.0), "{end}");
+
+    // --rtt-clock: the clock by choice, for every message, and said so.
+    let exit = client(&[&run[..], &warmup, &["--rtt-clock", "--json"]].concat());
+    assert_eq!(exit.code(), Some(0), "{}", exit.describe());
+    let (source, kernel, _) = rtt_source(&json_of(&exit));
+    assert_eq!(
+        (source.as_str(), kernel),
+        ("clock", 0.0),
+        "{}",
+        exit.describe()
+    );
+    let exit = client(&[&run[..], &warmup, &["--rtt-clock"]].concat());
+    assert!(
+        exit.stdout.iter().any(|l| l
+            == "Measured to: the clock when the client woke for the reply (--rtt-clock)"),
+        "{}",
+        exit.describe()
+    );
 
     let exit = client(&["bench", &addr, "--bulk", "--duration", "0.2", "--json"]);
     assert_eq!(exit.code(), Some(0), "{}", exit.describe());

@@ -50,6 +50,9 @@ pub struct BenchConfig {
     pub format: RateFormat,
     /// `--tls`: every connection speaks TLS with these settings.
     pub tls: Option<crate::client::tls::TlsClient>,
+    /// Time echoes to the kernel's receive timestamps where it gives them
+    /// (off with `--rtt-clock`).
+    pub rx_stamps: bool,
 }
 
 impl BenchConfig {

@@ -37,7 +37,8 @@ impl<T: Transport> Engine<'_, T> {
                     // the read that completed it; asked for while the
                     // handshake runs, as the kernel turns stamping on in
                     // deferred work. Bulk times no message: plain reads.
-                    self.conns[i].rx_stamps = !self.config.bulk && stream.enable_rx_stamps();
+                    self.conns[i].rx_stamps =
+                        self.config.rx_stamps && !self.config.bulk && stream.enable_rx_stamps();
                     self.conns[i].stream = Some(stream);
                     self.conns[i].state = State::Connecting(now);
                     self.connecting += 1;

@@ -241,6 +241,7 @@ impl<'a, T: Transport> Engine<'a, T> {
             server_note: None,
             rtt_sources: report::RttSources {
                 tls: config.tls.is_some(),
+                chosen: !config.rx_stamps,
                 ..Default::default()
             },
             stamp_clock: Default::default(),

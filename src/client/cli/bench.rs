@@ -106,6 +106,14 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "json")]
     pub json_stream: bool,
 
+    /// Time each echo by the clock when the client wakes for it, instead
+    /// of the kernel's receive timestamp of its arrival. Asking for
+    /// timestamps makes the kernel stamp every packet the host receives,
+    /// which costs the client (and a server on the same host) CPU: for
+    /// runs that measure messages/s rather than latency.
+    #[arg(long)]
+    pub rtt_clock: bool,
+
     /// Throughput in the text as bytes (MB/s) or bits (Kbit/s, Mbit/s,
     /// Gbit/s, as iperf3 prints them); --json has both.
     #[arg(long, value_enum, default_value_t = RateFormat::Bytes, value_name = "UNIT")]

@@ -80,6 +80,8 @@ pub struct RttSources {
     pub clock: u64,
     /// A TLS run: no stamps were asked for.
     pub tls: bool,
+    /// `--rtt-clock`: the clock was asked for.
+    pub chosen: bool,
 }
 
 impl RttSources {
@@ -108,6 +110,7 @@ impl RttSources {
         const CLOCK: &str = "the clock when the client woke for the reply";
         match (self.kernel, self.clock) {
             (_, 0) => KERNEL.to_string(),
+            (0, _) if self.chosen => format!("{CLOCK} (--rtt-clock)"),
             (0, _) if self.tls => format!(
                 "{CLOCK} (no kernel timestamps under TLS: its records hide which \
                  bytes a stamp belongs to)"
@@ -422,7 +425,12 @@ mod tests {
     // mixed runs give both counts.
     #[test]
     fn rtt_sources_name_the_clock_that_ended_the_latencies() {
-        let sources = |kernel, clock, tls| RttSources { kernel, clock, tls };
+        let sources = |kernel, clock, tls| RttSources {
+            kernel,
+            clock,
+            tls,
+            chosen: false,
+        };
         assert_eq!(sources(0, 0, false).word(), None);
         assert_eq!(sources(5, 0, false).word(), Some("kernel"));
         assert_eq!(sources(0, 5, true).word(), Some("clock"));
@@ -438,6 +446,11 @@ mod tests {
         assert!(sources(0, 5, true)
             .text()
             .contains("no kernel timestamps under TLS"));
+        let chosen = RttSources {
+            chosen: true,
+            ..sources(0, 5, false)
+        };
+        assert!(chosen.text().ends_with("(--rtt-clock)"));
         assert_eq!(
             sources(3, 1_200, false).text(),
             "the kernel's receive timestamp (SO_TIMESTAMPING) for 3 messages, \
