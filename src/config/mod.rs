@@ -121,6 +121,15 @@ pub struct ListenGroup {
 }
 
 impl Config {
+    /// The settings of the server command line `echo-server ARGS`, for
+    /// tests; panics on a line the parser refuses.
+    #[cfg(test)]
+    pub fn from_args(args: &[&str]) -> Config {
+        use clap::Parser;
+        let argv = std::iter::once("echo-server").chain(args.iter().copied());
+        cli::Cli::try_parse_from(argv).unwrap().into_config()
+    }
+
     /// Decides `--busy-poll auto` from the CPU budget the process has now;
     /// returns why it turned busy polling off, if it did.
     pub fn decide_busy_poll(&mut self) -> Option<String> {

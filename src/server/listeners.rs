@@ -327,12 +327,9 @@ impl super::Server {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::cli::Cli;
-    use clap::Parser;
 
     fn config(args: &[&str]) -> Config {
-        let argv = std::iter::once("echo-server").chain(args.iter().copied());
-        Cli::try_parse_from(argv).unwrap().into_config()
+        Config::from_args(args)
     }
 
     // The default address is :: where the host has IPv6 and 0.0.0.0, with

@@ -4,13 +4,11 @@
 //! stops echoing, and the option without `--bulk` end with the documented
 //! exit code and a message saying what happened.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::client_bench::server_bytes_in;
-use crate::support::client::{client, json_of, num, Fault, FaultyServer, CLIENT};
-use crate::support::{one_at_a_time, KillOnDrop, Server};
+use crate::support::client::{client, json_lines, json_of, num, Fault, FaultyServer};
+use crate::support::{one_at_a_time, Server};
 
 const UNBOUNDED: [&str; 3] = ["--bulk", "--in-flight", "unbounded"];
 
@@ -337,7 +335,7 @@ pub(crate) fn assert_intervals(args: &[&str], shape: Shape) {
     assert!(intervals.len() >= 3, "{doc}");
     assert_shape(intervals, &doc, &shape);
 
-    let (lines, code) = stream_lines(&[args, &window[..], &["--json-stream"]].concat());
+    let (lines, code) = json_lines(&[args, &window[..], &["--json-stream"]].concat());
     assert_eq!(code, Some(0), "{lines:?}");
     let event = |at: usize| lines[at].1["event"].as_str().unwrap_or_default();
     assert_eq!(event(0), "start", "{lines:?}");
@@ -396,27 +394,4 @@ fn assert_shape(intervals: &[serde_json::Value], report: &serde_json::Value, sha
     if let Some(key) = shape.messages {
         assert_eq!(messages, num(report, &[key]), "{report}");
     }
-}
-
-/// Runs the client, returning each stdout line, parsed as one JSON object,
-/// with when it arrived.
-fn stream_lines(args: &[&str]) -> (Vec<(Instant, serde_json::Value)>, Option<i32>) {
-    let child = Command::new(CLIENT)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn echo-client");
-    let mut child = KillOnDrop(child);
-    let stdout = child.0.stdout.take().unwrap();
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines().take(1000) {
-        let line = line.unwrap();
-        let value: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
-        assert!(value.is_object(), "{line}");
-        lines.push((Instant::now(), value));
-    }
-    let code = child.0.wait().unwrap().code();
-    (lines, code)
 }

@@ -3,12 +3,10 @@
 //! `--json-stream` (one event per line, written as it happens) for both,
 //! `--format bits`, and bulk runs counting "writes".
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::client::{client, json_of, num, CLIENT};
-use crate::support::{one_at_a_time, Exit, KillOnDrop, Server};
+use crate::support::client::{client, json_lines, json_of, num};
+use crate::support::{one_at_a_time, Exit, Server};
 
 /// `-i 0.5` over a 2 s window: four intervals that tile the window, whose
 /// counts add up to the report's, each with its own percentiles.
@@ -149,27 +147,6 @@ fn bench(addr: &str, args: &[&str]) -> Exit {
     client(&all)
 }
 
-/// Runs the client, returning each stdout line with when it arrived.
-fn timed_lines(args: &[&str]) -> (Vec<(Instant, serde_json::Value)>, Option<i32>) {
-    let child = Command::new(CLIENT)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn echo-client");
-    let mut child = KillOnDrop(child);
-    let stdout = child.0.stdout.take().unwrap();
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines().take(1000) {
-        let line = line.unwrap();
-        let value: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
-        lines.push((Instant::now(), value));
-    }
-    let code = child.0.wait().unwrap().code();
-    (lines, code)
-}
-
 /// Checks the start, ..., end shape and returns the middle events.
 fn events<'a>(
     lines: &'a [(Instant, serde_json::Value)],
@@ -190,7 +167,7 @@ fn bench_json_stream_reports_as_it_goes() {
     let _turn = one_at_a_time();
     let server = Server::start(&[]);
     let addr = server.addr().to_string();
-    let (lines, code) = timed_lines(&[
+    let (lines, code) = json_lines(&[
         "bench",
         &addr,
         "--duration",
@@ -221,7 +198,7 @@ fn bench_json_stream_reports_as_it_goes() {
 fn ping_json_stream_reports_each_probe_as_it_ends() {
     let server = Server::start(&[]);
     let addr = server.addr().to_string();
-    let (lines, code) = timed_lines(&["ping", &addr, "-c", "3", "-i", "0.6", "--json-stream"]);
+    let (lines, code) = json_lines(&["ping", &addr, "-c", "3", "-i", "0.6", "--json-stream"]);
     assert_eq!(code, Some(0), "{lines:?}");
     assert_eq!(lines[0].1["data"]["count"], 3);
     let probes = events(&lines, "probe");

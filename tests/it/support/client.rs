@@ -2,7 +2,7 @@
 //! echo servers that misbehave on purpose so the client's checks are proven
 //! to catch what they claim to catch.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -272,4 +272,27 @@ pub fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
     }
     cur.as_f64()
         .unwrap_or_else(|| panic!("{path:?} is not a number in {v}"))
+}
+
+/// Runs the client, returning each stdout line, parsed as one JSON object,
+/// with when it arrived (`--json-stream`).
+pub fn json_lines(args: &[&str]) -> (Vec<(Instant, serde_json::Value)>, Option<i32>) {
+    let child = Command::new(CLIENT)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn echo-client");
+    let mut child = super::KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines().take(1000) {
+        let line = line.unwrap();
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+        assert!(value.is_object(), "{line}");
+        lines.push((Instant::now(), value));
+    }
+    let code = child.0.wait().unwrap().code();
+    (lines, code)
 }
