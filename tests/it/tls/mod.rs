@@ -288,7 +288,13 @@ pub fn read_until_closed(s: &mut TcpStream, timeout: Duration) -> Vec<u8> {
             Ok(0) => return got,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return got,
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            // A signal to the test process (another test's child stopping,
+            // say) interrupts a read with a timeout even under SA_RESTART.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(e) => panic!("reading until closed: {e}"),
         }
     }
