@@ -160,7 +160,8 @@ fn chargen_sends_the_rfc_864_pattern() {
     // characters, each starting one further, CRLF-terminated, across the
     // ring's wrap; what the client sends is read and counted, not echoed;
     // a real nc receives the same stream.
-    let srv = Server::start(&["--mode", "chargen"]);
+    // -v: the DATA lines show when the server has read the input.
+    let srv = Server::start(&["--mode", "chargen", "-v"]);
     let mut s = connect(srv.addr());
     s.write_all(b"ignored input\n").unwrap();
     let got = read_exactly(&mut s, 95 * 74 * 3 + 100);
@@ -174,6 +175,11 @@ fn chargen_sends_the_rfc_864_pattern() {
         .iter()
         .all(|&b| b == b'\r' || b == b'\n' || (b' '..=b'~').contains(&b)));
     let peer = s.local_addr().unwrap();
+    // A first turn may fill the socket with chargen before the input
+    // arrives (its read found none); the input is read in the next turn,
+    // which must come before this close resets the connection and the
+    // kernel drops what was still unread.
+    srv.wait_for_line(|l| l.contains(&format!("{peer} RX: 14 bytes")), LOG_WAIT);
     drop(s);
     let d = srv.wait_disconnect(peer, LOG_WAIT);
     assert_eq!(d.rx, 14, "{d:?}");
